@@ -18,6 +18,10 @@ pub mod integ;
 pub mod prf;
 pub mod registry;
 
+pub mod kat;
+pub mod kat_asym;
+pub mod kat_sym;
+
 pub mod kdf;
 pub mod kex;
 pub mod sig;
