@@ -609,7 +609,7 @@ impl<'a> Repr<'a> {
     /// fit 16 bits, the offset is not a multiple of 8 or too large, DSCP/ECN
     /// overflow their bits, or the buffer is too small for the header.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
-        if self.options.len() > MAX_OPTIONS_LEN || self.options.len() % 4 != 0 {
+        if self.options.len() > MAX_OPTIONS_LEN || self.options.len() & 3 != 0 {
             return Err(Error::Invalid {
                 field: "IPv4 options length",
                 value: self.options.len() as u64,
@@ -619,7 +619,7 @@ impl<'a> Repr<'a> {
             field: "IPv4 total length",
             value: self.buffer_len() as u64,
         })?;
-        if self.frag_offset % 8 != 0 || self.frag_offset >> 3 > FRAG_OFFSET_MASK {
+        if self.frag_offset & 7 != 0 || self.frag_offset >> 3 > FRAG_OFFSET_MASK {
             return Err(Error::Invalid {
                 field: "IPv4 fragment offset",
                 value: self.frag_offset.into(),

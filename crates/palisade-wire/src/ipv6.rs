@@ -754,11 +754,7 @@ pub fn prepare_for_ah_icv(packet: &mut [u8]) -> Result<()> {
     let data = packet.get_mut(..total).unwrap_or(&mut []);
     let mut pkt = Packet::new_unchecked(&mut *data);
     pkt.zero_mutable_fields();
-    loop {
-        let h = match step(data, kind, offset)? {
-            Ok(h) => h,
-            Err(_) => break,
-        };
+    while let Ok(h) = step(data, kind, offset)? {
         let header = data.get_mut(h.offset..h.offset + h.len).unwrap_or(&mut []);
         match h.kind {
             IpProtocol::HOP_BY_HOP | IpProtocol::IPV6_DEST_OPTS => {
