@@ -16,6 +16,7 @@ pub mod aead;
 pub mod cipher;
 pub mod integ;
 pub mod prf;
+pub mod proposal;
 pub mod registry;
 
 pub mod kat;
