@@ -548,3 +548,18 @@ fn emit_rejects_unrepresentable_reprs() {
     });
     assert!(emit_chain(&[huge], &mut Vec::new()).is_err());
 }
+
+#[test]
+fn notify_helpers() {
+    let m = Message::parse(&ike_sa_init_bytes()).unwrap();
+    assert_eq!(m.notifies(notify::NAT_DETECTION_DESTINATION_IP).count(), 1);
+    assert_eq!(m.notifies(notify::COOKIE).count(), 0);
+    assert!(matches!(m.find(payload::KE), Some(Payload::Ke(KePayload { group: 31, .. }))));
+    let n = NotifyPayload::invalid_ke_payload(19);
+    assert!(n.is_error());
+    assert_eq!(n.data_u16(), Some(19));
+    assert_eq!(n.data_u32(), None);
+    let sha = NotifyPayload::new(notify::SIGNATURE_HASH_ALGORITHMS, vec![0, 2, 0, 3, 0, 4]);
+    assert_eq!(sha.data_u16_list(), Some(vec![2, 3, 4]));
+    assert!(!sha.is_error());
+}

@@ -119,6 +119,14 @@ impl Payload {
     }
 }
 
+/// The notifications of a given type in a payload list (e.g. an inner chain).
+pub fn notifies_in(payloads: &[Payload], notify_type: u16) -> impl Iterator<Item = &NotifyPayload> {
+    payloads.iter().filter_map(move |p| match p {
+        Payload::Notify(n) if n.notify_type == notify_type => Some(n),
+        _ => None,
+    })
+}
+
 fn collect(iter: PayloadIter<'_>) -> Result<Vec<Payload>> {
     iter.map(|raw| raw.and_then(|r| Payload::parse(&r)))
         .collect()
@@ -214,6 +222,18 @@ impl Message {
         Ok(v.len())
     }
 
+    /// The notifications of a given type, in order.
+    pub fn notifies(&self, notify_type: u16) -> impl Iterator<Item = &NotifyPayload> {
+        notifies_in(&self.payloads, notify_type)
+    }
+
+    /// The first payload of a given type ([`super::consts::payload`]).
+    pub fn find(&self, payload_type: u8) -> Option<&Payload> {
+        self.payloads
+            .iter()
+            .find(|p| p.payload_type() == payload_type)
+    }
+
     /// The SK or SKF payload, if the message has one.
     pub fn encrypted(&self) -> Option<&Payload> {
         self.payloads
@@ -236,6 +256,10 @@ impl Message {
 
 /// Where the Encrypted payload sits in an encoded message: what the engine
 /// needs to authenticate and decrypt it in place.
+///
+/// To send, the engine can emit the message with an SK payload whose data is
+/// zeros of the final IV | ciphertext | ICV size, locate it, and encrypt into
+/// `message[body]` with `message[..aad_len]` as associated data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncryptedLocation {
     /// SK or SKF.

@@ -9,6 +9,10 @@
 //! - [`Message`]: header + payload list, and [`locate_encrypted`] /
 //!   [`parse_inner_chain`] for the Encrypted payload.
 //!
+//! Where bytes must be hashed exactly as received (IDi/IDr bodies for AUTH,
+//! RFC 7296 section 2.15), walk the chain with [`PayloadIter`] and use
+//! [`RawPayload::body`] rather than re-emitting the Repr.
+//!
 //! IKE is the control plane, so Reprs own their data in `Vec`s; parsing still
 //! never panics and never reads past the buffer, and every error names the
 //! field ("IKEv2 SA proposal 2 transform 3 length: ...").
@@ -27,8 +31,8 @@ pub use chain::{is_known, GenericPayload, PayloadIter, RawPayload, GENERIC_HEADE
 pub use cp::{CpAttribute, CpPayload};
 pub use header::{Header, HeaderRepr, HEADER_LEN, MAJOR_VERSION};
 pub use message::{
-    emit_chain, locate_encrypted, parse_chain, parse_inner_chain, EncryptedLocation, Message,
-    Payload,
+    emit_chain, locate_encrypted, notifies_in, parse_chain, parse_inner_chain, EncryptedLocation,
+    Message, Payload,
 };
 pub use payloads::{
     AuthPayload, CertPayload, CertReqPayload, DeletePayload, EapPayload, IdPayload, KePayload,

@@ -3,7 +3,7 @@
 //! the body to `out` (the chain writer adds the generic header).
 
 use super::chain::{len16, Reader};
-use super::consts::{eap, id};
+use super::consts::{eap, id, notify};
 use crate::{Error, Result};
 
 /// Key Exchange payload (section 3.4): group number, 2 reserved, KE data.
@@ -203,6 +203,40 @@ impl NotifyPayload {
             data,
         }
     }
+    /// INVALID_KE_PAYLOAD carries the group the responder wants (section 1.3).
+    pub fn invalid_ke_payload(group: u16) -> Self {
+        Self::new(notify::INVALID_KE_PAYLOAD, group.to_be_bytes().to_vec())
+    }
+
+    /// The data read as one 2-byte number (INVALID_KE_PAYLOAD's group).
+    pub fn data_u16(&self) -> Option<u16> {
+        <[u8; 2]>::try_from(&self.data[..])
+            .ok()
+            .map(u16::from_be_bytes)
+    }
+
+    /// The data read as one 4-byte number (SET_WINDOW_SIZE, AUTH_LIFETIME).
+    pub fn data_u32(&self) -> Option<u32> {
+        <[u8; 4]>::try_from(&self.data[..])
+            .ok()
+            .map(u32::from_be_bytes)
+    }
+
+    /// The data read as a list of 2-byte numbers (SIGNATURE_HASH_ALGORITHMS,
+    /// RFC 7427 section 4); `None` if the length is odd.
+    pub fn data_u16_list(&self) -> Option<Vec<u16>> {
+        (self.data.len() % 2 == 0).then(|| {
+            self.data
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect()
+        })
+    }
+
+    pub fn is_error(&self) -> bool {
+        notify::is_error(self.notify_type)
+    }
+
     pub fn parse(body: &[u8]) -> Result<Self> {
         let mut r = Reader::new(body);
         let protocol_id = r.u8("IKEv2 Notify protocol ID")?;
