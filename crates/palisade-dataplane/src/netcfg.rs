@@ -1,0 +1,152 @@
+//! Interface, route and policy-routing configuration, through iproute2.
+//!
+//! Every change is recorded so that [`NetConfig::undo`] (also run on drop)
+//! removes exactly what palisade added and nothing else. Routes through the TUN
+//! device vanish with the device; rules and routes elsewhere do not, so they are
+//! the ones that must be recorded.
+
+use std::process::Command;
+
+/// A change palisade made to the host's network configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    Route { args: Vec<String> },
+    Rule { args: Vec<String> },
+}
+
+/// Why an iproute2 command failed, with the command line for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("`ip {cmd}` failed: {stderr}")]
+pub struct NetCfgError {
+    pub cmd: String,
+    pub stderr: String,
+}
+
+/// Runs `ip` commands and remembers what to undo.
+#[derive(Debug, Default)]
+pub struct NetConfig {
+    changes: Vec<Change>,
+}
+
+fn ip(args: &[String]) -> Result<(), NetCfgError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| NetCfgError {
+            cmd: args.join(" "),
+            stderr: format!("cannot run `ip` ({e}); install iproute2"),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetCfgError {
+            cmd: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+impl NetConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bring `dev` up with the given MTU.
+    pub fn link_up(&mut self, dev: &str, mtu: u32) -> Result<(), NetCfgError> {
+        ip(&strings(&[
+            "link",
+            "set",
+            "dev",
+            dev,
+            "mtu",
+            &mtu.to_string(),
+            "up",
+        ]))
+    }
+
+    /// Add an address to `dev` (it goes away with the device).
+    pub fn addr_add(&mut self, dev: &str, cidr: &str) -> Result<(), NetCfgError> {
+        let family = if cidr.contains(':') { "-6" } else { "-4" };
+        ip(&strings(&[family, "addr", "add", cidr, "dev", dev]))
+    }
+
+    /// Route `cidr` into `dev`, optionally in `table` and with a preferred source.
+    pub fn route_add(
+        &mut self,
+        cidr: &str,
+        dev: &str,
+        table: Option<u32>,
+        src: Option<&str>,
+    ) -> Result<(), NetCfgError> {
+        let family = if cidr.contains(':') { "-6" } else { "-4" };
+        let mut args = strings(&[family, "route", "add", cidr, "dev", dev]);
+        if let Some(t) = table {
+            args.extend(strings(&["table", &t.to_string()]));
+        }
+        if let Some(s) = src {
+            args.extend(strings(&["src", s]));
+        }
+        ip(&args)?;
+        args[2] = "del".into();
+        self.changes.push(Change::Route { args });
+        Ok(())
+    }
+
+    /// Send traffic to `cidr` that does NOT carry `mark` through `table`
+    /// (transport mode: cleartext to the peer goes into the TUN; palisade's own
+    /// marked ESP/AH packets use the main table).
+    pub fn rule_add(
+        &mut self,
+        cidr: &str,
+        mark: u32,
+        table: u32,
+        priority: u32,
+    ) -> Result<(), NetCfgError> {
+        let family = if cidr.contains(':') { "-6" } else { "-4" };
+        let mut args = strings(&[
+            family,
+            "rule",
+            "add",
+            "to",
+            cidr,
+            "not",
+            "fwmark",
+            &format!("{mark:#x}"),
+            "lookup",
+            &table.to_string(),
+            "priority",
+            &priority.to_string(),
+        ]);
+        ip(&args)?;
+        args[2] = "del".into();
+        self.changes.push(Change::Rule { args });
+        Ok(())
+    }
+
+    /// Remove everything this `NetConfig` added, newest first. Failures are
+    /// collected, not fatal: a route that vanished with its device is fine.
+    pub fn undo(&mut self) -> Vec<NetCfgError> {
+        let mut errors = Vec::new();
+        while let Some(change) = self.changes.pop() {
+            let args = match change {
+                Change::Route { args } | Change::Rule { args } => args,
+            };
+            if let Err(e) = ip(&args) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+impl Drop for NetConfig {
+    fn drop(&mut self) {
+        for e in self.undo() {
+            tracing::debug!("cleanup: {e}");
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! Sockets for protected traffic: raw IP sockets for ESP (50) and AH (51), UDP
+//! sockets for ESP-in-UDP, with SO_MARK so that the packets palisade sends are
+//! not steered back into its own TUN device, and batched receive/send
+//! (recvmmsg/sendmmsg) so that one system call moves many packets.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// IP protocol number of ESP (RFC 4303).
+pub const IPPROTO_ESP: u8 = 50;
+/// IP protocol number of AH (RFC 4302).
+pub const IPPROTO_AH: u8 = 51;
+// <linux/in6.h>; not exported by every libc version.
+const IPV6_HDRINCL: libc::c_int = 36;
+
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: value is a live c_int and its size is passed exactly.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before being owned.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EPERM) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "raw sockets need root or CAP_NET_RAW (run palisade as root)",
+            ));
+        }
+        return Err(e);
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Convert a socket address to the kernel's representation.
+pub(crate) fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// Read a socket address the kernel filled in; `None` for families we do not use.
+pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                0,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// A raw IP socket for one protocol (ESP or AH) and one address family.
+///
+/// Sending always takes a complete IP packet (IP_HDRINCL / IPV6_HDRINCL),
+/// because AH's ICV covers the outer header and tunnel mode builds it anyway.
+/// Receiving on IPv4 yields the complete packet; on IPv6 the kernel strips the
+/// fixed header, so [`RawSocket::recv`] returns the addresses separately and the
+/// caller rebuilds the header it needs.
+#[derive(Debug)]
+pub struct RawSocket {
+    fd: OwnedFd,
+    v6: bool,
+    proto: u8,
+}
+
+/// One datagram received on a [`RawSocket`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRecv {
+    /// Bytes written to the buffer: the whole IPv4 packet, or the IPv6 payload.
+    pub len: usize,
+    /// Source address.
+    pub src: IpAddr,
+}
+
+impl RawSocket {
+    /// Open a raw socket for `proto` (50 or 51) on IPv4 or IPv6. `mark` sets
+    /// SO_MARK on what it sends, so policy routing can let it bypass the TUN.
+    pub fn open(v6: bool, proto: u8, mark: Option<u32>) -> io::Result<RawSocket> {
+        let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+        let fd = socket(domain, libc::SOCK_RAW, proto as libc::c_int)?;
+        if v6 {
+            setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, IPV6_HDRINCL, 1)?;
+        } else {
+            setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IP, libc::IP_HDRINCL, 1)?;
+        }
+        if let Some(mark) = mark {
+            setsockopt_int(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MARK,
+                mark as libc::c_int,
+            )?;
+        }
+        Ok(RawSocket { fd, v6, proto })
+    }
+
+    /// The IP protocol this socket carries.
+    pub fn protocol(&self) -> u8 {
+        self.proto
+    }
+
+    /// Whether this is an IPv6 socket.
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    /// Send a complete IP packet (header included) to `dst`.
+    pub fn send(&self, packet: &[u8], dst: IpAddr) -> io::Result<usize> {
+        // The port is ignored for raw sockets; IPv6 raw sockets insist on it being 0.
+        let (sa, len) = to_sockaddr(SocketAddr::new(dst, 0));
+        // SAFETY: packet and sa are live for the call; lengths are exact.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                packet.as_ptr() as *const libc::c_void,
+                packet.len(),
+                0,
+                &sa as *const _ as *const libc::sockaddr,
+                len,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Receive one datagram.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<RawRecv> {
+        // SAFETY: sockaddr_storage is plain old data.
+        let mut sa: libc::sockaddr_storage = unsafe { zeroed() };
+        let mut sa_len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: buf and sa are live, writable and sized as passed.
+        let n = unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+                &mut sa as *mut _ as *mut libc::sockaddr,
+                &mut sa_len,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let src = from_sockaddr(&sa).map(|s| s.ip()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "raw socket returned an unknown address family",
+            )
+        })?;
+        Ok(RawRecv {
+            len: n as usize,
+            src,
+        })
+    }
+
+    /// Switch between blocking and non-blocking mode.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        set_nonblocking(self.fd.as_raw_fd(), on)
+    }
+}
+
+impl AsRawFd for RawSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Set SO_MARK on any socket (e.g. the ESP-in-UDP socket).
+pub fn set_mark(fd: RawFd, mark: u32) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)
+}
+
+/// Preallocated buffers for batched receive with `recvmmsg(2)`: one system
+/// call fills up to `capacity` datagrams. Nothing is allocated per call.
+pub struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    count: usize,
+}
+
+impl RecvBatch {
+    /// `capacity` datagrams of at most `mtu` bytes each.
+    pub fn new(capacity: usize, mtu: usize) -> RecvBatch {
+        let capacity = capacity.max(1);
+        RecvBatch {
+            bufs: (0..capacity).map(|_| vec![0u8; mtu]).collect(),
+            lens: vec![0; capacity],
+            // SAFETY: plain old data, all-zero is valid.
+            addrs: vec![unsafe { zeroed() }; capacity],
+            // SAFETY: plain old data, all-zero is valid (null pointers are rewritten before use).
+            iovs: vec![unsafe { zeroed() }; capacity],
+            // SAFETY: as above.
+            hdrs: vec![unsafe { zeroed() }; capacity],
+            count: 0,
+        }
+    }
+
+    /// Receive as many datagrams as are waiting (up to capacity) on `fd`.
+    /// Returns how many arrived; with a non-blocking socket, `WouldBlock` when none.
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        for i in 0..self.bufs.len() {
+            self.iovs[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr() as *mut libc::c_void,
+                iov_len: self.bufs[i].len(),
+            };
+            // SAFETY: plain old data.
+            let mut h: libc::mmsghdr = unsafe { zeroed() };
+            h.msg_hdr.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut self.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            self.hdrs[i] = h;
+        }
+        // SAFETY: every pointer in hdrs points into self's vectors, which are not
+        // moved or resized during the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                self.hdrs.len() as libc::c_uint,
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            self.count = 0;
+            return Err(io::Error::last_os_error());
+        }
+        self.count = n as usize;
+        for i in 0..self.count {
+            self.lens[i] = self.hdrs[i].msg_len as usize;
+        }
+        Ok(self.count)
+    }
+
+    /// The datagrams of the last `recv`: (source, bytes).
+    pub fn iter(&self) -> impl Iterator<Item = (Option<SocketAddr>, &[u8])> + '_ {
+        (0..self.count).map(move |i| (from_sockaddr(&self.addrs[i]), &self.bufs[i][..self.lens[i]]))
+    }
+}
+
+/// Send many datagrams with one `sendmmsg(2)`. Returns how many were sent.
+/// `scratch` avoids allocation: reuse one per worker.
+pub fn send_batch(
+    fd: RawFd,
+    packets: &[(&[u8], SocketAddr)],
+    scratch: &mut SendScratch,
+) -> io::Result<usize> {
+    scratch.addrs.clear();
+    scratch.iovs.clear();
+    scratch.hdrs.clear();
+    for (pkt, dst) in packets {
+        scratch.addrs.push(to_sockaddr(*dst));
+        scratch.iovs.push(libc::iovec {
+            iov_base: pkt.as_ptr() as *mut libc::c_void,
+            iov_len: pkt.len(),
+        });
+    }
+    for i in 0..packets.len() {
+        // SAFETY: plain old data.
+        let mut h: libc::mmsghdr = unsafe { zeroed() };
+        h.msg_hdr.msg_name = &mut scratch.addrs[i].0 as *mut _ as *mut libc::c_void;
+        h.msg_hdr.msg_namelen = scratch.addrs[i].1;
+        h.msg_hdr.msg_iov = &mut scratch.iovs[i];
+        h.msg_hdr.msg_iovlen = 1;
+        scratch.hdrs.push(h);
+    }
+    if scratch.hdrs.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: hdrs point into scratch's vectors (not resized after this point)
+    // and into `packets`, which outlive the call.
+    let n = unsafe {
+        libc::sendmmsg(
+            fd,
+            scratch.hdrs.as_mut_ptr(),
+            scratch.hdrs.len() as libc::c_uint,
+            0,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Reusable storage for [`send_batch`].
+#[derive(Default)]
+pub struct SendScratch {
+    addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
