@@ -10,7 +10,9 @@
 //! worker thread per core can own its descriptors without locks.
 
 pub mod netcfg;
+pub mod plane;
 pub mod sock;
 pub mod tun;
+pub mod worker;
 
 pub use tun::Tun;

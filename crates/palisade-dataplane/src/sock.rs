@@ -181,6 +181,24 @@ impl RawSocket {
         Ok(RawSocket { fd, v6, proto })
     }
 
+    /// Receive only packets addressed to `local` (and send from it).
+    pub fn bind(&self, local: IpAddr) -> io::Result<()> {
+        let (sa, len) = to_sockaddr(SocketAddr::new(local, 0));
+        // SAFETY: sa is a valid sockaddr of length len.
+        let rc = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                &sa as *const _ as *const libc::sockaddr,
+                len,
+            )
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
     /// The IP protocol this socket carries.
     pub fn protocol(&self) -> u8 {
         self.proto
@@ -265,6 +283,7 @@ pub fn set_mark(fd: RawFd, mark: u32) -> io::Result<()> {
 /// call fills up to `capacity` datagrams. Nothing is allocated per call.
 pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
+    headroom: usize,
     lens: Vec<usize>,
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
@@ -275,9 +294,17 @@ pub struct RecvBatch {
 impl RecvBatch {
     /// `capacity` datagrams of at most `mtu` bytes each.
     pub fn new(capacity: usize, mtu: usize) -> RecvBatch {
+        Self::with_headroom(capacity, mtu, 0)
+    }
+
+    /// Like [`RecvBatch::new`], but each datagram lands `headroom` bytes into
+    /// its buffer, so that headers can be prepended in place (e.g. the IPv6
+    /// header a raw socket stripped, or a tunnel's outer header).
+    pub fn with_headroom(capacity: usize, mtu: usize, headroom: usize) -> RecvBatch {
         let capacity = capacity.max(1);
         RecvBatch {
-            bufs: (0..capacity).map(|_| vec![0u8; mtu]).collect(),
+            headroom,
+            bufs: (0..capacity).map(|_| vec![0u8; headroom + mtu]).collect(),
             lens: vec![0; capacity],
             // SAFETY: plain old data, all-zero is valid.
             addrs: vec![unsafe { zeroed() }; capacity],
@@ -293,9 +320,10 @@ impl RecvBatch {
     /// Returns how many arrived; with a non-blocking socket, `WouldBlock` when none.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         for i in 0..self.bufs.len() {
+            let room = &mut self.bufs[i][self.headroom..];
             self.iovs[i] = libc::iovec {
-                iov_base: self.bufs[i].as_mut_ptr() as *mut libc::c_void,
-                iov_len: self.bufs[i].len(),
+                iov_base: room.as_mut_ptr() as *mut libc::c_void,
+                iov_len: room.len(),
             };
             // SAFETY: plain old data.
             let mut h: libc::mmsghdr = unsafe { zeroed() };
@@ -329,7 +357,33 @@ impl RecvBatch {
 
     /// The datagrams of the last `recv`: (source, bytes).
     pub fn iter(&self) -> impl Iterator<Item = (Option<SocketAddr>, &[u8])> + '_ {
-        (0..self.count).map(move |i| (from_sockaddr(&self.addrs[i]), &self.bufs[i][..self.lens[i]]))
+        (0..self.count).map(move |i| {
+            (
+                from_sockaddr(&self.addrs[i]),
+                &self.bufs[i][self.headroom..self.headroom + self.lens[i]],
+            )
+        })
+    }
+
+    /// Number of datagrams the last `recv` returned.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the last `recv` returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Datagram `i` of the last `recv` as (source, whole buffer, headroom,
+    /// length): the datagram is `buf[headroom..headroom + length]` and the
+    /// bytes before and after it are free for in-place processing.
+    pub fn slot_mut(&mut self, i: usize) -> Option<(Option<SocketAddr>, &mut [u8], usize, usize)> {
+        if i >= self.count {
+            return None;
+        }
+        let src = from_sockaddr(&self.addrs[i]);
+        Some((src, &mut self.bufs[i][..], self.headroom, self.lens[i]))
     }
 }
 

@@ -1,0 +1,347 @@
+//! The per-packet decisions of the data plane, without any I/O: which policy a
+//! packet from the TUN falls under and which SAs seal it, and which SA opens a
+//! packet from the wire and whether what comes out may be delivered. The
+//! [`crate::worker`] moves bytes between sockets and this; tests drive two
+//! `Plane`s against each other in memory.
+
+use palisade_sa::buf::PacketBuf;
+use palisade_sa::counters::{DropCounters, DropReason, SaCounters};
+use palisade_sa::encap::{classify, Inbound};
+use palisade_sa::lifetime::Timestamp;
+use palisade_sa::sa::{Encap, Opened, SecurityAssociation};
+use palisade_sa::sad::{SaHandle, Sad, SecurityProtocol};
+use palisade_sa::selector::{Direction, Selector, SelectorKey};
+use palisade_sa::spd::{Action, Bundle, Spd};
+use palisade_wire::ip::{IpPacket, IpProtocol};
+use palisade_wire::{ipv4, ipv6};
+use std::net::{IpAddr, SocketAddr};
+
+/// An SA as the data plane holds it.
+pub struct InstalledSa {
+    /// The operator's name for it (manual SA or CHILD_SA name), for status.
+    pub name: String,
+    pub sa: SecurityAssociation,
+    /// Inbound SAs: what the decapsulated packet must match (RFC 4301 5.2
+    /// step 4, "the packet must match the SA's selectors"). Empty = anything.
+    pub selectors: Vec<Selector>,
+    /// Drops the SA itself does not see (inbound policy mismatch, seal errors).
+    pub extra_drops: DropCounters,
+}
+
+impl InstalledSa {
+    pub fn new(name: impl Into<String>, sa: SecurityAssociation, selectors: Vec<Selector>) -> Self {
+        InstalledSa {
+            name: name.into(),
+            sa,
+            selectors,
+            extra_drops: DropCounters::default(),
+        }
+    }
+}
+
+/// How a sealed packet leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transmit {
+    /// Through a raw socket for `proto`, header included, to `dst`.
+    Raw { dst: IpAddr, proto: u8 },
+    /// Through the UDP socket bound to `src_port`, sending the bytes from
+    /// `offset` (the ESP header; the socket adds IP and UDP) to `dst`.
+    Udp {
+        dst: SocketAddr,
+        src_port: u16,
+        offset: usize,
+    },
+}
+
+/// The outcome for a packet read from the TUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutVerdict {
+    Send(Transmit),
+    Drop(DropReason),
+}
+
+/// The outcome for a packet read from the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InVerdict {
+    /// The buffer holds a cleartext packet for the TUN.
+    Deliver,
+    /// An IKE message behind the non-ESP marker (the buffer holds it).
+    Ike,
+    /// Authentic but nothing to deliver: keepalive or dummy packet.
+    Consumed,
+    Drop(DropReason),
+}
+
+/// The SPD and SAD of one data-plane worker, and the drops no SA owns.
+#[derive(Default)]
+pub struct Plane {
+    pub spd: Spd,
+    pub sad: Sad<InstalledSa>,
+    /// Drops before an SA was found (unknown SPI, discard, no SA, malformed).
+    pub drops: DropCounters,
+    /// Packets and bytes the plane handled in each direction.
+    pub totals: SaCounters,
+}
+
+/// Read the selector fields of an IP packet (RFC 4301 4.4.1.1): addresses,
+/// next-layer protocol and ports, ICMP type/code in the port positions, and
+/// OPAQUE ports for non-initial fragments.
+pub fn selector_key(packet: &[u8]) -> Result<SelectorKey, palisade_wire::Error> {
+    let ip = IpPacket::new_checked(packet)?;
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let (proto, l4, fragment) = match &ip {
+        IpPacket::V4(p) => (p.protocol(), p.payload(), p.frag_offset() != 0),
+        IpPacket::V6(p) => {
+            let ul = p.upper_layer()?;
+            (
+                ul.protocol,
+                packet.get(ul.offset..).unwrap_or(&[]),
+                ul.non_first_fragment,
+            )
+        }
+    };
+    let two = |at: usize| l4.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let key = match proto {
+        _ if fragment => SelectorKey::without_ports(src, dst, proto.0),
+        IpProtocol::ICMP | IpProtocol::ICMPV6 => match (l4.first(), l4.get(1)) {
+            (Some(&t), Some(&c)) => SelectorKey::icmp(src, dst, proto.0, t, c),
+            _ => SelectorKey::without_ports(src, dst, proto.0),
+        },
+        // TCP, UDP, SCTP, UDP-Lite, DCCP: ports in the first four bytes.
+        IpProtocol(6 | 17 | 33 | 132 | 136) => match (two(0), two(2)) {
+            (Some(s), Some(d)) => SelectorKey::new(src, dst, proto.0, s, d),
+            _ => SelectorKey::without_ports(src, dst, proto.0),
+        },
+        _ => SelectorKey::without_ports(src, dst, proto.0),
+    };
+    Ok(key)
+}
+
+/// Where an outer packet goes: its destination address and protocol.
+fn outer_dst(packet: &[u8]) -> Option<(IpAddr, u8)> {
+    match IpPacket::new_checked(packet).ok()? {
+        IpPacket::V4(p) => Some((IpAddr::V4(p.dst_addr()), p.protocol().0)),
+        IpPacket::V6(p) => Some((IpAddr::V6(p.dst_addr()), p.next_header().0)),
+    }
+}
+
+impl Plane {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Seal `buf` (an IP packet from the TUN) per the outbound SPD.
+    pub fn outbound(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> OutVerdict {
+        let verdict = self.outbound_inner(now, buf);
+        match verdict {
+            OutVerdict::Send(_) => self.totals.count_out(buf.len() as u64),
+            OutVerdict::Drop(reason) => self.drops.record(reason),
+        }
+        verdict
+    }
+
+    fn outbound_inner(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> OutVerdict {
+        let Ok(key) = selector_key(buf.data()) else {
+            return OutVerdict::Drop(DropReason::Malformed);
+        };
+        let protect = match self.spd.decide(Direction::Outbound, &key) {
+            Action::Protect(p) => p,
+            Action::Discard => return OutVerdict::Drop(DropReason::PolicyDiscard),
+            // A packet only reaches the TUN because a route sent it there to be
+            // protected; BYPASS policies are honoured by not routing traffic
+            // into the TUN at all, so one here is a configuration conflict.
+            Action::Bypass => return OutVerdict::Drop(DropReason::PolicyDiscard),
+        };
+        // ESP first, then AH outside it (RFC 4301 4.3).
+        let order: [Option<Option<SaHandle>>; 2] = match protect.bundle {
+            Bundle::Esp { sa } => [Some(sa), None],
+            Bundle::Ah { sa } => [Some(sa), None],
+            Bundle::AhEsp { ah, esp } => [Some(esp), Some(ah)],
+        };
+        let mut last: Option<(Encap, usize)> = None;
+        for handle in order.into_iter().flatten() {
+            let Some(entry) = handle.and_then(|h| self.sad.get_mut(h)) else {
+                return OutVerdict::Drop(DropReason::NoSa);
+            };
+            match entry.sa.seal(now, buf) {
+                Ok(sealed) => last = Some((entry.sa.encap(), sealed.l4_offset)),
+                Err(e) => {
+                    entry.extra_drops.record(e.reason());
+                    return OutVerdict::Drop(e.reason());
+                }
+            }
+        }
+        let Some((encap, l4_offset)) = last else {
+            return OutVerdict::Drop(DropReason::NoSa);
+        };
+        let Some((dst, proto)) = outer_dst(buf.data()) else {
+            return OutVerdict::Drop(DropReason::Malformed);
+        };
+        OutVerdict::Send(match encap {
+            Encap::None => Transmit::Raw { dst, proto },
+            Encap::Udp { src_port, dst_port } => Transmit::Udp {
+                dst: SocketAddr::new(dst, dst_port),
+                src_port,
+                offset: l4_offset + 8,
+            },
+        })
+    }
+
+    /// Open `buf` (a whole IP packet from the wire, UDP header included for
+    /// ESP-in-UDP) and check the result against the SA's selectors.
+    pub fn inbound(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> InVerdict {
+        let len = buf.len() as u64;
+        let verdict = self.inbound_inner(now, buf);
+        match verdict {
+            InVerdict::Deliver => self.totals.count_in(len),
+            InVerdict::Drop(reason) => self.drops.record(reason),
+            _ => {}
+        }
+        verdict
+    }
+
+    fn inbound_inner(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> InVerdict {
+        // At most AH then ESP (an AH+ESP bundle), then the cleartext.
+        for _ in 0..2 {
+            let Ok((kind, dst)) = classify(buf.data()) else {
+                return InVerdict::Drop(DropReason::Malformed);
+            };
+            let (spi, proto) = match kind {
+                Inbound::Esp { spi } | Inbound::UdpEsp { spi } => (spi, SecurityProtocol::Esp),
+                Inbound::Ah { spi } => (spi, SecurityProtocol::Ah),
+                Inbound::Keepalive => return InVerdict::Consumed,
+                Inbound::Ike => return InVerdict::Ike,
+            };
+            let src = match IpPacket::new_checked(buf.data()) {
+                Ok(p) => p.src_addr(),
+                Err(_) => return InVerdict::Drop(DropReason::Malformed),
+            };
+            let Some((_, entry)) = self.sad.inbound_mut(spi, proto, dst, src) else {
+                return InVerdict::Drop(DropReason::UnknownSpi);
+            };
+            match entry.sa.open(now, buf) {
+                // The SA counted the drop itself; the plane counts it too, as a total.
+                Err(e) => return InVerdict::Drop(e.reason()),
+                Ok(Opened::Dummy { .. }) | Ok(Opened::Keepalive) => return InVerdict::Consumed,
+                Ok(Opened::Ike) => return InVerdict::Ike,
+                Ok(Opened::Packet { next_header, .. }) => {
+                    // Transport-mode AH of a bundle: ESP follows; open it next.
+                    if next_header == IpProtocol::ESP
+                        && entry.sa.protocol() == palisade_sa::sa::Protocol::Ah
+                    {
+                        continue;
+                    }
+                    let Ok(key) = selector_key(buf.data()) else {
+                        entry.extra_drops.record(DropReason::Malformed);
+                        return InVerdict::Drop(DropReason::Malformed);
+                    };
+                    if !entry.selectors.is_empty()
+                        && !entry
+                            .selectors
+                            .iter()
+                            .any(|s| s.matches(&key, Direction::Inbound))
+                    {
+                        entry.extra_drops.record(DropReason::PolicyMismatch);
+                        return InVerdict::Drop(DropReason::PolicyMismatch);
+                    }
+                    return InVerdict::Deliver;
+                }
+            }
+        }
+        InVerdict::Drop(DropReason::Malformed)
+    }
+}
+
+/// Build the outer IPv4 or IPv6 + UDP header that a UDP socket stripped, in
+/// front of an ESP-in-UDP payload, so that [`Plane::inbound`] sees the packet
+/// as it was on the wire. The UDP checksum is left 0 for IPv4 (RFC 3948 2.1
+/// lets senders use 0) and computed for IPv6, where 0 is not allowed.
+pub fn rebuild_udp_outer(
+    buf: &mut PacketBuf<'_>,
+    src: SocketAddr,
+    dst: SocketAddr,
+) -> Result<(), palisade_sa::buf::NoRoom> {
+    let udp_len = 8 + buf.len();
+    match (src, dst) {
+        (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+            let hdr = buf.prepend(28)?;
+            hdr.fill(0);
+            {
+                let mut ip = ipv4::Packet::new_unchecked(&mut hdr[..20]);
+                ip.set_version_and_header_len(20);
+                ip.set_total_len((20 + udp_len) as u16);
+                ip.set_ttl(64);
+                ip.set_protocol(IpProtocol::UDP);
+                ip.set_src_addr(*s.ip());
+                ip.set_dst_addr(*d.ip());
+                ip.fill_checksum();
+            }
+            write_udp(&mut hdr[20..28], s.port(), d.port(), udp_len);
+        }
+        _ => {
+            let (s6, d6) = (to_v6(src.ip()), to_v6(dst.ip()));
+            let hdr = buf.prepend(48)?;
+            hdr.fill(0);
+            {
+                let mut ip = ipv6::Packet::new_unchecked(&mut hdr[..40]);
+                ip.set_version();
+                ip.set_payload_len(udp_len as u16);
+                ip.set_next_header(IpProtocol::UDP);
+                ip.set_hop_limit(64);
+                ip.set_src_addr(s6);
+                ip.set_dst_addr(d6);
+            }
+            write_udp(&mut hdr[40..48], src.port(), dst.port(), udp_len);
+            let seg = &mut buf.data_mut()[40..];
+            let ph = palisade_wire::ip::checksum::pseudo_header(
+                &IpAddr::V6(s6),
+                &IpAddr::V6(d6),
+                IpProtocol::UDP,
+                udp_len as u32,
+            );
+            let mut c = !palisade_wire::ip::checksum::fold(palisade_wire::ip::checksum::add(
+                ph,
+                palisade_wire::ip::checksum::sum(seg),
+            ));
+            if c == 0 {
+                c = 0xffff;
+            }
+            seg[6..8].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// Rebuild the fixed IPv6 header that an IPv6 raw socket stripped.
+pub fn rebuild_v6_header(
+    buf: &mut PacketBuf<'_>,
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    next_header: u8,
+) -> Result<(), palisade_sa::buf::NoRoom> {
+    let payload_len = buf.len();
+    let hdr = buf.prepend(40)?;
+    hdr.fill(0);
+    let mut ip = ipv6::Packet::new_unchecked(&mut hdr[..]);
+    ip.set_version();
+    ip.set_payload_len(payload_len as u16);
+    ip.set_next_header(IpProtocol(next_header));
+    ip.set_hop_limit(64);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    Ok(())
+}
+
+fn to_v6(a: IpAddr) -> std::net::Ipv6Addr {
+    match a {
+        IpAddr::V6(v6) => v6,
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+    }
+}
+
+fn write_udp(h: &mut [u8], sport: u16, dport: u16, len: usize) {
+    h[0..2].copy_from_slice(&sport.to_be_bytes());
+    h[2..4].copy_from_slice(&dport.to_be_bytes());
+    h[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+    h[6..8].copy_from_slice(&[0, 0]);
+}

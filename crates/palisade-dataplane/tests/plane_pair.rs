@@ -1,0 +1,218 @@
+//! Two data planes, A and B, joined in memory: what A seals from its TUN, B
+//! opens and delivers, and every way a packet can be refused is counted.
+
+use palisade_crypto::{Policy, Secret};
+use palisade_dataplane::plane::{InVerdict, InstalledSa, OutVerdict, Plane, Transmit};
+use palisade_sa::buf::PacketBuf;
+use palisade_sa::counters::DropReason;
+use palisade_sa::lifetime::Timestamp;
+use palisade_sa::sa::{EncrConfig, Mode, Protocol, SaConfig, SecurityAssociation};
+use palisade_sa::sad::{InboundKey, SaScope, SecurityProtocol};
+use palisade_sa::selector::{AddrRange, Direction, Selector};
+use palisade_sa::spd::{Action, Bundle, PolicySpec, Protect};
+use std::net::{IpAddr, Ipv4Addr};
+
+const GCM16: u16 = 20;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn gcm_sa(spi: u32, src: &str, dst: &str, key: u8) -> SecurityAssociation {
+    let mut c = SaConfig::new(
+        spi,
+        Protocol::Esp,
+        Mode::Tunnel {
+            src: ip(src),
+            dst: ip(dst),
+        },
+    );
+    c.encr = Some(EncrConfig {
+        id: GCM16,
+        key_bits: 256,
+        keymat: Secret::new(vec![key; 36]),
+    });
+    c.policy = Policy::SECURE;
+    SecurityAssociation::new(c, Timestamp(0)).unwrap()
+}
+
+/// A plane for a gateway at `me` protecting `local_net` <-> `remote_net` with the peer `peer`.
+fn plane(
+    me: &str,
+    peer: &str,
+    local_net: (&str, u8),
+    remote_net: (&str, u8),
+    spi_out: u32,
+    spi_in: u32,
+) -> Plane {
+    let mut p = Plane::new();
+    let sel = Selector::between(
+        AddrRange::prefix(ip(local_net.0), local_net.1).unwrap(),
+        AddrRange::prefix(ip(remote_net.0), remote_net.1).unwrap(),
+    );
+    let out_key = if spi_out == 0x1000 { 1 } else { 2 };
+    let in_key = if spi_in == 0x1000 { 1 } else { 2 };
+    let out = p
+        .sad
+        .insert_outbound(InstalledSa::new(
+            "out",
+            gcm_sa(spi_out, me, peer, out_key),
+            vec![],
+        ))
+        .unwrap();
+    p.sad
+        .insert_inbound(
+            InboundKey {
+                spi: spi_in,
+                proto: SecurityProtocol::Esp,
+                scope: SaScope::Unicast,
+            },
+            InstalledSa::new("in", gcm_sa(spi_in, peer, me, in_key), vec![sel]),
+        )
+        .unwrap();
+    p.spd.insert(PolicySpec {
+        priority: 10,
+        direction: Direction::Outbound,
+        selector: sel,
+        action: Action::Protect(Protect {
+            bundle: Bundle::Esp { sa: Some(out) },
+            mode: palisade_sa::spd::Mode::Tunnel,
+        }),
+    });
+    p
+}
+
+fn udp_v4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let total = 28 + payload.len();
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    let mut ip = palisade_wire::ipv4::Packet::new_unchecked(&mut p[..]);
+    ip.fill_checksum();
+    p[20..22].copy_from_slice(&1234u16.to_be_bytes());
+    p[22..24].copy_from_slice(&5678u16.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p[28..].copy_from_slice(payload);
+    p
+}
+
+fn pair() -> (Plane, Plane) {
+    let a = plane(
+        "192.0.2.1",
+        "192.0.2.2",
+        ("10.1.0.0", 16),
+        ("10.2.0.0", 16),
+        0x1000,
+        0x2000,
+    );
+    let b = plane(
+        "192.0.2.2",
+        "192.0.2.1",
+        ("10.2.0.0", 16),
+        ("10.1.0.0", 16),
+        0x2000,
+        0x1000,
+    );
+    (a, b)
+}
+
+#[test]
+fn a_seals_b_opens_and_delivers_the_original() {
+    let (mut a, mut b) = pair();
+    let original = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"through the tunnel");
+    let mut storage = vec![0u8; 2048];
+    let mut buf = PacketBuf::with_packet(&mut storage, 128, &original).unwrap();
+    let verdict = a.outbound(Timestamp(1), &mut buf);
+    assert_eq!(
+        verdict,
+        OutVerdict::Send(Transmit::Raw {
+            dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            proto: 50
+        })
+    );
+    assert!(
+        !buf.data().windows(7).any(|w| w == b"through"),
+        "no plaintext on the wire"
+    );
+    let wire = buf.data().to_vec();
+
+    let mut storage = vec![0u8; 2048];
+    let mut buf = PacketBuf::with_packet(&mut storage, 128, &wire).unwrap();
+    assert_eq!(b.inbound(Timestamp(2), &mut buf), InVerdict::Deliver);
+    assert_eq!(buf.data(), &original[..]);
+
+    // The same packet again is a replay.
+    let mut storage = vec![0u8; 2048];
+    let mut buf = PacketBuf::with_packet(&mut storage, 128, &wire).unwrap();
+    assert_eq!(
+        b.inbound(Timestamp(3), &mut buf),
+        InVerdict::Drop(DropReason::Replay)
+    );
+    assert_eq!(b.drops.get(DropReason::Replay), 1);
+}
+
+#[test]
+fn traffic_outside_every_policy_is_discarded_not_sent_in_clear() {
+    let (mut a, _) = pair();
+    let stray = udp_v4([10, 1, 0, 5], [10, 9, 0, 7], b"no policy");
+    let mut storage = vec![0u8; 2048];
+    let mut buf = PacketBuf::with_packet(&mut storage, 128, &stray).unwrap();
+    assert_eq!(
+        a.outbound(Timestamp(1), &mut buf),
+        OutVerdict::Drop(DropReason::PolicyDiscard)
+    );
+    assert_eq!(a.drops.get(DropReason::PolicyDiscard), 1);
+}
+
+#[test]
+fn tampered_unknown_spi_and_wrong_inner_addresses_are_dropped_and_counted() {
+    let (mut a, mut b) = pair();
+    let seal = |a: &mut Plane, pkt: &[u8]| {
+        let mut storage = vec![0u8; 2048];
+        let mut buf = PacketBuf::with_packet(&mut storage, 128, pkt).unwrap();
+        assert!(matches!(
+            a.outbound(Timestamp(1), &mut buf),
+            OutVerdict::Send(_)
+        ));
+        buf.data().to_vec()
+    };
+    let open = |b: &mut Plane, wire: &[u8]| {
+        let mut storage = vec![0u8; 2048];
+        let mut buf = PacketBuf::with_packet(&mut storage, 128, wire).unwrap();
+        b.inbound(Timestamp(2), &mut buf)
+    };
+    let mut wire = seal(&mut a, &udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"payload"));
+    let last = wire.len() - 1;
+    wire[last] ^= 1;
+    assert_eq!(open(&mut b, &wire), InVerdict::Drop(DropReason::IcvFailure));
+
+    let mut wire = seal(&mut a, &udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"payload"));
+    wire[20..24].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    assert_eq!(open(&mut b, &wire), InVerdict::Drop(DropReason::UnknownSpi));
+
+    // A authentic packet whose inner addresses are outside the SA's selectors:
+    // A's policy for 10.2/16 is widened to everything, B's SA still allows 10.1/16 only.
+    let mut a_wide = plane(
+        "192.0.2.1",
+        "192.0.2.2",
+        ("0.0.0.0", 0),
+        ("10.2.0.0", 16),
+        0x1000,
+        0x2000,
+    );
+    let wire = seal(
+        &mut a_wide,
+        &udp_v4([172, 16, 0, 1], [10, 2, 0, 7], b"spoofed"),
+    );
+    assert_eq!(
+        open(&mut b, &wire),
+        InVerdict::Drop(DropReason::PolicyMismatch)
+    );
+    assert_eq!(b.drops.get(DropReason::PolicyMismatch), 1);
+    assert_eq!(b.drops.get(DropReason::IcvFailure), 1);
+    assert_eq!(b.drops.get(DropReason::UnknownSpi), 1);
+}
