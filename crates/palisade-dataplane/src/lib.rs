@@ -9,6 +9,7 @@
 //! Everything here is plain blocking/non-blocking Linux I/O through `libc`, so a
 //! worker thread per core can own its descriptors without locks.
 
+pub mod manual;
 pub mod netcfg;
 pub mod plane;
 pub mod sock;

@@ -1,0 +1,424 @@
+//! Manually keyed SA pairs (RFC 4301 4.5 "manual keying"): the neutral
+//! description the daemon's config is turned into, and its installation into a
+//! [`Plane`] plus the host configuration (routes, rules, sockets) it needs.
+
+use crate::netcfg::{NetCfgError, NetConfig};
+use crate::plane::{InstalledSa, Plane};
+use crate::sock::{RawSocket, IPPROTO_AH, IPPROTO_ESP};
+use crate::worker::{RawEndpoint, UdpEndpoint};
+use palisade_crypto::{Policy, Secret};
+use palisade_sa::lifetime::Timestamp;
+use palisade_sa::sa::{
+    Encap, EncrConfig, IntegConfig, Mode, Protocol, SaConfig, SecurityAssociation,
+};
+use palisade_sa::sad::{InboundKey, SaHandle, SaScope, SecurityProtocol};
+use palisade_sa::selector::{AddrRange, Direction, Selector};
+use palisade_sa::spd::{Action, Bundle, PolicySpec, Protect};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+/// The mark on palisade's own ESP/AH packets, so policy routing lets them out
+/// through the normal tables instead of back into the TUN.
+pub const BYPASS_MARK: u32 = 0x5a1;
+/// Routing table for transport-mode peers.
+pub const TRANSPORT_TABLE: u32 = 0x5a1;
+
+/// How the protected packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Esp,
+    EspUdp { local_port: u16, remote_port: u16 },
+    Ah,
+    AhEsp,
+}
+
+/// Keys for one direction.
+#[derive(Clone, Default)]
+pub struct DirKeys {
+    /// ESP encryption keymat (salt/nonce included for AEAD and CTR).
+    pub enc: Option<Secret>,
+    /// ESP integrity key (non-AEAD).
+    pub esp_auth: Option<Secret>,
+    /// AH integrity key.
+    pub ah_auth: Option<Secret>,
+}
+
+/// One manually keyed SA pair as the daemon's config describes it.
+#[derive(Clone)]
+pub struct ManualSpec {
+    pub name: String,
+    pub tunnel: bool,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub wire: Wire,
+    /// ESP SPIs (in = what the peer puts on packets to us).
+    pub spi_in: u32,
+    pub spi_out: u32,
+    /// AH SPIs for `ah+esp` (AH alone uses `spi_in`/`spi_out`).
+    pub ah_spi_in: u32,
+    pub ah_spi_out: u32,
+    /// ESP transforms: (ENCR id, key bits) and INTEG id (None with an AEAD).
+    pub encr: Option<(u16, u16)>,
+    pub esp_integ: Option<u16>,
+    /// AH integrity transform.
+    pub ah_integ: Option<u16>,
+    pub keys_in: DirKeys,
+    pub keys_out: DirKeys,
+    /// Local and remote traffic selectors as prefixes.
+    pub local_ts: Vec<(IpAddr, u8)>,
+    pub remote_ts: Vec<(IpAddr, u8)>,
+    pub esn: bool,
+    pub replay_window: u32,
+    pub tfc_pad_to: u16,
+    pub allow_insecure: bool,
+}
+
+impl std::fmt::Debug for ManualSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are deliberately left out.
+        f.debug_struct("ManualSpec")
+            .field("name", &self.name)
+            .field("tunnel", &self.tunnel)
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("wire", &self.wire)
+            .field("spi_in", &format_args!("{:#x}", self.spi_in))
+            .field("spi_out", &format_args!("{:#x}", self.spi_out))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a manual SA could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("manual SA `{name}`: {what}: {source}")]
+    Sa {
+        name: String,
+        what: &'static str,
+        source: palisade_sa::sa::ConfigError,
+    },
+    #[error("manual SA `{name}`: SPI {spi:#x} is already in use: {source}")]
+    Sad {
+        name: String,
+        spi: u32,
+        source: palisade_sa::sad::SadError,
+    },
+    #[error("manual SA `{name}`: traffic selector {addr}/{len} is invalid")]
+    Selector { name: String, addr: IpAddr, len: u8 },
+    #[error(transparent)]
+    Net(#[from] NetCfgError),
+    #[error("opening a socket for {what}: {source}")]
+    Socket {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Handles of what [`install`] put into the plane, to remove it on reload.
+#[derive(Debug, Clone, Default)]
+pub struct Installed {
+    pub sas: Vec<SaHandle>,
+    pub policies: Vec<palisade_sa::spd::PolicyId>,
+}
+
+fn prefixes(
+    name: &str,
+    ts: &[(IpAddr, u8)],
+    fallback: IpAddr,
+) -> Result<Vec<AddrRange>, InstallError> {
+    if ts.is_empty() {
+        return Ok(vec![AddrRange::host(fallback)]);
+    }
+    ts.iter()
+        .map(|&(addr, len)| {
+            AddrRange::prefix(addr, len).map_err(|_| InstallError::Selector {
+                name: name.into(),
+                addr,
+                len,
+            })
+        })
+        .collect()
+}
+
+impl ManualSpec {
+    fn sa_config(&self, protocol: Protocol, spi: u32, inbound: bool) -> SaConfig {
+        let (src, dst) = if inbound {
+            (self.remote, self.local)
+        } else {
+            (self.local, self.remote)
+        };
+        let mode =
+            if self.tunnel && protocol == Protocol::Esp || self.tunnel && self.wire == Wire::Ah {
+                Mode::Tunnel { src, dst }
+            } else {
+                Mode::Transport
+            };
+        let mut c = SaConfig::new(spi, protocol, mode);
+        let keys = if inbound {
+            &self.keys_in
+        } else {
+            &self.keys_out
+        };
+        match protocol {
+            Protocol::Esp => {
+                c.encr = self.encr.map(|(id, bits)| EncrConfig {
+                    id,
+                    key_bits: bits,
+                    keymat: keys.enc.clone().unwrap_or_default(),
+                });
+                c.integ = self.esp_integ.map(|id| IntegConfig {
+                    id,
+                    key: keys.esp_auth.clone().unwrap_or_default(),
+                });
+                c.tfc_pad_to = if inbound { 0 } else { self.tfc_pad_to };
+                if let Wire::EspUdp {
+                    local_port,
+                    remote_port,
+                } = self.wire
+                {
+                    c.encap = if inbound {
+                        Encap::Udp {
+                            src_port: remote_port,
+                            dst_port: local_port,
+                        }
+                    } else {
+                        Encap::Udp {
+                            src_port: local_port,
+                            dst_port: remote_port,
+                        }
+                    };
+                }
+            }
+            Protocol::Ah => {
+                c.integ = self.ah_integ.map(|id| IntegConfig {
+                    id,
+                    key: keys.ah_auth.clone().unwrap_or_default(),
+                });
+            }
+        }
+        c.esn = self.esn;
+        c.replay_window = self.replay_window;
+        c.policy = if self.allow_insecure {
+            Policy::INSECURE
+        } else {
+            Policy::SECURE
+        };
+        c
+    }
+
+    fn build(
+        &self,
+        protocol: Protocol,
+        spi: u32,
+        inbound: bool,
+    ) -> Result<SecurityAssociation, InstallError> {
+        let what = match (protocol, inbound) {
+            (Protocol::Esp, true) => "inbound ESP SA",
+            (Protocol::Esp, false) => "outbound ESP SA",
+            (Protocol::Ah, true) => "inbound AH SA",
+            (Protocol::Ah, false) => "outbound AH SA",
+        };
+        SecurityAssociation::new(self.sa_config(protocol, spi, inbound), Timestamp(0)).map_err(
+            |source| InstallError::Sa {
+                name: self.name.clone(),
+                what,
+                source,
+            },
+        )
+    }
+
+    /// The selectors this pair protects (local x remote prefixes).
+    pub fn selectors(&self) -> Result<Vec<Selector>, InstallError> {
+        let local = prefixes(&self.name, &self.local_ts, self.local)?;
+        let remote = prefixes(&self.name, &self.remote_ts, self.remote)?;
+        Ok(local
+            .iter()
+            .flat_map(|l| remote.iter().map(move |r| Selector::between(*l, *r)))
+            .collect())
+    }
+}
+
+/// Put the SAs and outbound policies of `spec` into `plane`.
+pub fn install(
+    plane: &mut Plane,
+    spec: &ManualSpec,
+    priority: u32,
+) -> Result<Installed, InstallError> {
+    let selectors = spec.selectors()?;
+    let mut done = Installed::default();
+    let add_in = |plane: &mut Plane, protocol: Protocol, spi: u32, done: &mut Installed| {
+        let sa = spec.build(protocol, spi, true)?;
+        let proto = if protocol == Protocol::Esp {
+            SecurityProtocol::Esp
+        } else {
+            SecurityProtocol::Ah
+        };
+        // The outer SA of a bundle (AH) opens to ESP, not to the inner packet:
+        // only the innermost SA checks the selectors.
+        let sels = if protocol == Protocol::Ah && spec.wire == Wire::AhEsp {
+            vec![]
+        } else {
+            selectors.clone()
+        };
+        let key = InboundKey {
+            spi,
+            proto,
+            scope: SaScope::Unicast,
+        };
+        let h = plane
+            .sad
+            .insert_inbound(key, InstalledSa::new(format!("{} in", spec.name), sa, sels))
+            .map_err(|source| InstallError::Sad {
+                name: spec.name.clone(),
+                spi,
+                source,
+            })?;
+        done.sas.push(h);
+        Ok::<_, InstallError>(h)
+    };
+    let add_out = |plane: &mut Plane, protocol: Protocol, spi: u32, done: &mut Installed| {
+        let sa = spec.build(protocol, spi, false)?;
+        let h = plane
+            .sad
+            .insert_outbound(InstalledSa::new(format!("{} out", spec.name), sa, vec![]))
+            .map_err(|source| InstallError::Sad {
+                name: spec.name.clone(),
+                spi,
+                source,
+            })?;
+        done.sas.push(h);
+        Ok::<_, InstallError>(h)
+    };
+    let bundle = match spec.wire {
+        Wire::Esp | Wire::EspUdp { .. } => {
+            add_in(plane, Protocol::Esp, spec.spi_in, &mut done)?;
+            Bundle::Esp {
+                sa: Some(add_out(plane, Protocol::Esp, spec.spi_out, &mut done)?),
+            }
+        }
+        Wire::Ah => {
+            add_in(plane, Protocol::Ah, spec.spi_in, &mut done)?;
+            Bundle::Ah {
+                sa: Some(add_out(plane, Protocol::Ah, spec.spi_out, &mut done)?),
+            }
+        }
+        Wire::AhEsp => {
+            add_in(plane, Protocol::Esp, spec.spi_in, &mut done)?;
+            add_in(plane, Protocol::Ah, spec.ah_spi_in, &mut done)?;
+            let esp = add_out(plane, Protocol::Esp, spec.spi_out, &mut done)?;
+            let ah = add_out(plane, Protocol::Ah, spec.ah_spi_out, &mut done)?;
+            Bundle::AhEsp {
+                ah: Some(ah),
+                esp: Some(esp),
+            }
+        }
+    };
+    let mode = if spec.tunnel {
+        palisade_sa::spd::Mode::Tunnel
+    } else {
+        palisade_sa::spd::Mode::Transport
+    };
+    for selector in selectors {
+        done.policies.push(plane.spd.insert(PolicySpec {
+            priority,
+            direction: Direction::Outbound,
+            selector,
+            action: Action::Protect(Protect { bundle, mode }),
+        }));
+    }
+    Ok(done)
+}
+
+/// Remove what [`install`] added.
+pub fn uninstall(plane: &mut Plane, installed: &Installed) {
+    for id in &installed.policies {
+        plane.spd.remove(*id);
+    }
+    for h in &installed.sas {
+        plane.sad.remove(*h);
+    }
+}
+
+/// Route what `spec` protects into the TUN `dev`: the remote selectors in
+/// tunnel mode; the peer itself, through a table of its own that palisade's
+/// marked packets skip, in transport mode.
+pub fn route(net: &mut NetConfig, dev: &str, spec: &ManualSpec) -> Result<(), InstallError> {
+    if spec.tunnel {
+        let src = spec.local_ts.first().and_then(|(a, len)| {
+            // A host selector on our side is the natural source for locally
+            // originated traffic into the tunnel.
+            (*len == if a.is_ipv4() { 32 } else { 128 }).then(|| a.to_string())
+        });
+        for (addr, len) in &spec.remote_ts {
+            net.route_add(&format!("{addr}/{len}"), dev, None, src.as_deref())?;
+        }
+    } else {
+        let host = if spec.remote.is_ipv4() { 32 } else { 128 };
+        let cidr = format!("{}/{host}", spec.remote);
+        net.route_add(
+            &cidr,
+            dev,
+            Some(TRANSPORT_TABLE),
+            Some(&spec.local.to_string()),
+        )?;
+        net.rule_add(&cidr, BYPASS_MARK, TRANSPORT_TABLE, 1000)?;
+    }
+    Ok(())
+}
+
+/// Open the raw and UDP sockets that every spec needs (one per local address,
+/// protocol and port), marked to bypass the TUN.
+pub fn sockets(specs: &[ManualSpec]) -> Result<(Vec<RawEndpoint>, Vec<UdpEndpoint>), InstallError> {
+    let mut raw: Vec<RawEndpoint> = Vec::new();
+    let mut udp: Vec<UdpEndpoint> = Vec::new();
+    for spec in specs {
+        let protos: &[u8] = match spec.wire {
+            Wire::Esp => &[IPPROTO_ESP],
+            Wire::EspUdp { .. } => &[],
+            Wire::Ah => &[IPPROTO_AH],
+            Wire::AhEsp => &[IPPROTO_AH, IPPROTO_ESP],
+        };
+        for &proto in protos {
+            if raw
+                .iter()
+                .any(|r| r.local == spec.local && r.sock.protocol() == proto)
+            {
+                continue;
+            }
+            let what = || format!("IP protocol {proto} on {}", spec.local);
+            let sock = RawSocket::open(spec.local.is_ipv6(), proto, Some(BYPASS_MARK)).map_err(
+                |source| InstallError::Socket {
+                    what: what(),
+                    source,
+                },
+            )?;
+            sock.bind(spec.local)
+                .map_err(|source| InstallError::Socket {
+                    what: what(),
+                    source,
+                })?;
+            raw.push(RawEndpoint {
+                local: spec.local,
+                sock,
+            });
+        }
+        if let Wire::EspUdp { local_port, .. } = spec.wire {
+            let local = SocketAddr::new(spec.local, local_port);
+            if udp.iter().any(|u| u.local == local) {
+                continue;
+            }
+            let what = || format!("ESP-in-UDP on {local}");
+            let sock = UdpSocket::bind(local).map_err(|source| InstallError::Socket {
+                what: what(),
+                source,
+            })?;
+            crate::sock::set_mark(std::os::fd::AsRawFd::as_raw_fd(&sock), BYPASS_MARK).map_err(
+                |source| InstallError::Socket {
+                    what: what(),
+                    source,
+                },
+            )?;
+            udp.push(UdpEndpoint { local, sock });
+        }
+    }
+    Ok((raw, udp))
+}
