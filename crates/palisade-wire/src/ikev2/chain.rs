@@ -294,7 +294,9 @@ pub(crate) fn len16(n: usize, field: &'static str) -> Result<u16> {
     })
 }
 
-/// Patches a 2-byte big-endian length at `at` in `out`.
+/// Patches a 2-byte big-endian length at `at` in `out`. Only called on
+/// placeholders the emitter itself pushed, so the range is always there.
 pub(crate) fn patch16(out: &mut [u8], at: usize, v: u16) {
+    // ok: emitter-written placeholder, never input
     out[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
