@@ -51,7 +51,10 @@ fn set32(b: &mut [u8], r: Range<usize>, v: u32) {
 /// of 32 bits (IPv4) or 64 bits (IPv6)." (RFC 4302 2.6)
 pub fn header_len_for(version: Version, icv_len: usize) -> Result<usize> {
     let a = version.ah_alignment();
-    let len = (FIXED_LEN + icv_len).div_ceil(a) * a;
+    let len = FIXED_LEN
+        .saturating_add(icv_len)
+        .div_ceil(a)
+        .saturating_mul(a);
     if len > MAX_HEADER_LEN {
         return Err(Error::Invalid {
             field: "AH ICV length",

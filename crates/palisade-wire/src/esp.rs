@@ -115,7 +115,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// hold at least Pad Length and Next Header.
     pub fn layout(&self, iv_len: usize, icv_len: usize) -> Result<Layout> {
         let len = self.buffer.as_ref().len();
-        let need = HEADER_LEN + iv_len + TRAILER_LEN + icv_len;
+        // Saturating: absurd lengths from a caller fail the check, never wrap.
+        let need = (HEADER_LEN + TRAILER_LEN)
+            .saturating_add(iv_len)
+            .saturating_add(icv_len);
         if len < need {
             return Err(Error::Truncated {
                 field: "ESP payload (IV + trailer + ICV)",
@@ -328,13 +331,19 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 /// [`alignment`]`(block_size)`. Always at most 255.
 pub fn pad_len(payload_len: usize, block_size: usize) -> Result<usize> {
     let a = alignment(block_size)?;
-    let rem = (payload_len + TRAILER_LEN) % a;
+    let rem = payload_len.saturating_add(TRAILER_LEN) % a;
     Ok(if rem == 0 { 0 } else { a - rem })
 }
 
 /// Length of payload + padding + trailer for this payload and block size.
 pub fn padded_len(payload_len: usize, block_size: usize) -> Result<usize> {
-    Ok(payload_len + pad_len(payload_len, block_size)? + TRAILER_LEN)
+    let pad = pad_len(payload_len, block_size)?;
+    payload_len
+        .checked_add(pad + TRAILER_LEN)
+        .ok_or(Error::Invalid {
+            field: "ESP payload length",
+            value: payload_len as u64,
+        })
 }
 
 /// Writes the default padding (1, 2, 3, ...), Pad Length and Next Header after
@@ -350,8 +359,8 @@ pub fn write_trailer(
         field: "ESP pad length",
         value: pad_len as u64,
     })?;
-    let total = payload_len + pad_len + TRAILER_LEN;
     let have = plaintext.len();
+    let total = payload_len.saturating_add(pad_len + TRAILER_LEN);
     let Some(tail) = plaintext.get_mut(payload_len..total) else {
         return Err(Error::BufferTooSmall {
             field: "ESP trailer",

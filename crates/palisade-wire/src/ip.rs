@@ -184,6 +184,35 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
     }
 }
 
+/// ECN codepoints (RFC 3168 5) and the tunnel rules of RFC 6040, which RFC
+/// 4301 5.1.2.1 defers to for tunnel-mode ECN handling.
+pub mod ecn {
+    pub const NOT_ECT: u8 = 0b00;
+    pub const ECT1: u8 = 0b01;
+    pub const ECT0: u8 = 0b10;
+    pub const CE: u8 = 0b11;
+
+    /// Outer ECN for a tunnel-mode packet, RFC 6040 4.1 normal mode: "the
+    /// ingress MUST copy the ECN field of the arriving header to the outer".
+    pub const fn encapsulate(inner: u8) -> u8 {
+        inner & 0b11
+    }
+
+    /// Inner ECN after decapsulation (RFC 6040 4.2, Figure 4), or `None` when
+    /// the packet must be dropped (outer CE over a Not-ECT inner: the
+    /// congestion mark cannot be passed on).
+    pub const fn decapsulate(outer: u8, inner: u8) -> Option<u8> {
+        let (outer, inner) = (outer & 0b11, inner & 0b11);
+        match (inner, outer) {
+            (NOT_ECT, CE) => None,
+            (NOT_ECT, _) => Some(NOT_ECT),
+            (_, CE) => Some(CE),
+            (ECT0, ECT1) => Some(ECT1),
+            (i, _) => Some(i),
+        }
+    }
+}
+
 /// The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 pub mod checksum {
     use super::*;
@@ -302,6 +331,28 @@ mod tests {
             })
         );
         assert!(matches!(Version::of(&[]), Err(Error::Truncated { .. })));
+    }
+
+    #[test]
+    fn rfc6040_decapsulation_table() {
+        use ecn::*;
+        // Rows: inner; columns: outer Not-ECT, ECT(0), ECT(1), CE.
+        let table = [
+            (NOT_ECT, [Some(NOT_ECT), Some(NOT_ECT), Some(NOT_ECT), None]),
+            (ECT0, [Some(ECT0), Some(ECT0), Some(ECT1), Some(CE)]),
+            (ECT1, [Some(ECT1), Some(ECT1), Some(ECT1), Some(CE)]),
+            (CE, [Some(CE), Some(CE), Some(CE), Some(CE)]),
+        ];
+        for (inner, row) in table {
+            for (outer, want) in [NOT_ECT, ECT0, ECT1, CE].into_iter().zip(row) {
+                assert_eq!(
+                    decapsulate(outer, inner),
+                    want,
+                    "inner {inner} outer {outer}"
+                );
+            }
+        }
+        assert_eq!(encapsulate(CE), CE);
     }
 
     #[test]

@@ -360,17 +360,52 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// > Mutable (zeroed prior to ICV calculation): Type of Service (TOS),
     /// > Flags, Fragment Offset, Time to Live (TTL), Header Checksum
     ///
-    /// The destination address with strict or loose source routing is "mutable
-    /// but predictable"; the sender must already have put the final destination
-    /// there (this function does not rewrite it). Fails if the options do not
+    /// > Mutable but predictable: Destination Address (with loose or strict
+    /// > source routing)
+    ///
+    /// so when a Loose or Strict Source Route option still has addresses to
+    /// visit, the destination is replaced by the last address of the route
+    /// (where the packet will arrive); at the receiver the route is complete
+    /// and the destination already is that address. Fails if the options do not
     /// parse, because an AH ICV cannot be computed over an ambiguous header.
     pub fn zero_mutable_fields(&mut self) -> Result<()> {
+        if let Some(final_dst) = source_route_final_destination(self.options())? {
+            self.set_dst_addr(final_dst);
+        }
         self.set_tos(0);
         set16(self.buffer.as_mut(), field::FLG_OFF, 0);
         self.set_ttl(0);
         self.set_checksum(0);
         zero_mutable_options(self.options_mut())
     }
+}
+
+/// The destination a source-routed packet will finally reach, if a Loose or
+/// Strict Source Route option has not been completed yet. RFC 791: "If the
+/// pointer is greater than the length, the source route is empty (and the
+/// recorded route full) and the routing is to be based on the destination
+/// address field"; otherwise the last address of the route data is where the
+/// packet ends up.
+pub fn source_route_final_destination(options: &[u8]) -> Result<Option<Ipv4Addr>> {
+    for opt in OptionIter::new(options) {
+        let opt = opt?;
+        if opt.kind != option::LOOSE_SOURCE_ROUTE && opt.kind != option::STRICT_SOURCE_ROUTE {
+            continue;
+        }
+        // type, length, pointer, then 4-byte addresses.
+        let body = options.get(opt.offset..opt.offset + opt.len).unwrap_or(&[]);
+        let pointer = usize::from(body.get(2).copied().unwrap_or(0));
+        let n = body.len().saturating_sub(3) / 4;
+        if n == 0 || pointer > body.len() {
+            return Ok(None);
+        }
+        let last = 3 + 4 * (n - 1);
+        return Ok(match body.get(last..last + 4) {
+            Some(&[a, b, c, d]) => Some(Ipv4Addr::new(a, b, c, d)),
+            _ => None,
+        });
+    }
+    Ok(None)
 }
 
 impl<T: AsRef<[u8]>> AsRef<[u8]> for Packet<T> {
@@ -601,7 +636,7 @@ impl<'a> Repr<'a> {
 
     /// Header plus payload.
     pub fn buffer_len(&self) -> usize {
-        self.header_len() + self.payload_len
+        self.header_len().saturating_add(self.payload_len)
     }
 
     /// Writes the header (payload untouched) and its checksum. Fails if the

@@ -188,7 +188,7 @@ impl Repr {
     }
 
     pub const fn buffer_len(&self) -> usize {
-        HEADER_LEN + self.payload_len
+        HEADER_LEN.saturating_add(self.payload_len)
     }
 
     /// Writes the header with a zero checksum; fill the payload, then call

@@ -733,3 +733,37 @@ fn udp_encap_forms() {
         Err(Error::BufferTooSmall { .. })
     ));
 }
+
+#[test]
+fn ipv4_source_route_destination_is_predicted_for_ah() {
+    // Loose Source Route with two addresses still to visit, then EOL.
+    let options = [131u8, 11, 4, 10, 9, 9, 1, 10, 9, 9, 2, 0];
+    let repr = ipv4::Repr {
+        src_addr: Ipv4Addr::new(10, 0, 0, 1),
+        dst_addr: Ipv4Addr::new(10, 9, 9, 0), // the first hop
+        protocol: IpProtocol::AH,
+        payload_len: 0,
+        ttl: 9,
+        dscp: 0,
+        ecn: 0,
+        ident: 1,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+        options: &options,
+    };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut ipv4::Packet::new_unchecked(&mut buf[..]))
+        .unwrap();
+    assert_eq!(
+        ipv4::source_route_final_destination(&options),
+        Ok(Some(Ipv4Addr::new(10, 9, 9, 2)))
+    );
+    let mut p = ipv4::Packet::new_checked(&mut buf[..]).unwrap();
+    p.zero_mutable_fields().unwrap();
+    assert_eq!(p.dst_addr(), Ipv4Addr::new(10, 9, 9, 2));
+    assert!(p.options().iter().all(|&b| b == 0));
+    // A completed route (pointer past the end) leaves the destination alone.
+    let done = [131u8, 11, 12, 10, 9, 9, 1, 10, 9, 9, 2, 0];
+    assert_eq!(ipv4::source_route_final_destination(&done), Ok(None));
+}
