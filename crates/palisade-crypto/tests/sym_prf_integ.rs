@@ -206,3 +206,74 @@ fn legacy_needs_allow_insecure() {
         Err(Error::Unsupported { .. })
     ));
 }
+
+#[test]
+fn rfc2286_hmac_ripemd160_96_via_ikev1() {
+    use registry::ikev1;
+    let doc = load("rfc2286_hmac_ripemd160.json");
+    let mut n = 0;
+    for v in doc["vectors"].as_array().expect("vectors") {
+        let key = hx(v, "key");
+        let data = hx(v, "data");
+        let mac = hx(v, "mac");
+        // IKEv1 Authentication Algorithm 8 = HMAC-RIPEMD (RFC 2857), legacy.
+        assert!(matches!(
+            ikev1::integ(8, &key, Policy::SECURE),
+            Err(Error::Insecure { .. })
+        ));
+        let i = ikev1::integ(8, &key, Policy::INSECURE).expect("ripemd");
+        assert_eq!(
+            ikev1::integ_sizes(8).expect("sizes"),
+            registry::IntegSizes {
+                key_len: 20,
+                icv_len: 12
+            }
+        );
+        let mut out = [0u8; 12];
+        i.compute(&[&data], &mut out).expect("compute");
+        assert_eq!(hex::encode(out), hex::encode(&mac[..12]), "{}", v["name"]);
+        i.verify(&[&data[..3], &data[3..]], &mac[..12])
+            .expect("verify");
+        n += 1;
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn ikev1_aliases_map_onto_ikev2_ids() {
+    use registry::encr;
+    use registry::ikev1::{self, AUTH_ALGORITHM, ESP_TRANSFORM, PHASE1_ENCR, PHASE1_HASH};
+    assert_eq!(
+        ikev1::to_ikev2(ESP_TRANSFORM, "esp", 23),
+        Ok(encr::NULL_AUTH_AES_GMAC)
+    );
+    assert_eq!(
+        ikev1::to_ikev2(ESP_TRANSFORM, "esp", 20),
+        Ok(encr::AES_GCM_16)
+    );
+    assert_eq!(
+        ikev1::to_ikev2(ESP_TRANSFORM, "esp", 3),
+        Ok(encr::TRIPLE_DES)
+    );
+    assert_eq!(ikev1::to_ikev2(PHASE1_ENCR, "p1", 7), Ok(encr::AES_CBC));
+    assert_eq!(ikev1::to_ikev2(PHASE1_ENCR, "p1", 5), Ok(encr::TRIPLE_DES));
+    assert_eq!(
+        ikev1::to_ikev2(PHASE1_HASH, "hash", 4),
+        Ok(prf_id::HMAC_SHA2_256)
+    );
+    assert_eq!(
+        ikev1::to_ikev2(AUTH_ALGORITHM, "auth", 5),
+        Ok(integ_id::HMAC_SHA2_256_128)
+    );
+    assert_eq!(
+        ikev1::to_ikev2(AUTH_ALGORITHM, "auth", 9),
+        Ok(integ_id::AES_XCBC_96)
+    );
+    assert!(matches!(
+        ikev1::to_ikev2(ESP_TRANSFORM, "IKEv1 ESP transform", 99),
+        Err(Error::Unsupported { .. })
+    ));
+    assert_eq!(ikev1::name(ESP_TRANSFORM, 12), Some("ESP_AES-CBC"));
+    let i = ikev1::integ(2, &[0x0b; 20], Policy::SECURE).expect("HMAC-SHA via IKEv1");
+    assert_eq!(i.name(), "AUTH_HMAC_SHA1_96");
+}

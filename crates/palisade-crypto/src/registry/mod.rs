@@ -11,6 +11,8 @@
 //! [`Error::Insecure`] naming the algorithm and the reason, unknown IDs with
 //! [`Error::Unsupported`].
 
+pub mod ikev1;
+
 use crate::aead::{self, Aead};
 use crate::cipher::{self, Cipher};
 use crate::integ::{self, Integ};
