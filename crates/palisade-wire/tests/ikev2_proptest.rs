@@ -248,8 +248,8 @@ proptest! {
         let _ = Message::parse(&data);
         let _ = locate_encrypted(&data);
         let _ = parse_inner_chain(first, &data);
-        for raw in PayloadIter::new(first, &data) {
-            if let Ok(raw) = raw { let _ = Payload::parse(&raw); }
+        for raw in PayloadIter::new(first, &data).flatten() {
+            let _ = Payload::parse(&raw);
         }
     }
 

@@ -120,7 +120,8 @@ impl CertReqPayload {
     }
     /// The CA key hashes, if the data is a whole number of SHA-1 hashes.
     pub fn sha1_hashes(&self) -> Option<impl Iterator<Item = &[u8]>> {
-        (self.data.len() % 20 == 0).then(|| self.data.chunks_exact(20))
+        let chunks = self.data.chunks_exact(20);
+        chunks.remainder().is_empty().then_some(chunks)
     }
 }
 
@@ -225,12 +226,9 @@ impl NotifyPayload {
     /// The data read as a list of 2-byte numbers (SIGNATURE_HASH_ALGORITHMS,
     /// RFC 7427 section 4); `None` if the length is odd.
     pub fn data_u16_list(&self) -> Option<Vec<u16>> {
-        (self.data.len() % 2 == 0).then(|| {
-            self.data
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect()
-        })
+        let chunks = self.data.chunks_exact(2);
+        let whole = chunks.remainder().is_empty();
+        whole.then(|| chunks.map(|c| u16::from_be_bytes([c[0], c[1]])).collect())
     }
 
     pub fn is_error(&self) -> bool {
