@@ -554,7 +554,10 @@ fn notify_helpers() {
     let m = Message::parse(&ike_sa_init_bytes()).unwrap();
     assert_eq!(m.notifies(notify::NAT_DETECTION_DESTINATION_IP).count(), 1);
     assert_eq!(m.notifies(notify::COOKIE).count(), 0);
-    assert!(matches!(m.find(payload::KE), Some(Payload::Ke(KePayload { group: 31, .. }))));
+    assert!(matches!(
+        m.find(payload::KE),
+        Some(Payload::Ke(KePayload { group: 31, .. }))
+    ));
     let n = NotifyPayload::invalid_ke_payload(19);
     assert!(n.is_error());
     assert_eq!(n.data_u16(), Some(19));
@@ -595,21 +598,94 @@ const CAPTURED_INIT_REQ: &[u8] = &[
 #[test]
 fn captured_ike_sa_init_round_trips() {
     let m = Message::parse(CAPTURED_INIT_REQ).unwrap();
-    assert_eq!(m.header.spi_i, [0x01, 0xf8, 0xc3, 0xd4, 0xbb, 0x77, 0x3f, 0x2f]);
+    assert_eq!(
+        m.header.spi_i,
+        [0x01, 0xf8, 0xc3, 0xd4, 0xbb, 0x77, 0x3f, 0x2f]
+    );
     assert_eq!(m.header.exchange_type, exchange::IKE_SA_INIT);
     assert!(m.header.initiator && !m.header.response);
     let types: Vec<u8> = m.payloads.iter().map(Payload::payload_type).collect();
     assert_eq!(types, [33, 34, 40, 41, 41, 41, 41]);
-    let Payload::Sa(sa) = &m.payloads[0] else { panic!() };
+    let Payload::Sa(sa) = &m.payloads[0] else {
+        panic!()
+    };
     let p = &sa.proposals[0];
-    assert_eq!((p.number, p.protocol_id, p.spi.len()), (1, protocol::IKE, 0));
-    let t: Vec<(u8, u16, Option<u16>)> =
-        p.transforms.iter().map(|t| (t.transform_type, t.transform_id, t.key_length())).collect();
-    assert_eq!(t, [(1, 20, Some(128)), (3, 12, None), (2, 5, None), (4, 30, None)]);
-    let Payload::Ke(ke) = &m.payloads[1] else { panic!() };
+    assert_eq!(
+        (p.number, p.protocol_id, p.spi.len()),
+        (1, protocol::IKE, 0)
+    );
+    let t: Vec<(u8, u16, Option<u16>)> = p
+        .transforms
+        .iter()
+        .map(|t| (t.transform_type, t.transform_id, t.key_length()))
+        .collect();
+    assert_eq!(
+        t,
+        [
+            (1, 20, Some(128)),
+            (3, 12, None),
+            (2, 5, None),
+            (4, 30, None)
+        ]
+    );
+    let Payload::Ke(ke) = &m.payloads[1] else {
+        panic!()
+    };
     assert_eq!((ke.group, ke.data.len()), (30, 128));
-    let hashes = m.notifies(notify::SIGNATURE_HASH_ALGORITHMS).next().unwrap();
+    let hashes = m
+        .notifies(notify::SIGNATURE_HASH_ALGORITHMS)
+        .next()
+        .unwrap();
     assert_eq!(hashes.data_u16_list(), Some(vec![1, 2, 3, 4]));
     assert_eq!(m.notifies(notify::REDIRECT_SUPPORTED).count(), 1);
     assert_eq!(m.to_vec().unwrap(), CAPTURED_INIT_REQ);
+}
+
+#[test]
+fn parse_errors_map_to_notifications() {
+    let e = Message::parse(&with_extra_payload(60, true)).unwrap_err();
+    let n = notify_for_parse_error(&e);
+    assert_eq!(
+        (n.notify_type, n.data),
+        (notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![60])
+    );
+    let mut v3 = ike_sa_init_bytes();
+    v3[17] = 0x30;
+    let n = notify_for_parse_error(&Message::parse(&v3).unwrap_err());
+    assert_eq!(n.notify_type, notify::INVALID_MAJOR_VERSION);
+    let mut bad = ike_sa_init_bytes();
+    bad[32] = 9;
+    let n = notify_for_parse_error(&Message::parse(&bad).unwrap_err());
+    assert_eq!(n.notify_type, notify::INVALID_SYNTAX);
+}
+
+#[test]
+fn generic_payload_view() {
+    let mut buf = [0u8; 8];
+    let mut p = GenericPayload::new_unchecked(&mut buf[..]);
+    p.set_next_payload(payload::NONCE);
+    p.set_critical(true);
+    p.set_payload_length(6);
+    let p = GenericPayload::new_checked(&buf[..]).unwrap();
+    assert_eq!(
+        (
+            p.next_payload(),
+            p.critical(),
+            p.payload_length(),
+            p.body().len()
+        ),
+        (40, true, 6, 2)
+    );
+    assert!(GenericPayload::new_checked(&buf[..3]).is_err());
+    buf[3] = 9;
+    assert_eq!(
+        GenericPayload::new_checked(&buf[..]).err(),
+        Some(Error::Truncated {
+            field: "IKEv2 payload length",
+            need: 9,
+            have: 8
+        })
+    );
+    assert!(is_known(payload::SA) && is_known(payload::EAP) && is_known(payload::SKF));
+    assert!(!is_known(payload::GSPM) && !is_known(0) && !is_known(32));
 }

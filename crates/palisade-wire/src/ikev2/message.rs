@@ -127,6 +127,25 @@ pub fn notifies_in(payloads: &[Payload], notify_type: u16) -> impl Iterator<Item
     })
 }
 
+/// The notification that answers a request which failed to parse with `e`
+/// (RFC 7296 sections 2.5 and 3.10.1): UNSUPPORTED_CRITICAL_PAYLOAD naming
+/// the payload type, INVALID_MAJOR_VERSION for a major version above 2, and
+/// INVALID_SYNTAX otherwise. Whether to answer at all (only on an
+/// authenticated SA, or never for responses) is the engine's call.
+pub fn notify_for_parse_error(e: &Error) -> NotifyPayload {
+    use super::consts::notify;
+    match e {
+        Error::UnsupportedCriticalPayload { payload_type } => {
+            NotifyPayload::new(notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![*payload_type])
+        }
+        Error::Invalid {
+            field: "IKEv2 header major version",
+            value,
+        } if *value > 2 => NotifyPayload::new(notify::INVALID_MAJOR_VERSION, vec![]),
+        _ => NotifyPayload::new(notify::INVALID_SYNTAX, vec![]),
+    }
+}
+
 fn collect(iter: PayloadIter<'_>) -> Result<Vec<Payload>> {
     iter.map(|raw| raw.and_then(|r| Payload::parse(&r)))
         .collect()

@@ -31,8 +31,8 @@ pub use chain::{is_known, GenericPayload, PayloadIter, RawPayload, GENERIC_HEADE
 pub use cp::{CpAttribute, CpPayload};
 pub use header::{Header, HeaderRepr, HEADER_LEN, MAJOR_VERSION};
 pub use message::{
-    emit_chain, locate_encrypted, notifies_in, parse_chain, parse_inner_chain, EncryptedLocation,
-    Message, Payload,
+    emit_chain, locate_encrypted, notifies_in, notify_for_parse_error, parse_chain,
+    parse_inner_chain, EncryptedLocation, Message, Payload,
 };
 pub use payloads::{
     AuthPayload, CertPayload, CertReqPayload, DeletePayload, EapPayload, IdPayload, KePayload,
