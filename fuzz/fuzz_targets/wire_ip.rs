@@ -71,6 +71,12 @@ fn ipv6_roundtrip(data: &[u8]) {
         assert!(up.offset <= p.packet_bytes().len());
     }
 
+    if let Ok(ins) = p.ipsec_insertion_point() {
+        assert!(ins.offset <= p.packet_bytes().len());
+        assert!(ins.next_header_field < ins.offset);
+        assert_eq!(data[ins.next_header_field], ins.next_header.0);
+    }
+
     let mut copy = data.to_vec();
     if ipv6::prepare_for_ah_icv(&mut copy).is_ok() {
         let once = copy.clone();

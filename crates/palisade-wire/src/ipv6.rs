@@ -171,6 +171,40 @@ impl<T: AsRef<[u8]>> Packet<T> {
         ExtHeaderIter::new(self.packet_bytes(), self.next_header())
     }
 
+    /// Where a transport-mode ESP or AH header goes: "the ESP header should
+    /// appear after hop-by-hop, routing, and fragmentation extension headers.
+    /// Destination options extension header(s) could appear before, after, or
+    /// both before and after the ESP header" (RFC 4303 3.1.1; RFC 4302 3.1.1
+    /// says the same for AH). A Destination Options header is kept before the
+    /// IPsec header when a Routing header follows it (it is then for the
+    /// intermediate destinations, RFC 8200 4.1).
+    pub fn ipsec_insertion_point(&self) -> Result<InsertionPoint> {
+        let mut point = InsertionPoint {
+            offset: HEADER_LEN,
+            next_header: self.next_header(),
+            next_header_field: field::NEXT_HEADER,
+        };
+        for h in self.ext_headers() {
+            let h = h?;
+            let before = match h.kind {
+                IpProtocol::HOP_BY_HOP | IpProtocol::IPV6_ROUTING | IpProtocol::IPV6_FRAGMENT => {
+                    true
+                }
+                IpProtocol::IPV6_DEST_OPTS => h.next_header == IpProtocol::IPV6_ROUTING,
+                _ => false,
+            };
+            if !before {
+                break;
+            }
+            point = InsertionPoint {
+                offset: h.offset + h.len,
+                next_header: h.next_header,
+                next_header_field: h.offset,
+            };
+        }
+        Ok(point)
+    }
+
     /// Walks to the upper-layer header (or ESP, or No Next Header).
     pub fn upper_layer(&self) -> Result<UpperLayer> {
         let mut it = self.ext_headers();
@@ -356,6 +390,18 @@ pub struct UpperLayer {
     /// True if a Fragment header with a non-zero offset came before: the bytes
     /// at `offset` are the middle of the original packet, not a header.
     pub non_first_fragment: bool,
+}
+
+/// Where to insert a transport-mode ESP/AH header in an IPv6 packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertionPoint {
+    /// Offset (from the start of the packet) where the IPsec header goes.
+    pub offset: usize,
+    /// The protocol now at `offset`: the IPsec header's Next Header.
+    pub next_header: IpProtocol,
+    /// Offset of the Next Header byte to set to 50 (ESP) or 51 (AH): byte 6 of
+    /// the fixed header, or byte 0 of the last extension header kept before.
+    pub next_header_field: usize,
 }
 
 /// True for the extension headers this walker understands and skips:

@@ -767,3 +767,44 @@ fn ipv4_source_route_destination_is_predicted_for_ah() {
     let done = [131u8, 11, 12, 10, 9, 9, 1, 10, 9, 9, 2, 0];
     assert_eq!(ipv4::source_route_final_destination(&done), Ok(None));
 }
+
+#[test]
+fn ipv6_transport_mode_insertion_point() {
+    // HBH -> Routing -> Destination Options -> AH -> UDP: ESP would go after
+    // the Routing header (the Destination Options are for the final node).
+    let buf = v6_chain();
+    let p = ipv6::Packet::new_checked(&buf[..]).unwrap();
+    assert_eq!(
+        p.ipsec_insertion_point().unwrap(),
+        ipv6::InsertionPoint {
+            offset: 96,
+            next_header: IpProtocol::IPV6_DEST_OPTS,
+            next_header_field: 56,
+        }
+    );
+    // Destination Options before a Routing header stay in front.
+    let mut pl = vec![43u8, 0, 1, 4, 0, 0, 0, 0]; // DestOpts -> Routing
+    pl.extend_from_slice(&[17, 0, 4, 0, 0, 0, 0, 0]); // Routing type 4, SL 0 -> UDP
+    pl.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+    let buf = v6(IpProtocol::IPV6_DEST_OPTS, &pl);
+    let p = ipv6::Packet::new_checked(&buf[..]).unwrap();
+    assert_eq!(
+        p.ipsec_insertion_point().unwrap(),
+        ipv6::InsertionPoint {
+            offset: 56,
+            next_header: IpProtocol::UDP,
+            next_header_field: 48,
+        }
+    );
+    // No extension headers: right after the fixed header.
+    let buf = v6(IpProtocol::TCP, &[0; 20]);
+    let p = ipv6::Packet::new_checked(&buf[..]).unwrap();
+    assert_eq!(
+        p.ipsec_insertion_point().unwrap(),
+        ipv6::InsertionPoint {
+            offset: 40,
+            next_header: IpProtocol::TCP,
+            next_header_field: 6,
+        }
+    );
+}
