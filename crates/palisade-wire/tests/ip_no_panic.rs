@@ -4,9 +4,13 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use palisade_wire::ip::{checksum, IpPacket, IpProtocol, Version};
+use palisade_wire::ip::{self, checksum, IpPacket, IpProtocol, Version};
 use palisade_wire::{ah, esp, ipv4, ipv6, udp, udp_encap};
 use proptest::prelude::*;
+
+fn byte0(data: &[u8]) -> u8 {
+    data.first().copied().unwrap_or(0)
+}
 
 fn exercise_ip(data: &[u8]) {
     let _ = Version::of(data);
@@ -41,6 +45,7 @@ fn exercise_ip(data: &[u8]) {
     if let Ok(p) = ipv6::Packet::new_checked(data) {
         let _ = ipv6::Repr::parse(&p);
         let _ = p.upper_layer();
+        let _ = p.ipsec_insertion_point();
         for h in p.ext_headers().flatten() {
             if let Some(area) = data.get(h.offset + 2..h.offset + h.len) {
                 for o in ipv6::OptionIter::new(area) {
@@ -58,6 +63,11 @@ fn exercise_ip(data: &[u8]) {
     let mut copy = data.to_vec();
     let mut dst = [0u8; 16];
     let _ = ipv6::predict_routing_at_destination(&mut dst, &mut copy);
+    let _ = ipv4::source_route_final_destination(data);
+    let _ = (
+        ip::ecn::decapsulate(byte0(data), 3),
+        ip::ecn::encapsulate(byte0(data)),
+    );
     for o in ipv4::OptionIter::new(data) {
         let _ = o;
     }
