@@ -689,3 +689,78 @@ fn generic_payload_view() {
     assert!(is_known(payload::SA) && is_known(payload::EAP) && is_known(payload::SKF));
     assert!(!is_known(payload::GSPM) && !is_known(0) && !is_known(32));
 }
+
+/// RFC 7296 section 1.4: a liveness check is an INFORMATIONAL request whose
+/// SK payload encrypts nothing, so the SK header's Next Payload is 0.
+#[test]
+fn empty_informational_liveness_check() {
+    let mut bytes = vec![0u8; 28];
+    bytes[..8].copy_from_slice(&[0x11; 8]);
+    bytes[8..16].copy_from_slice(&[0x22; 8]);
+    bytes[16] = payload::SK;
+    bytes[17] = 0x20;
+    bytes[18] = exchange::INFORMATIONAL;
+    bytes[19] = 0x08;
+    bytes[23] = 7; // message ID
+    bytes.extend_from_slice(&[0, 0, 0, 4 + 32]); // SK: inner Next Payload 0
+    bytes.extend_from_slice(&[0xab; 32]); // IV 16 + one padded block 16, ICV omitted here
+    let len = bytes.len() as u32;
+    bytes[24..28].copy_from_slice(&len.to_be_bytes());
+
+    let m = Message::parse(&bytes).unwrap();
+    assert_eq!(m.header.message_id, 7);
+    assert_eq!(
+        m.payloads,
+        vec![Payload::Sk(SkPayload {
+            inner_next_payload: 0,
+            data: vec![0xab; 32]
+        })]
+    );
+    assert_eq!(m.parse_inner(&[]).unwrap(), vec![]);
+    assert!(
+        m.parse_inner(&[0]).is_err(),
+        "plaintext after a chain that claims to be empty"
+    );
+    let loc = locate_encrypted(&bytes).unwrap().unwrap();
+    assert_eq!(
+        (loc.inner_next_payload, loc.aad_len, loc.body.clone()),
+        (0, 32, 32..64)
+    );
+    assert_eq!(m.to_vec().unwrap(), bytes);
+}
+
+#[test]
+fn header_view_setters_round_trip() {
+    let mut buf = [0u8; 28];
+    let mut h = Header::new_unchecked(&mut buf[..]);
+    h.set_spi_i([1; 8]);
+    h.set_spi_r([2; 8]);
+    h.set_next_payload(payload::NOTIFY);
+    h.set_version(2, 1);
+    h.set_exchange_type(exchange::CREATE_CHILD_SA);
+    h.set_flags(0x20 | 0x08);
+    h.set_message_id(0xdead_beef);
+    h.set_length(28);
+    let h = Header::new_checked(&buf[..]).unwrap();
+    let r = HeaderRepr::parse(&h).unwrap();
+    assert_eq!((r.spi_i, r.spi_r, r.minor_version), ([1; 8], [2; 8], 1));
+    assert_eq!(
+        (r.exchange_type, r.initiator, r.response, r.version),
+        (36, true, true, false)
+    );
+    assert_eq!(
+        (r.message_id, h.next_payload(), h.payload_bytes().len()),
+        (0xdead_beef, 41, 0)
+    );
+    let mut again = [0u8; 28];
+    r.emit(&mut Header::new_unchecked(&mut again[..]), 41, 28)
+        .unwrap();
+    assert_eq!(again, buf);
+    // Reserved flag bits are ignored on receipt and not re-sent.
+    let mut with_reserved = buf;
+    with_reserved[19] |= 0x81;
+    assert_eq!(
+        HeaderRepr::parse(&Header::new_checked(&with_reserved[..]).unwrap()).unwrap(),
+        r
+    );
+}
