@@ -123,6 +123,54 @@ impl Scheme {
         }
     }
 
+    /// The DER AlgorithmIdentifier that names this scheme in an RFC 7427
+    /// Digital Signature AUTH payload (RFC 7427 Appendix A; RFC 8420 for
+    /// Ed25519). `None` for the raw-ECDSA schemes of AUTH methods 9/10/11.
+    pub fn algorithm_identifier(self) -> Option<&'static [u8]> {
+        match self {
+            Scheme::RsaPkcs1Sha1 => Some(&RSA_SHA1_ALGID),
+            Scheme::RsaPkcs1Sha256 => Some(&RSA_SHA256_ALGID),
+            Scheme::RsaPkcs1Sha384 => Some(&RSA_SHA384_ALGID),
+            Scheme::RsaPkcs1Sha512 => Some(&RSA_SHA512_ALGID),
+            Scheme::RsaPssSha256 => Some(&PSS_SHA256_ALGID),
+            Scheme::RsaPssSha384 => Some(&PSS_SHA384_ALGID),
+            Scheme::RsaPssSha512 => Some(&PSS_SHA512_ALGID),
+            Scheme::EcdsaP256Sha256 => Some(&ECDSA_SHA256_ALGID),
+            Scheme::EcdsaP384Sha384 => Some(&ECDSA_SHA384_ALGID),
+            Scheme::EcdsaP521Sha512 => Some(&ECDSA_SHA512_ALGID),
+            Scheme::Ed25519 => Some(&ED25519_ALGID),
+            Scheme::EcdsaP256Sha256Raw
+            | Scheme::EcdsaP384Sha384Raw
+            | Scheme::EcdsaP521Sha512Raw => None,
+        }
+    }
+
+    /// The scheme an RFC 7427 AlgorithmIdentifier names. Matching is on the
+    /// exact DER of Appendix A, except that the RSA PKCS#1 identifiers are also
+    /// accepted without their NULL parameters (RFC 4055 section 2.1 allows both).
+    /// ECDSA identifiers name only the hash; the curve comes from the key, and
+    /// palisade pairs each hash with its usual curve (P-256/SHA-256, ...).
+    pub fn from_algorithm_identifier(der: &[u8]) -> Option<Scheme> {
+        let exact = Scheme::ALL
+            .into_iter()
+            .find(|s| s.algorithm_identifier() == Some(der));
+        exact.or_else(|| {
+            // 30 0b 06 09 <PKCS#1 OID>: the same identifier with parameters absent.
+            let (head, oid) = (der.get(..2)?, der.get(2..)?);
+            if head != [0x30, 0x0b] {
+                return None;
+            }
+            [
+                Scheme::RsaPkcs1Sha1,
+                Scheme::RsaPkcs1Sha256,
+                Scheme::RsaPkcs1Sha384,
+                Scheme::RsaPkcs1Sha512,
+            ]
+            .into_iter()
+            .find(|s| s.algorithm_identifier().and_then(|a| a.get(2..13)) == Some(oid))
+        })
+    }
+
     fn verification_algorithm(self) -> &'static dyn VerificationAlgorithm {
         match self {
             Scheme::RsaPkcs1Sha1 => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
@@ -166,6 +214,46 @@ impl Scheme {
         }
     }
 }
+
+// RFC 7427 Appendix A AlgorithmIdentifiers (byte-identical to libreswan
+// include/ietf_constants.h ASN1_*_BLOB and to a DER encoder run over the OIDs).
+const RSA_SHA1_ALGID: [u8; 15] = [
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05, 0x05, 0x00,
+];
+const RSA_SHA256_ALGID: [u8; 15] = [
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00,
+];
+const RSA_SHA384_ALGID: [u8; 15] = [
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05, 0x00,
+];
+const RSA_SHA512_ALGID: [u8; 15] = [
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05, 0x00,
+];
+const ECDSA_SHA256_ALGID: [u8; 12] = [
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+];
+const ECDSA_SHA384_ALGID: [u8; 12] = [
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+];
+const ECDSA_SHA512_ALGID: [u8; 12] = [
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04,
+];
+const ED25519_ALGID: [u8; 7] = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
+
+/// RSASSA-PSS AlgorithmIdentifier with explicit parameters: hash `h` (last OID
+/// byte of id-sha256/384/512), MGF1 with the same hash, salt length `salt`.
+const fn pss_algid(h: u8, salt: u8) -> [u8; 67] {
+    [
+        0x30, 0x41, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a, 0x30, 0x34,
+        0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, h,
+        0x05, 0x00, 0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01,
+        0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, h,
+        0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, salt,
+    ]
+}
+const PSS_SHA256_ALGID: [u8; 67] = pss_algid(0x01, 32);
+const PSS_SHA384_ALGID: [u8; 67] = pss_algid(0x02, 48);
+const PSS_SHA512_ALGID: [u8; 67] = pss_algid(0x03, 64);
 
 /// Something that signs IKE AUTH payload data with a private key.
 pub trait Signer: Send + Sync {

@@ -299,3 +299,60 @@ fn bad_keys_are_reported_as_keys() {
     let p256 = pkcs8_for(Scheme::EcdsaP256Sha256);
     assert!(sig::signer_from_pkcs8(Scheme::EcdsaP384Sha384, &p256, Policy::SECURE).is_err());
 }
+
+#[test]
+fn rfc7427_algorithm_identifiers() {
+    // RFC 7427 Appendix A.4.3, RSASSA-PSS with SHA-256 (as in libreswan's ietf_constants.h).
+    let pss256 = h(concat!(
+        "304106092a864886f70d01010a3034a00f300d06096086480165030402010500a11c301a",
+        "06092a864886f70d010108300d06096086480165030402010500a203020120"
+    ));
+    assert_eq!(
+        Scheme::RsaPssSha256.algorithm_identifier(),
+        Some(&pss256[..])
+    );
+    assert_eq!(
+        Scheme::from_algorithm_identifier(&pss256),
+        Some(Scheme::RsaPssSha256)
+    );
+    // A.1.2 sha256WithRSAEncryption, with and without the NULL parameters.
+    assert_eq!(
+        Scheme::from_algorithm_identifier(&h("300d06092a864886f70d01010b0500")),
+        Some(Scheme::RsaPkcs1Sha256)
+    );
+    assert_eq!(
+        Scheme::from_algorithm_identifier(&h("300b06092a864886f70d01010b")),
+        Some(Scheme::RsaPkcs1Sha256)
+    );
+    // A.3.3 ecdsa-with-sha384; RFC 8420 Ed25519.
+    assert_eq!(
+        Scheme::from_algorithm_identifier(&h("300a06082a8648ce3d040303")),
+        Some(Scheme::EcdsaP384Sha384)
+    );
+    assert_eq!(
+        Scheme::from_algorithm_identifier(&h("300506032b6570")),
+        Some(Scheme::Ed25519)
+    );
+    assert_eq!(
+        Scheme::from_algorithm_identifier(&h("300506032b6571")),
+        None,
+        "Ed448 is not implemented"
+    );
+    assert_eq!(Scheme::from_algorithm_identifier(&[]), None);
+    for scheme in Scheme::ALL {
+        match scheme.algorithm_identifier() {
+            Some(a) => {
+                assert_eq!(
+                    scheme.ikev2_auth_method(),
+                    if scheme == Scheme::RsaPkcs1Sha1 {
+                        1
+                    } else {
+                        14
+                    }
+                );
+                assert_eq!(Scheme::from_algorithm_identifier(a), Some(scheme));
+            }
+            None => assert!(matches!(scheme.ikev2_auth_method(), 9..=11)),
+        }
+    }
+}
