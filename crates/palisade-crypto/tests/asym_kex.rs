@@ -386,3 +386,29 @@ fn legacy_groups_need_allow_insecure() {
     assert_eq!(kex::group_name(kex::ML_KEM_768), Some("ML_KEM_768"));
     assert_eq!(kex::group_name(3), None);
 }
+
+/// Wycheproof's CCTV/modulus encapsulation keys (independent of aws-lc): each
+/// has a coefficient >= q and must be refused by the responder.
+#[test]
+fn wycheproof_mlkem_modulus_overflow() {
+    let doc = load("wycheproof/mlkem_encaps_modulus_subset.json");
+    let mut n = 0;
+    for (bits, group) in [
+        ("512", kex::ML_KEM_512),
+        ("768", kex::ML_KEM_768),
+        ("1024", kex::ML_KEM_1024),
+    ] {
+        for g in doc["files"][bits].as_array().unwrap() {
+            for t in g["tests"].as_array().unwrap() {
+                let got = kex::respond(group, &h(s(t, "ek")), Policy::SECURE);
+                assert!(
+                    matches!(got, Err(Error::InvalidPublicValue { .. })),
+                    "ML-KEM-{bits} tcId {}: modulus overflow not refused",
+                    t["tcId"]
+                );
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 36);
+}
