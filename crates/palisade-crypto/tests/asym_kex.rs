@@ -412,3 +412,45 @@ fn wycheproof_mlkem_modulus_overflow() {
     }
     assert_eq!(n, 36);
 }
+
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Arbitrary peer data of arbitrary or exact length never panics: it is
+        /// either refused with an error naming the group, or gives a secret of
+        /// the group's length.
+        #[test]
+        fn arbitrary_peer_values(
+            pick in 0usize..11,
+            exact in any::<bool>(),
+            bytes in proptest::collection::vec(any::<u8>(), 0..1600),
+        ) {
+            let groups = [
+                kex::MODP_768, kex::MODP_1536, kex::MODP_2048, kex::ECP_256, kex::ECP_384,
+                kex::ECP_521, kex::CURVE25519, kex::ML_KEM_512, kex::ML_KEM_768, kex::ML_KEM_1024, kex::MODP_1024,
+            ];
+            let g = groups[pick];
+            let info = kex::group_info(g).unwrap();
+            let mut peer = bytes;
+            if exact {
+                peer.resize(info.responder_len, 0x5a);
+            }
+            match kex::initiate(g, Policy::INSECURE).unwrap().complete(&peer) {
+                Ok(z) => prop_assert_eq!(z.len(), info.shared_len),
+                Err(Error::InvalidPublicValue { group, .. }) => prop_assert_eq!(group, info.name),
+                Err(e) => prop_assert!(false, "{}: unexpected error {e}", info.name),
+            }
+            let mut ek = peer.clone();
+            if exact {
+                ek.resize(info.initiator_len, 0x11);
+            }
+            if let Err(e) = kex::respond(g, &ek, Policy::INSECURE) {
+                prop_assert!(matches!(e, Error::InvalidPublicValue { .. }), "{}: {e}", info.name);
+            }
+        }
+    }
+}
