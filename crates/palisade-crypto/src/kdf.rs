@@ -215,6 +215,20 @@ pub mod ikev1 {
         prf_secret(prf, psk, &[ni_b, nr_b])
     }
 
+    /// SKEYID for public key encryption authentication (both the original and
+    /// the revised mode): `prf(hash(Ni_b | Nr_b), CKY-I | CKY-R)`.
+    pub fn skeyid_pke(
+        prf: &dyn Prf,
+        hash: Hash,
+        ni_b: &[u8],
+        nr_b: &[u8],
+        cky_i: &[u8; 8],
+        cky_r: &[u8; 8],
+    ) -> Result<Secret, Error> {
+        let key = Zeroizing::new(hash.digest(&[ni_b, nr_b]));
+        prf_secret(prf, &key, &[cky_i, cky_r])
+    }
+
     /// SKEYID_d, SKEYID_a, SKEYID_e.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct SkeyidSet {

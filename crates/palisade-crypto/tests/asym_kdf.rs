@@ -311,3 +311,17 @@ fn ikev1_ivs() {
     // MD5 (16 bytes) cannot give a 32-byte block.
     assert!(ikev1::phase1_iv(ikev1::Hash::Md5, &gxi, &gxr, 32).is_err());
 }
+
+#[test]
+fn ikev1_skeyid_public_key_encryption() {
+    use sha1::Digest;
+    let prf = hmac("PRF_HMAC_SHA1");
+    let (ni, nr, ci, cr) = ([1u8; 16], [2u8; 16], [3u8; 8], [4u8; 8]);
+    let key = sha1::Sha1::new()
+        .chain_update(ni)
+        .chain_update(nr)
+        .finalize();
+    let want = prf1(&prf, &key, &[&ci, &cr]);
+    let got = ikev1::skeyid_pke(&prf, ikev1::Hash::Sha1, &ni, &nr, &ci, &cr).unwrap();
+    assert_eq!(got.as_bytes(), &want[..]);
+}
