@@ -162,7 +162,7 @@ impl ManualSpec {
             Protocol::Esp => {
                 c.encr = self.encr.map(|(id, bits)| EncrConfig {
                     id,
-                    key_bits: bits,
+                    key_bits: Some(bits),
                     keymat: keys.enc.clone().unwrap_or_default(),
                 });
                 c.integ = self.esp_integ.map(|id| IntegConfig {

@@ -118,7 +118,7 @@ fn sa(spi: u32, src: &str, dst: &str, key: u8, encap: Encap) -> SecurityAssociat
     );
     c.encr = Some(EncrConfig {
         id: 20,
-        key_bits: 256,
+        key_bits: Some(256),
         keymat: Secret::new(vec![key; 36]),
     });
     c.encap = encap;

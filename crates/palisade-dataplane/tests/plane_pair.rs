@@ -29,7 +29,7 @@ fn gcm_sa(spi: u32, src: &str, dst: &str, key: u8) -> SecurityAssociation {
     );
     c.encr = Some(EncrConfig {
         id: GCM16,
-        key_bits: 256,
+        key_bits: Some(256),
         keymat: Secret::new(vec![key; 36]),
     });
     c.policy = Policy::SECURE;
