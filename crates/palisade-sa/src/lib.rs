@@ -10,6 +10,7 @@ pub mod selector;
 pub mod spd;
 
 pub mod ah;
+pub mod buf;
 pub mod encap;
 pub mod esp;
 pub mod sa;
