@@ -13,6 +13,7 @@
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Uint, U1024, U1536, U2048, U3072, U4096, U6144, U640, U768, U8192};
+use std::sync::OnceLock;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{check_len, GroupInfo, KeyExchange};
@@ -35,30 +36,30 @@ fn exponent_bits(id: u16) -> usize {
     }
 }
 
-/// MODP group 1 (768-bit) prime.
-const P768: U768 = Uint::from_be_hex(concat!(
+/// MODP group 1 (768-bit prime).
+static G768: Group<{ U768::LIMBS }> = Group::new(Uint::from_be_hex(concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
     "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437",
     "4FE1356D6D51C245E485B576625E7EC6F44C42E9A63A3620FFFFFFFFFFFFFFFF",
-));
-/// MODP group 2 (1024-bit) prime.
-const P1024: U1024 = Uint::from_be_hex(concat!(
+)));
+/// MODP group 2 (1024-bit prime).
+static G1024: Group<{ U1024::LIMBS }> = Group::new(Uint::from_be_hex(concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
     "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437",
     "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
     "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
-));
-/// MODP group 5 (1536-bit) prime.
-const P1536: U1536 = Uint::from_be_hex(concat!(
+)));
+/// MODP group 5 (1536-bit prime).
+static G1536: Group<{ U1536::LIMBS }> = Group::new(Uint::from_be_hex(concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
     "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437",
     "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
     "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05",
     "98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB",
     "9ED529077096966D670C354E4ABC9804F1746C08CA237327FFFFFFFFFFFFFFFF",
-));
-/// MODP group 14 (2048-bit) prime.
-const P2048: U2048 = Uint::from_be_hex(concat!(
+)));
+/// MODP group 14 (2048-bit prime).
+static G2048: Group<{ U2048::LIMBS }> = Group::new(Uint::from_be_hex(concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
     "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437",
     "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
@@ -67,9 +68,9 @@ const P2048: U2048 = Uint::from_be_hex(concat!(
     "9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B",
     "E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718",
     "3995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF",
-));
-/// MODP group 15 (3072-bit) prime.
-const P3072: U3072 = Uint::from_be_hex(concat!(
+)));
+/// MODP group 15 (3072-bit prime).
+static G3072: Group<{ U3072::LIMBS }> = Group::new(Uint::from_be_hex(concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
     "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437",
     "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
@@ -82,9 +83,9 @@ const P3072: U3072 = Uint::from_be_hex(concat!(
     "ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864",
     "D87602733EC86A64521F2B18177B200CBBE117577A615D6C770988C0BAD946E2",
     "08E24FA074E5AB3143DB5BFCE0FD108E4B82D120A93AD2CAFFFFFFFFFFFFFFFF",
-));
-/// MODP group 16 (4096-bit) prime.
-const P4096: U4096 = Uint::from_be_hex(concat!(
+)));
+/// MODP group 16 (4096-bit prime).
+static G4096: Group<{ U4096::LIMBS }> = Group::new(Uint::from_be_hex(concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
     "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437",
     "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
@@ -101,9 +102,9 @@ const P4096: U4096 = Uint::from_be_hex(concat!(
     "DBBBC2DB04DE8EF92E8EFC141FBECAA6287C59474E6BC05D99B2964FA090C3A2",
     "233BA186515BE7ED1F612970CEE2D7AFB81BDD762170481CD0069127D5B05AA9",
     "93B4EA988D8FDDC186FFB7DC90A6C08F4DF435C934063199FFFFFFFFFFFFFFFF",
-));
-/// MODP group 17 (6144-bit) prime.
-const P6144: U6144 = Uint::from_be_hex(concat!(
+)));
+/// MODP group 17 (6144-bit prime).
+static G6144: Group<{ U6144::LIMBS }> = Group::new(Uint::from_be_hex(concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
     "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437",
     "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
@@ -128,9 +129,9 @@ const P6144: U6144 = Uint::from_be_hex(concat!(
     "CC8F6D7EBF48E1D814CC5ED20F8037E0A79715EEF29BE32806A1D58BB7C5DA76",
     "F550AA3D8A1FBFF0EB19CCB1A313D55CDA56C9EC2EF29632387FE8D76E3C0468",
     "043E8F663F4860EE12BF2D5B0B7474D6E694F91E6DCC4024FFFFFFFFFFFFFFFF",
-));
-/// MODP group 18 (8192-bit) prime.
-const P8192: U8192 = Uint::from_be_hex(concat!(
+)));
+/// MODP group 18 (8192-bit prime).
+static G8192: Group<{ U8192::LIMBS }> = Group::new(Uint::from_be_hex(concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
     "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437",
     "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
@@ -163,43 +164,65 @@ const P8192: U8192 = Uint::from_be_hex(concat!(
     "F9AB48195DED7EA1B1D510BD7EE74D73FAF36BC31ECFA268359046F4EB879F92",
     "4009438B481C6CD7889A002ED5EE382BC9190DA6FC026E479558E4475677E9AA",
     "9E3050E2765694DFC81F56E880B96E7160C980DD98EDD3DFFFFFFFFFFFFFFFFF",
-));
+)));
 
-/// Run `$body` with `$p` bound to the prime of MODP group `$id` (a different
+/// A MODP group: its prime and, computed on first use, the Montgomery
+/// parameters. Computing those takes two long divisions, which for the
+/// smaller groups costs about as much as an exponentiation, so we do it once.
+struct Group<const L: usize> {
+    p: Uint<L>,
+    params: OnceLock<DynResidueParams<L>>,
+}
+
+impl<const L: usize> Group<L> {
+    const fn new(p: Uint<L>) -> Self {
+        Group {
+            p,
+            params: OnceLock::new(),
+        }
+    }
+
+    fn params(&self) -> DynResidueParams<L> {
+        // All our moduli are odd primes, which is all `DynResidueParams::new` asks.
+        *self.params.get_or_init(|| DynResidueParams::new(&self.p))
+    }
+}
+
+/// Run `$body` with `$p` bound to MODP group `$id` (a different
 /// `Uint` width per group, so the body is monomorphised per group).
 macro_rules! with_prime {
     ($id:expr, |$p:ident| $body:expr) => {
         match $id {
             super::MODP_768 => {
-                let $p = &P768;
+                let $p = &G768;
                 $body
             }
             super::MODP_1024 => {
-                let $p = &P1024;
+                let $p = &G1024;
                 $body
             }
             super::MODP_1536 => {
-                let $p = &P1536;
+                let $p = &G1536;
                 $body
             }
             super::MODP_2048 => {
-                let $p = &P2048;
+                let $p = &G2048;
                 $body
             }
             super::MODP_3072 => {
-                let $p = &P3072;
+                let $p = &G3072;
                 $body
             }
             super::MODP_4096 => {
-                let $p = &P4096;
+                let $p = &G4096;
                 $body
             }
             super::MODP_6144 => {
-                let $p = &P6144;
+                let $p = &G6144;
                 $body
             }
             super::MODP_8192 => {
-                let $p = &P8192;
+                let $p = &G8192;
                 $body
             }
             _ => Err(Error::Unsupported {
@@ -253,7 +276,7 @@ impl Drop for SecretExponent {
 
 struct Modp<const L: usize> {
     info: &'static GroupInfo,
-    p: &'static Uint<L>,
+    group: &'static Group<L>,
     x: SecretExponent,
     x_bits: usize,
     public: Vec<u8>,
@@ -262,14 +285,14 @@ struct Modp<const L: usize> {
 impl<const L: usize> Modp<L> {
     fn new(
         info: &'static GroupInfo,
-        p: &'static Uint<L>,
+        group: &'static Group<L>,
         x: SecretExponent,
         x_bits: usize,
     ) -> Self {
-        let public = to_be_bytes(&modpow(p, &Uint::from_u64(2), &x, x_bits));
+        let public = to_be_bytes(&modpow(group, &Uint::from_u64(2), &x, x_bits));
         Modp {
             info,
-            p,
+            group,
             x,
             x_bits,
             public,
@@ -279,14 +302,12 @@ impl<const L: usize> Modp<L> {
 
 /// `base^x mod p` in constant time for a fixed exponent length.
 fn modpow<const L: usize>(
-    p: &Uint<L>,
+    group: &Group<L>,
     base: &Uint<L>,
     x: &SecretExponent,
     x_bits: usize,
 ) -> Uint<L> {
-    // All our moduli are odd primes, which is all `new` asks.
-    let params = DynResidueParams::new(p);
-    DynResidue::new(base, params)
+    DynResidue::new(base, group.params())
         .pow_bounded_exp(&x.0, x_bits)
         .retrieve()
 }
@@ -319,14 +340,14 @@ impl<const L: usize> KeyExchange for Modp<L> {
         let y = Uint::<L>::from_be_slice(peer);
         // RFC 6989 section 2.1: for safe-prime groups, 1 < y < p-1 is the whole check
         // (it excludes the elements of order 1 and 2; every other element has order q or 2q).
-        let p_minus_1 = self.p.wrapping_sub(&Uint::ONE);
+        let p_minus_1 = self.group.p.wrapping_sub(&Uint::ONE);
         if y <= Uint::ONE || y >= p_minus_1 {
             return Err(Error::InvalidPublicValue {
                 group: self.info.name,
                 why: "not in the range 1 < y < p-1 (RFC 6989)",
             });
         }
-        let mut z = modpow(self.p, &y, &self.x, self.x_bits);
+        let mut z = modpow(self.group, &y, &self.x, self.x_bits);
         let shared = Secret::new(to_be_bytes(&z));
         z.as_words_mut().zeroize();
         Ok(shared)
