@@ -374,18 +374,16 @@ impl<S> Sad<S> {
         })
     }
 
-    /// Bytes this SAD uses for its own bookkeeping per SA, excluding what `S`
-    /// owns on the heap: one slot plus one unicast map entry (key, value and
-    /// hashbrown's control byte) at its current load.
+    /// Bytes this SAD uses for its own bookkeeping per SA, beyond the SA value
+    /// itself (`size_of::<S>()` plus what `S` owns on the heap): the slot's
+    /// handle generation and inbound key, and the unicast map's entry (key,
+    /// value and hashbrown's control byte) at the map's current load.
     pub fn overhead_bytes_per_sa(&self) -> usize {
-        let slot = core::mem::size_of::<Slot<S>>();
+        let slot = core::mem::size_of::<Slot<S>>() - core::mem::size_of::<S>();
+        let slab = slot * self.slots.capacity() / self.len.max(1);
         let entry = core::mem::size_of::<(u64, u32)>() + 1;
-        let map = if self.len == 0 {
-            0
-        } else {
-            self.unicast.capacity() * entry / self.len.max(1)
-        };
-        slot * self.slots.capacity() / self.len.max(1) + map
+        let map = self.unicast.capacity() * entry / self.len.max(1);
+        slab + map
     }
 
     fn alloc(&mut self, key: Option<InboundKey>, value: S) -> Result<SaHandle, SadError> {
