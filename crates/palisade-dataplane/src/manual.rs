@@ -57,7 +57,7 @@ pub struct ManualSpec {
     pub ah_spi_in: u32,
     pub ah_spi_out: u32,
     /// ESP transforms: (ENCR id, key bits) and INTEG id (None with an AEAD).
-    pub encr: Option<(u16, u16)>,
+    pub encr: Option<(u16, Option<u16>)>,
     pub esp_integ: Option<u16>,
     /// AH integrity transform.
     pub ah_integ: Option<u16>,
@@ -162,7 +162,7 @@ impl ManualSpec {
             Protocol::Esp => {
                 c.encr = self.encr.map(|(id, bits)| EncrConfig {
                     id,
-                    key_bits: Some(bits),
+                    key_bits: bits,
                     keymat: keys.enc.clone().unwrap_or_default(),
                 });
                 c.integ = self.esp_integ.map(|id| IntegConfig {
@@ -396,6 +396,7 @@ pub fn sockets(specs: &[ManualSpec]) -> Result<(Vec<RawEndpoint>, Vec<UdpEndpoin
                     what: what(),
                     source,
                 })?;
+            grow_receive_buffer(std::os::fd::AsRawFd::as_raw_fd(&sock));
             raw.push(RawEndpoint {
                 local: spec.local,
                 sock,
@@ -417,8 +418,32 @@ pub fn sockets(specs: &[ManualSpec]) -> Result<(Vec<RawEndpoint>, Vec<UdpEndpoin
                     source,
                 },
             )?;
+            grow_receive_buffer(std::os::fd::AsRawFd::as_raw_fd(&sock));
             udp.push(UdpEndpoint { local, sock });
         }
     }
     Ok((raw, udp))
+}
+
+/// A burst of tunnel traffic (a TCP window's worth of segments) must not
+/// overflow the socket between two wake-ups of the worker: ask for 4 MiB
+/// (SO_RCVBUFFORCE, which root may use beyond rmem_max; else SO_RCVBUF, which
+/// the kernel caps at net.core.rmem_max).
+fn grow_receive_buffer(fd: std::os::fd::RawFd) {
+    let size: libc::c_int = 4 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setting an int option on a socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                &size as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
 }

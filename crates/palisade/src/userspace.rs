@@ -1,0 +1,304 @@
+//! The userspace data plane behind the daemon's [`Dataplane`] seam: one TUN
+//! device, raw ESP/AH and ESP-in-UDP sockets, and a worker thread running the
+//! palisade-dataplane [`Plane`](palisade_dataplane::plane::Plane). Manual SAs
+//! from the config become SA pairs, outbound policies and routes; reload
+//! replaces only the manual SAs that changed, so untouched SAs keep their
+//! sequence numbers, replay windows and counters.
+
+use crate::config::{Config, ConfigDiff, Encapsulation, ManualSa, Mode};
+use crate::control::dataplane::{manual_policies, manual_sa_status, Dataplane};
+use crate::control::protocol::{PolicyStatus, SaStatus};
+use palisade_dataplane::manual::{self, DirKeys, Installed, ManualSpec, Wire};
+use palisade_dataplane::netcfg::NetConfig;
+use palisade_dataplane::plane::Plane;
+use palisade_dataplane::worker::{Command, Handle, Worker};
+use palisade_dataplane::Tun;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+/// Per manual SA: what was installed in the plane and the routes made for it.
+struct Entry {
+    installed: Installed,
+    net: NetConfig,
+}
+
+struct Running {
+    handle: Handle,
+    thread: Option<JoinHandle<std::io::Result<Worker>>>,
+    tun_name: String,
+    entries: HashMap<String, Entry>,
+    /// Host-wide changes (the TUN's link settings need no undo; it goes away
+    /// with its descriptor).
+    _net: NetConfig,
+}
+
+/// The daemon's real data plane.
+#[derive(Default)]
+pub struct Userspace {
+    running: Mutex<Option<Running>>,
+    /// The manual SAs of the config in force, for status rows.
+    manual: Mutex<Vec<ManualSa>>,
+}
+
+impl Userspace {
+    fn configured(&self) -> Vec<ManualSa> {
+        self.manual
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn secret_or_empty(s: &palisade_crypto::Secret) -> Option<palisade_crypto::Secret> {
+    (!s.is_empty()).then(|| s.clone())
+}
+
+/// Translate a validated config entry into the data plane's neutral form.
+pub fn spec_of(m: &ManualSa) -> ManualSpec {
+    let wire = match m.encapsulation {
+        Encapsulation::Esp => Wire::Esp,
+        Encapsulation::EspUdp {
+            local_port,
+            remote_port,
+        } => Wire::EspUdp {
+            local_port,
+            remote_port,
+        },
+        Encapsulation::Ah => Wire::Ah,
+        Encapsulation::AhEsp => Wire::AhEsp,
+    };
+    let esp = m.esp.as_ref();
+    let ah = m.ah.as_ref();
+    let keys = |inbound: bool| DirKeys {
+        enc: esp.and_then(|k| {
+            secret_or_empty(if inbound {
+                &k.enc_key_in
+            } else {
+                &k.enc_key_out
+            })
+        }),
+        esp_auth: esp.and_then(|k| {
+            secret_or_empty(if inbound {
+                &k.auth_key_in
+            } else {
+                &k.auth_key_out
+            })
+        }),
+        ah_auth: ah.and_then(|k| {
+            secret_or_empty(if inbound {
+                &k.auth_key_in
+            } else {
+                &k.auth_key_out
+            })
+        }),
+    };
+    // AH alone uses the AH SPIs as the pair's SPIs.
+    let (spi_in, spi_out) = match (esp, ah) {
+        (Some(e), _) => (e.spi_in, e.spi_out),
+        (None, Some(a)) => (a.spi_in, a.spi_out),
+        (None, None) => (0, 0),
+    };
+    ManualSpec {
+        name: m.name.clone(),
+        tunnel: m.mode == Mode::Tunnel,
+        local: m.local_addr,
+        remote: m.remote_addr,
+        wire,
+        spi_in,
+        spi_out,
+        ah_spi_in: ah.map_or(0, |a| a.spi_in),
+        ah_spi_out: ah.map_or(0, |a| a.spi_out),
+        encr: esp
+            .and_then(|k| k.encr.as_ref())
+            .map(|t| (t.id, t.key_bits)),
+        esp_integ: esp.and_then(|k| k.integ.as_ref()).map(|t| t.id),
+        ah_integ: ah.and_then(|k| k.integ.as_ref()).map(|t| t.id),
+        keys_in: keys(true),
+        keys_out: keys(false),
+        local_ts: m.local_ts.iter().map(|s| (s.addr, s.prefix)).collect(),
+        remote_ts: m.remote_ts.iter().map(|s| (s.addr, s.prefix)).collect(),
+        esn: m.esn,
+        replay_window: m.replay_window,
+        tfc_pad_to: match m.tfc_padding {
+            crate::config::TfcPadding::Off => 0,
+            crate::config::TfcPadding::Bytes(n) => n,
+            crate::config::TfcPadding::Mtu => 0,
+        },
+        allow_insecure: m.allow_insecure,
+    }
+}
+
+/// Install `m` into the running worker's plane and route it.
+fn install_one(handle: &Handle, tun: &str, m: &ManualSa, priority: u32) -> Result<Entry, String> {
+    let spec = spec_of(m);
+    let for_plane = spec.clone();
+    let installed = handle
+        .query(move |plane: &mut Plane| manual::install(plane, &for_plane, priority))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut net = NetConfig::new();
+    if let Err(e) = manual::route(&mut net, tun, &spec) {
+        let undo = installed.clone();
+        let _ = handle.query(move |plane: &mut Plane| manual::uninstall(plane, &undo));
+        return Err(format!("manual SA `{}`: {e}", m.name));
+    }
+    Ok(Entry { installed, net })
+}
+
+impl Dataplane for Userspace {
+    fn name(&self) -> &'static str {
+        "userspace (TUN + raw/UDP sockets)"
+    }
+
+    fn requires_tun(&self) -> bool {
+        true
+    }
+
+    fn start(&self, config: &Config) -> Result<(), String> {
+        let tun_name = config.daemon.tun_name.clone();
+        let tun = Tun::open(&tun_name).map_err(|e| e.to_string())?;
+        let mut net = NetConfig::new();
+        // No IPv6 link-local address on the TUN: it would only send router
+        // solicitations into the tunnel, to be dropped as policy misses.
+        let _ = std::process::Command::new("ip")
+            .args(["link", "set", "dev", &tun_name, "addrgenmode", "none"])
+            .status();
+        net.link_up(&tun_name, u32::from(config.daemon.tun_mtu))
+            .map_err(|e| e.to_string())?;
+        // Decapsulated packets come out of the TUN with the peer's addresses;
+        // strict reverse-path filtering would drop them.
+        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{tun_name}/rp_filter"), "0");
+        let specs: Vec<ManualSpec> = config.manual.iter().map(spec_of).collect();
+        let (raw, udp) = manual::sockets(&specs).map_err(|e| e.to_string())?;
+        let (worker, handle) =
+            Worker::new(Plane::new(), tun, raw, udp).map_err(|e| e.to_string())?;
+        let thread = std::thread::Builder::new()
+            .name("palisade-dataplane".into())
+            .spawn(move || worker.run())
+            .map_err(|e| format!("cannot start the data-plane thread: {e}"))?;
+        let mut running = Running {
+            handle,
+            thread: Some(thread),
+            tun_name,
+            entries: HashMap::new(),
+            _net: net,
+        };
+        for (i, m) in config.manual.iter().enumerate() {
+            let entry = install_one(&running.handle, &running.tun_name, m, 100 + i as u32)?;
+            tracing::info!(sa = %m.name, "manual SA installed ({} {} {} <-> {})", m.mode, m.encapsulation, m.local_addr, m.remote_addr);
+            running.entries.insert(m.name.clone(), entry);
+        }
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(running);
+        *self.manual.lock().unwrap_or_else(|e| e.into_inner()) = config.manual.clone();
+        Ok(())
+    }
+
+    fn apply(&self, diff: &ConfigDiff, _old: &Config, new: &Config) -> Result<(), String> {
+        let mut guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(running) = guard.as_mut() else {
+            return Err("the data plane is not running".into());
+        };
+        let gone: Vec<&String> = diff
+            .manual
+            .removed
+            .iter()
+            .chain(diff.manual.changed.iter())
+            .collect();
+        for name in gone {
+            if let Some(mut entry) = running.entries.remove(name.as_str()) {
+                let installed = entry.installed.clone();
+                running
+                    .handle
+                    .query(move |plane: &mut Plane| manual::uninstall(plane, &installed))
+                    .map_err(|e| e.to_string())?;
+                entry.net.undo();
+                tracing::info!(sa = %name, "manual SA removed");
+            }
+        }
+        // Sockets are opened at start: a reload that needs a new local address
+        // or UDP port fails when the SA is installed, and says to restart.
+        for (i, m) in new.manual.iter().enumerate() {
+            if diff.manual.added.contains(&m.name) || diff.manual.changed.contains(&m.name) {
+                let entry = install_one(&running.handle, &running.tun_name, m, 100 + i as u32)?;
+                tracing::info!(sa = %m.name, "manual SA installed");
+                running.entries.insert(m.name.clone(), entry);
+            }
+        }
+        *self.manual.lock().unwrap_or_else(|e| e.into_inner()) = new.manual.clone();
+        Ok(())
+    }
+
+    fn sas(&self) -> Vec<SaStatus> {
+        let guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(running) = guard.as_ref() else {
+            return Vec::new();
+        };
+        // (name, direction, protocol) -> (packets, bytes, drops by reason name)
+        type Row = (u64, u64, BTreeMap<String, u64>);
+        let counters: HashMap<(String, String, String), Row> = running
+            .handle
+            .query(|plane: &mut Plane| {
+                plane
+                    .sad
+                    .iter()
+                    .map(|(_, e)| {
+                        let (name, dir) = e.name.rsplit_once(' ').unwrap_or((e.name.as_str(), ""));
+                        let proto = match e.sa.protocol() {
+                            palisade_sa::sa::Protocol::Esp => "esp",
+                            palisade_sa::sa::Protocol::Ah => "ah",
+                        };
+                        let c = e.sa.counters();
+                        let mut drops = c.drops;
+                        drops.merge(&e.extra_drops);
+                        let drops = drops
+                            .iter()
+                            .map(|(r, n)| (r.name().to_string(), n))
+                            .collect();
+                        let (p, b) = if dir == "in" {
+                            (c.packets_in, c.bytes_in)
+                        } else {
+                            (c.packets_out, c.bytes_out)
+                        };
+                        (
+                            (name.to_string(), dir.to_string(), proto.to_string()),
+                            (p, b, drops),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        drop(guard);
+        let mut rows = Vec::new();
+        rows.extend(self.configured().iter().flat_map(|m| {
+            manual_sa_status(m, "installed").into_iter().map(|mut s| {
+                if let Some((p, b, d)) =
+                    counters.get(&(s.name.clone(), s.direction.clone(), s.protocol.clone()))
+                {
+                    s.packets = *p;
+                    s.bytes = *b;
+                    s.drops = d.clone();
+                }
+                s
+            })
+        }));
+        rows
+    }
+
+    fn policies(&self) -> Vec<PolicyStatus> {
+        self.configured().iter().flat_map(manual_policies).collect()
+    }
+
+    fn shutdown(&self) {
+        let mut guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut running) = guard.take() {
+            for (_, mut entry) in running.entries.drain() {
+                entry.net.undo();
+            }
+            let _ = running.handle.send(Command::Stop);
+            if let Some(t) = running.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
