@@ -85,6 +85,13 @@ impl HmacAwsLc {
     ) -> Result<Self, Error> {
         let key_len = alg.digest_algorithm().output_len;
         check_key(name, key, key_len)?;
+        if icv_len == 0 || icv_len > key_len {
+            return Err(Error::DataLength {
+                name,
+                got: icv_len,
+                why: "ICV longer than the HMAC output",
+            });
+        }
         Ok(HmacAwsLc {
             name,
             key: aws_lc_rs::hmac::Key::new(alg, key),
