@@ -1,0 +1,254 @@
+//! Engine configuration. Proposals are IANA transform IDs; the daemon turns
+//! strongSwan proposal strings into these.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use palisade_crypto::{Policy, Secret};
+use palisade_wire::ikev2::consts::id;
+use palisade_wire::ikev2::{IdPayload, TrafficSelector};
+
+/// Whole-engine settings plus the connections it knows.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub connections: Vec<Connection>,
+    /// Half-open (IKE_SA_INIT answered, IKE_AUTH not yet) responder SAs above
+    /// which new IKE_SA_INIT requests must carry a COOKIE (RFC 7296 2.6).
+    pub cookie_threshold: usize,
+    pub retransmit: Retransmit,
+    /// A responder SA that has not completed IKE_AUTH after this is dropped.
+    pub half_open_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            connections: Vec::new(),
+            cookie_threshold: 64,
+            retransmit: Retransmit::default(),
+            half_open_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Retransmission of our requests: the n-th resend waits `initial * 2^n`
+/// (capped at `max_interval`); after `tries` sends without an answer the
+/// exchange, and with it the IKE SA, is given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retransmit {
+    pub initial: Duration,
+    pub max_interval: Duration,
+    pub tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Self {
+        Retransmit {
+            initial: Duration::from_millis(1000),
+            max_interval: Duration::from_secs(16),
+            tries: 6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpdAction {
+    /// Remove the SAs.
+    Clear,
+    /// Remove the SAs and initiate the connection again.
+    Restart,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub name: String,
+    /// Our address; `None` accepts any local address (responder) and, for an
+    /// initiator, leaves the source to the caller of `initiate`.
+    pub local_addr: Option<SocketAddr>,
+    /// The peer; required to initiate, `None` accepts any peer as responder.
+    pub remote_addr: Option<SocketAddr>,
+    pub local_id: Identity,
+    /// `None` accepts any identity that proves knowledge of the PSK.
+    pub remote_id: Option<Identity>,
+    pub psk: Secret,
+    pub ike_proposals: Vec<IkeProposal>,
+    pub children: Vec<ChildConfig>,
+    /// Send a liveness check when nothing was heard from the peer for this long.
+    pub dpd_delay: Option<Duration>,
+    pub dpd_action: DpdAction,
+    pub policy: Policy,
+    /// Send INITIAL_CONTACT in IKE_AUTH (we hold no other SA with this peer).
+    pub initial_contact: bool,
+}
+
+impl Connection {
+    /// A PSK connection with AES-256-GCM-16 / PRF-HMAC-SHA2-256 / X25519 for
+    /// IKE and AES-256-GCM-16 for ESP, the usual modern choice.
+    pub fn psk(name: &str, local_id: Identity, remote_id: Option<Identity>, psk: &[u8]) -> Self {
+        Connection {
+            name: name.to_string(),
+            local_addr: None,
+            remote_addr: None,
+            local_id,
+            remote_id,
+            psk: Secret::from_slice(psk),
+            ike_proposals: vec![IkeProposal::aes256gcm16_prfsha256_x25519()],
+            children: Vec::new(),
+            dpd_delay: None,
+            dpd_action: DpdAction::Clear,
+            policy: Policy::SECURE,
+            initial_contact: true,
+        }
+    }
+}
+
+/// One IKE proposal: each list is the transforms of one type, in preference
+/// order. ENCR entries are (IANA id, key length in bits if the transform
+/// takes one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeProposal {
+    pub encr: Vec<(u16, Option<u16>)>,
+    pub prf: Vec<u16>,
+    /// Empty with AEAD ciphers.
+    pub integ: Vec<u16>,
+    pub ke: Vec<u16>,
+}
+
+impl IkeProposal {
+    pub fn aes256gcm16_prfsha256_x25519() -> Self {
+        IkeProposal {
+            encr: vec![(20, Some(256))],
+            prf: vec![5],
+            integ: vec![],
+            ke: vec![31],
+        }
+    }
+    /// aes256-sha256-modp2048 (CBC + HMAC).
+    pub fn aes256_sha256_modp2048() -> Self {
+        IkeProposal {
+            encr: vec![(12, Some(256))],
+            prf: vec![5],
+            integ: vec![12],
+            ke: vec![14],
+        }
+    }
+}
+
+/// One ESP proposal. `ke` empty: no PFS on rekey (IKE_AUTH never carries KE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspProposal {
+    pub encr: Vec<(u16, Option<u16>)>,
+    pub integ: Vec<u16>,
+    pub ke: Vec<u16>,
+    /// Extended sequence numbers acceptable, in preference order.
+    pub esn: Vec<bool>,
+}
+
+impl EspProposal {
+    pub fn aes256gcm16() -> Self {
+        EspProposal {
+            encr: vec![(20, Some(256))],
+            integ: vec![],
+            ke: vec![],
+            esn: vec![false, true],
+        }
+    }
+    pub fn aes256_sha256() -> Self {
+        EspProposal {
+            encr: vec![(12, Some(256))],
+            integ: vec![12],
+            ke: vec![],
+            esn: vec![false, true],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tunnel,
+    Transport,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChildConfig {
+    pub name: String,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub esp_proposals: Vec<EspProposal>,
+    pub mode: Mode,
+    /// Rekey the CHILD_SA this long after it was installed (initiator side of
+    /// the IKE SA only, to keep simultaneous rekeys rare).
+    pub rekey_time: Option<Duration>,
+}
+
+impl ChildConfig {
+    pub fn tunnel(name: &str, local: TrafficSelector, remote: TrafficSelector) -> Self {
+        ChildConfig {
+            name: name.to_string(),
+            local_ts: vec![local],
+            remote_ts: vec![remote],
+            esp_proposals: vec![EspProposal::aes256gcm16()],
+            mode: Mode::Tunnel,
+            rekey_time: None,
+        }
+    }
+}
+
+/// IKE identities (RFC 7296 3.5).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
+    Fqdn(String),
+    Rfc822(String),
+    KeyId(Vec<u8>),
+}
+
+impl Identity {
+    pub fn addr(a: IpAddr) -> Self {
+        match a {
+            IpAddr::V4(a) => Identity::Ipv4(a),
+            IpAddr::V6(a) => Identity::Ipv6(a),
+        }
+    }
+
+    pub fn to_payload(&self) -> IdPayload {
+        let (id_type, data) = match self {
+            Identity::Ipv4(a) => (id::IPV4_ADDR, a.octets().to_vec()),
+            Identity::Ipv6(a) => (id::IPV6_ADDR, a.octets().to_vec()),
+            Identity::Fqdn(s) => (id::FQDN, s.as_bytes().to_vec()),
+            Identity::Rfc822(s) => (id::RFC822_ADDR, s.as_bytes().to_vec()),
+            Identity::KeyId(k) => (id::KEY_ID, k.clone()),
+        };
+        IdPayload { id_type, data }
+    }
+
+    /// `None` for types we do not match on (DNs and others).
+    pub fn from_payload(p: &IdPayload) -> Option<Identity> {
+        Some(match p.id_type {
+            id::IPV4_ADDR => Identity::Ipv4(Ipv4Addr::from(<[u8; 4]>::try_from(&p.data[..]).ok()?)),
+            id::IPV6_ADDR => {
+                Identity::Ipv6(Ipv6Addr::from(<[u8; 16]>::try_from(&p.data[..]).ok()?))
+            }
+            id::FQDN => Identity::Fqdn(String::from_utf8(p.data.clone()).ok()?),
+            id::RFC822_ADDR => Identity::Rfc822(String::from_utf8(p.data.clone()).ok()?),
+            id::KEY_ID => Identity::KeyId(p.data.clone()),
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Ipv4(a) => write!(f, "{a}"),
+            Identity::Ipv6(a) => write!(f, "{a}"),
+            Identity::Fqdn(s) => write!(f, "{s}"),
+            Identity::Rfc822(s) => write!(f, "{s}"),
+            Identity::KeyId(k) => {
+                write!(f, "keyid:")?;
+                k.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}

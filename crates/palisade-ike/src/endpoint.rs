@@ -1,0 +1,2235 @@
+//! The IKEv2 endpoint: every IKE SA of one daemon, fed datagrams and time.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use palisade_crypto::kdf::ikev2 as kdf;
+use palisade_crypto::kex::{self, KeyExchange};
+use palisade_crypto::{registry, Secret};
+use palisade_wire::ikev2::consts::{auth, exchange, notify, protocol};
+use palisade_wire::ikev2::{
+    AuthPayload, DeletePayload, Header, HeaderRepr, IdPayload, KePayload, Message, NoncePayload,
+    NotifyPayload, Payload, SaPayload, TrafficSelector, TsPayload,
+};
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, Connection, DpdAction, Identity, Mode};
+use crate::negotiate::{self, Chosen};
+use crate::protect::{self, IkeKeys};
+use crate::rng::Rng;
+use crate::Error;
+
+const NONCE_LEN: usize = 32;
+const NON_ESP_MARKER: [u8; 4] = [0; 4];
+const NATT_PORT: u16 = 4500;
+/// COOKIE / INVALID_KE_PAYLOAD round trips accepted before giving up.
+const MAX_INIT_RETRIES: u32 = 4;
+
+/// A datagram to send from `local` to `remote`. On port 4500 the non-ESP
+/// marker is already included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// An IKE SA, named by our own SPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IkeSaId(pub u64);
+
+impl std::fmt::Display for IkeSaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A negotiated CHILD_SA pair, everything the data plane needs to install it.
+/// "Inbound" is what the peer sends us (our SPI), "outbound" what we send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSaInfo {
+    pub ike_sa: IkeSaId,
+    pub connection: String,
+    pub name: String,
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    /// ENCR IANA id and key length (bits) if the transform has one.
+    pub encr: (u16, Option<u16>),
+    /// INTEG IANA id; `None` with an AEAD.
+    pub integ: Option<u16>,
+    pub esn: bool,
+    /// Key exchange used for PFS when this SA came from a rekey.
+    pub pfs_group: Option<u16>,
+    pub inbound_encr_key: Secret,
+    pub inbound_integ_key: Secret,
+    pub outbound_encr_key: Secret,
+    pub outbound_integ_key: Secret,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub mode: Mode,
+    /// ESP in UDP (RFC 3948) because a NAT was detected.
+    pub encap: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Inbound SPI of the CHILD_SA this one replaces.
+    pub rekeys: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownReason {
+    /// We deleted it (`delete_ike_sa`), and the peer confirmed or did not answer.
+    DeletedLocally,
+    DeletedByPeer,
+    /// The peer stopped answering our requests.
+    Timeout,
+    /// Liveness check failed; `restart` tells whether we initiate again.
+    DeadPeer {
+        restart: bool,
+    },
+    /// Negotiation failed; the text says why for the operator.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    IkeSaUp {
+        ike_sa: IkeSaId,
+        connection: String,
+        initiator: bool,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi_i: [u8; 8],
+        spi_r: [u8; 8],
+        remote_id: Option<Identity>,
+        nat_detected: bool,
+    },
+    IkeSaDown {
+        ike_sa: IkeSaId,
+        connection: String,
+        reason: DownReason,
+    },
+    ChildSaInstalled(ChildSaInfo),
+    ChildSaDeleted {
+        ike_sa: IkeSaId,
+        name: String,
+        inbound_spi: u32,
+        outbound_spi: u32,
+    },
+    /// The IKE SA is fine but this CHILD_SA could not be negotiated.
+    ChildSaFailed {
+        ike_sa: IkeSaId,
+        name: String,
+        reason: String,
+    },
+}
+
+/// Counters of what was dropped and why, and of protocol work done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub received: u64,
+    pub malformed: u64,
+    pub unknown_spi: u64,
+    pub integrity_failed: u64,
+    /// Requests outside the window, responses to nothing, wrong state.
+    pub unexpected: u64,
+    /// Retransmitted requests answered from the response cache.
+    pub duplicate_requests: u64,
+    pub retransmits: u64,
+    pub cookies_sent: u64,
+    pub auth_failed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum St {
+    InitSent,
+    AuthSent,
+    RespAwaitAuth,
+    Established,
+    Deleting,
+}
+
+/// Work waiting for the (size 1) request window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    DeleteChild(u32),
+    DeleteIke,
+    Dpd,
+    Rekey(u32),
+}
+
+enum Req {
+    Init,
+    Auth,
+    DeleteChild(u32),
+    DeleteIke,
+    Dpd,
+    Rekey {
+        old_inbound: u32,
+        new_spi: u32,
+        ni: Vec<u8>,
+        kex: Option<Box<dyn KeyExchange>>,
+    },
+}
+
+struct Pending {
+    msg_id: u32,
+    bytes: Vec<u8>,
+    sent: u32,
+    next_at: Instant,
+    req: Req,
+}
+
+struct Child {
+    info: ChildSaInfo,
+    cfg: usize,
+    installed: Instant,
+    rekey_started: bool,
+    /// The peer rekeyed this SA too: (their nonce Ni, our nonce Nr, the new
+    /// SA's inbound SPI) for the simultaneous-rekey tie-break (2.8.1).
+    peer_rekey: Option<(Vec<u8>, Vec<u8>, u32)>,
+    /// Replaced by a finished rekey; waiting for its Delete.
+    replaced: bool,
+}
+
+struct IkeSa {
+    conn: usize,
+    initiator: bool,
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    local: SocketAddr,
+    remote: SocketAddr,
+    st: St,
+    // IKE_SA_INIT
+    kex: Option<Box<dyn KeyExchange>>,
+    group: u16,
+    cookie: Option<Vec<u8>>,
+    init_retries: u32,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    init_req: Vec<u8>,
+    init_resp: Vec<u8>,
+    keys: Option<IkeKeys>,
+    // exchanges
+    next_req_id: u32,
+    peer_req_id: u32,
+    last_resp: Option<(u32, Vec<u8>)>,
+    pending: Option<Pending>,
+    queue: VecDeque<Intent>,
+    children: Vec<Child>,
+    /// Initiator's first CHILD_SA under negotiation: (config index, our SPI).
+    auth_child: Option<(usize, u32)>,
+    created: Instant,
+    last_rx: Instant,
+    nat: bool,
+    peer_id: Option<Identity>,
+}
+
+impl IkeSa {
+    fn our_spi(&self) -> u64 {
+        u64::from_be_bytes(if self.initiator {
+            self.spi_i
+        } else {
+            self.spi_r
+        })
+    }
+    fn header(&self, exchange_type: u8, response: bool, message_id: u32) -> HeaderRepr {
+        HeaderRepr {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            minor_version: 0,
+            exchange_type,
+            initiator: self.initiator,
+            version: false,
+            response,
+            message_id,
+        }
+    }
+    fn up(&self) -> bool {
+        matches!(self.st, St::Established | St::Deleting)
+    }
+}
+
+enum Fate {
+    Keep,
+    Kill(DownReason),
+}
+
+/// The IKEv2 engine.
+pub struct Endpoint {
+    config: Config,
+    rng: Box<dyn Rng>,
+    sas: HashMap<u64, IkeSa>,
+    /// Responder: (peer, SPIi) of each IKE_SA_INIT we answered -> our SPI.
+    init_index: HashMap<(SocketAddr, [u8; 8]), u64>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    cookie_secret: [u8; 32],
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn find<'a, T>(payloads: &'a [Payload], f: impl Fn(&'a Payload) -> Option<&'a T>) -> Option<&'a T> {
+    payloads.iter().find_map(f)
+}
+
+fn sa_of(p: &Payload) -> Option<&SaPayload> {
+    match p {
+        Payload::Sa(x) => Some(x),
+        _ => None,
+    }
+}
+fn ke_of(p: &Payload) -> Option<&KePayload> {
+    match p {
+        Payload::Ke(x) => Some(x),
+        _ => None,
+    }
+}
+fn nonce_of(p: &Payload) -> Option<&NoncePayload> {
+    match p {
+        Payload::Nonce(x) => Some(x),
+        _ => None,
+    }
+}
+fn tsi_of(p: &Payload) -> Option<&TsPayload> {
+    match p {
+        Payload::TsI(x) => Some(x),
+        _ => None,
+    }
+}
+fn tsr_of(p: &Payload) -> Option<&TsPayload> {
+    match p {
+        Payload::TsR(x) => Some(x),
+        _ => None,
+    }
+}
+fn notify<'a>(payloads: &'a [Payload], t: u16) -> Option<&'a NotifyPayload> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type == t => Some(n),
+        _ => None,
+    })
+}
+fn first_error(payloads: &[Payload]) -> Option<u16> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.is_error() => Some(n.notify_type),
+        _ => None,
+    })
+}
+fn notify_name(t: u16) -> String {
+    match t {
+        notify::NO_PROPOSAL_CHOSEN => "NO_PROPOSAL_CHOSEN".into(),
+        notify::INVALID_KE_PAYLOAD => "INVALID_KE_PAYLOAD".into(),
+        notify::AUTHENTICATION_FAILED => "AUTHENTICATION_FAILED".into(),
+        notify::TS_UNACCEPTABLE => "TS_UNACCEPTABLE".into(),
+        notify::INVALID_SYNTAX => "INVALID_SYNTAX".into(),
+        notify::TEMPORARY_FAILURE => "TEMPORARY_FAILURE".into(),
+        notify::CHILD_SA_NOT_FOUND => "CHILD_SA_NOT_FOUND".into(),
+        notify::NO_ADDITIONAL_SAS => "NO_ADDITIONAL_SAS".into(),
+        notify::INTERNAL_ADDRESS_FAILURE => "INTERNAL_ADDRESS_FAILURE".into(),
+        notify::UNSUPPORTED_CRITICAL_PAYLOAD => "UNSUPPORTED_CRITICAL_PAYLOAD".into(),
+        other => format!("notify {other}"),
+    }
+}
+fn id_body(id: &IdPayload) -> Vec<u8> {
+    let mut v = Vec::with_capacity(4 + id.data.len());
+    v.extend_from_slice(&[id.id_type, 0, 0, 0]);
+    v.extend_from_slice(&id.data);
+    v
+}
+fn addr_matches(want: Option<SocketAddr>, got: SocketAddr) -> bool {
+    want.map_or(true, |w| w.ip() == got.ip())
+}
+
+/// Sizes of a CHILD_SA's keys: (encr keymat, integ key).
+fn child_key_lens(c: &Chosen) -> Result<(usize, usize), Error> {
+    let e = registry::encr_info(c.encr.0, c.encr.1)?.keymat_len;
+    let i = match c.integ {
+        Some(i) => registry::integ_sizes(i)?.key_len,
+        None => 0,
+    };
+    Ok((e, i))
+}
+
+impl Endpoint {
+    pub fn new(config: Config, rng: impl Rng + 'static) -> Self {
+        let mut rng: Box<dyn Rng> = Box::new(rng);
+        let mut cookie_secret = [0u8; 32];
+        rng.fill(&mut cookie_secret);
+        Endpoint {
+            config,
+            rng,
+            sas: HashMap::new(),
+            init_index: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            cookie_secret,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    /// IKE SAs in any state (half-open ones included).
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
+    }
+    pub fn ike_sas(&self) -> Vec<IkeSaId> {
+        let mut v: Vec<IkeSaId> = self.sas.keys().map(|&k| IkeSaId(k)).collect();
+        v.sort();
+        v
+    }
+    /// Whether the IKE SA completed IKE_AUTH.
+    pub fn is_established(&self, id: IkeSaId) -> bool {
+        self.sas.get(&id.0).is_some_and(|s| s.st == St::Established)
+    }
+    /// The CHILD_SAs currently installed under an IKE SA.
+    pub fn child_sas(&self, id: IkeSaId) -> Vec<ChildSaInfo> {
+        self.sas
+            .get(&id.0)
+            .map(|s| s.children.iter().map(|c| c.info.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest time `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut at = |x: Instant| t = Some(t.map_or(x, |y| y.min(x)));
+        for sa in self.sas.values() {
+            if let Some(p) = &sa.pending {
+                at(p.next_at);
+            }
+            match sa.st {
+                St::RespAwaitAuth => at(sa.created + self.config.half_open_timeout),
+                St::Established if sa.pending.is_none() => {
+                    let conn = &self.config.connections[sa.conn]; // ok: conn indexes config, never changed
+                    if let Some(d) = conn.dpd_delay {
+                        at(sa.last_rx + d);
+                    }
+                    if sa.initiator {
+                        for c in &sa.children {
+                            if let Some(r) = conn.children.get(c.cfg).and_then(|cc| cc.rekey_time) {
+                                if !c.rekey_started && !c.replaced {
+                                    at(c.installed + r);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        t
+    }
+
+    // ---------------------------------------------------------------- API
+
+    /// Start an IKE SA (and its first CHILD_SA) for connection `name`.
+    pub fn initiate(&mut self, now: Instant, name: &str) -> Result<IkeSaId, Error> {
+        let ci = self
+            .config
+            .connections
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| Error::UnknownConnection(name.to_string()))?;
+        let conn = &self.config.connections[ci]; // ok: position() found it
+        let remote = conn
+            .remote_addr
+            .ok_or_else(|| Error::NoRemoteAddress(name.to_string()))?;
+        let local = conn.local_addr.unwrap_or_else(|| match remote {
+            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 500)),
+            SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 500)),
+        });
+        let group = conn
+            .ike_proposals
+            .first()
+            .and_then(|p| p.ke.first().copied())
+            .ok_or_else(|| Error::BadConfig {
+                name: name.to_string(),
+                why: "no IKE proposal with a key exchange method".into(),
+            })?;
+        let kex = kex::initiate(group, conn.policy)?;
+        let spi = self.fresh_spi();
+        let mut ni = vec![0; NONCE_LEN];
+        self.rng.fill(&mut ni);
+        let mut sa = IkeSa {
+            conn: ci,
+            initiator: true,
+            spi_i: spi.to_be_bytes(),
+            spi_r: [0; 8],
+            local,
+            remote,
+            st: St::InitSent,
+            kex: Some(kex),
+            group,
+            cookie: None,
+            init_retries: 0,
+            ni,
+            nr: Vec::new(),
+            init_req: Vec::new(),
+            init_resp: Vec::new(),
+            keys: None,
+            next_req_id: 1,
+            peer_req_id: 0,
+            last_resp: None,
+            pending: None,
+            queue: VecDeque::new(),
+            children: Vec::new(),
+            auth_child: None,
+            created: now,
+            last_rx: now,
+            nat: false,
+            peer_id: None,
+        };
+        self.send_init(now, &mut sa)?;
+        info!(connection = name, ike_sa = %IkeSaId(spi), %remote, "initiating IKE SA");
+        self.sas.insert(spi, sa);
+        Ok(IkeSaId(spi))
+    }
+
+    /// Delete an IKE SA and its CHILD_SAs (INFORMATIONAL with Delete).
+    pub fn delete_ike_sa(&mut self, now: Instant, id: IkeSaId) -> Result<(), Error> {
+        let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
+        if !sa.up() {
+            let sa = self.sas.remove(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
+            self.finish(now, sa, DownReason::DeletedLocally);
+            return Ok(());
+        }
+        sa.queue.retain(|i| *i == Intent::DeleteIke);
+        if sa.queue.is_empty() {
+            sa.queue.push_back(Intent::DeleteIke);
+        }
+        self.pump(now, id.0);
+        Ok(())
+    }
+
+    /// Delete one CHILD_SA, named by its inbound SPI.
+    pub fn delete_child_sa(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        inbound_spi: u32,
+    ) -> Result<(), Error> {
+        let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
+        if !sa
+            .children
+            .iter()
+            .any(|c| c.info.inbound_spi == inbound_spi)
+        {
+            return Err(Error::UnknownChildSa {
+                ike: id.0,
+                spi: inbound_spi,
+            });
+        }
+        sa.queue.push_back(Intent::DeleteChild(inbound_spi));
+        self.pump(now, id.0);
+        Ok(())
+    }
+
+    /// Rekey one CHILD_SA (CREATE_CHILD_SA with REKEY_SA).
+    pub fn rekey_child_sa(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        inbound_spi: u32,
+    ) -> Result<(), Error> {
+        let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
+        let c = sa
+            .children
+            .iter_mut()
+            .find(|c| c.info.inbound_spi == inbound_spi)
+            .ok_or(Error::UnknownChildSa {
+                ike: id.0,
+                spi: inbound_spi,
+            })?;
+        c.rekey_started = true;
+        sa.queue.push_back(Intent::Rekey(inbound_spi));
+        self.pump(now, id.0);
+        Ok(())
+    }
+
+    // ----------------------------------------------------------- plumbing
+
+    fn fresh_spi(&mut self) -> u64 {
+        loop {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b);
+            let v = u64::from_be_bytes(b);
+            if v != 0 && !self.sas.contains_key(&v) {
+                return v;
+            }
+        }
+    }
+
+    fn fresh_child_spi(&mut self) -> u32 {
+        loop {
+            let mut b = [0u8; 4];
+            self.rng.fill(&mut b);
+            let v = u32::from_be_bytes(b);
+            // 1..=255 are reserved by IANA (RFC 4303 2.1).
+            if v > 255 {
+                return v;
+            }
+        }
+    }
+
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+        let mut out = Vec::with_capacity(bytes.len() + 4);
+        if local.port() == NATT_PORT || remote.port() == NATT_PORT {
+            out.extend_from_slice(&NON_ESP_MARKER);
+        }
+        out.extend_from_slice(bytes);
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            bytes: out,
+        });
+    }
+
+    fn conn(&self, sa: &IkeSa) -> &Connection {
+        &self.config.connections[sa.conn] // ok: conn indexes config, never changed
+    }
+
+    /// Remove every trace of an IKE SA and report it.
+    fn finish(&mut self, _now: Instant, sa: IkeSa, reason: DownReason) {
+        let id = IkeSaId(sa.our_spi());
+        for c in &sa.children {
+            self.events.push_back(Event::ChildSaDeleted {
+                ike_sa: id,
+                name: c.info.name.clone(),
+                inbound_spi: c.info.inbound_spi,
+                outbound_spi: c.info.outbound_spi,
+            });
+        }
+        if !sa.initiator {
+            self.init_index.remove(&(sa.remote, sa.spi_i));
+        }
+        let name = self.conn(&sa).name.clone();
+        match &reason {
+            DownReason::Failed(why) => {
+                warn!(connection = %name, ike_sa = %id, "IKE SA failed: {why}")
+            }
+            r => info!(connection = %name, ike_sa = %id, "IKE SA down: {r:?}"),
+        }
+        if sa.up() || matches!(reason, DownReason::Failed(_) | DownReason::Timeout) {
+            self.events.push_back(Event::IkeSaDown {
+                ike_sa: id,
+                connection: name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        if reason == (DownReason::DeadPeer { restart: true }) {
+            let _ = self.initiate(_now, &name);
+        }
+    }
+
+    fn set_pending(&mut self, now: Instant, sa: &mut IkeSa, msg_id: u32, bytes: Vec<u8>, req: Req) {
+        self.send(sa.local, sa.remote, &bytes);
+        sa.pending = Some(Pending {
+            msg_id,
+            bytes,
+            sent: 1,
+            next_at: now + self.config.retransmit.initial,
+            req,
+        });
+    }
+
+    // -------------------------------------------------------- IKE_SA_INIT
+
+    fn send_init(&mut self, now: Instant, sa: &mut IkeSa) -> Result<(), Error> {
+        let conn = self.conn(sa).clone();
+        let kex = sa.kex.as_ref().ok_or(Error::BadConfig {
+            name: conn.name.clone(),
+            why: "internal: no key exchange".into(),
+        })?;
+        let mut payloads = Vec::new();
+        if let Some(c) = &sa.cookie {
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                notify::COOKIE,
+                c.clone(),
+            )));
+        }
+        // The group we send a KE for goes first so the responder sees it preferred.
+        let mut props = conn.ike_proposals.clone();
+        for p in &mut props {
+            if let Some(pos) = p.ke.iter().position(|&g| g == sa.group) {
+                p.ke.remove(pos);
+                p.ke.insert(0, sa.group);
+            }
+        }
+        payloads.push(Payload::Sa(negotiate::ike_sa_payload(&props, Vec::new())));
+        payloads.push(Payload::Ke(KePayload {
+            group: sa.group,
+            data: kex.public_value().to_vec(),
+        }));
+        payloads.push(Payload::Nonce(NoncePayload {
+            data: sa.ni.clone(),
+        }));
+        payloads.push(Payload::Notify(NotifyPayload::new(
+            notify::NAT_DETECTION_SOURCE_IP,
+            protect::nat_hash(&sa.spi_i, &[0; 8], sa.local),
+        )));
+        payloads.push(Payload::Notify(NotifyPayload::new(
+            notify::NAT_DETECTION_DESTINATION_IP,
+            protect::nat_hash(&sa.spi_i, &[0; 8], sa.remote),
+        )));
+        let msg = Message {
+            header: sa.header(exchange::IKE_SA_INIT, false, 0),
+            payloads,
+        };
+        let bytes = msg.to_vec()?;
+        sa.init_req = bytes.clone();
+        self.set_pending(now, sa, 0, bytes, Req::Init);
+        Ok(())
+    }
+
+    fn respond_plain(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi_i: [u8; 8],
+        n: NotifyPayload,
+    ) {
+        let msg = Message {
+            header: HeaderRepr {
+                spi_i,
+                spi_r: [0; 8],
+                minor_version: 0,
+                exchange_type: exchange::IKE_SA_INIT,
+                initiator: false,
+                version: false,
+                response: true,
+                message_id: 0,
+            },
+            payloads: vec![Payload::Notify(n)],
+        };
+        if let Ok(b) = msg.to_vec() {
+            self.send(local, remote, &b);
+        }
+    }
+
+    fn half_open(&self) -> usize {
+        self.sas
+            .values()
+            .filter(|s| s.st == St::RespAwaitAuth)
+            .count()
+    }
+
+    fn responder_init(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &HeaderRepr,
+        bytes: &[u8],
+    ) {
+        if hdr.message_id != 0 || hdr.spi_r != [0; 8] || !hdr.initiator {
+            self.stats.unexpected += 1;
+            return;
+        }
+        if let Some(&ours) = self.init_index.get(&(remote, hdr.spi_i)) {
+            let resend = self
+                .sas
+                .get(&ours)
+                .filter(|s| s.init_req == bytes)
+                .map(|s| (s.local, s.remote, s.init_resp.clone()));
+            match resend {
+                Some((l, r, b)) => {
+                    self.stats.duplicate_requests += 1;
+                    self.send(l, r, &b);
+                }
+                None => self.stats.unexpected += 1,
+            }
+            return;
+        }
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(%remote, "IKE_SA_INIT request dropped: {e}");
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let p = &msg.payloads;
+        let (Some(sa_p), Some(ke_p), Some(nonce_p)) =
+            (find(p, sa_of), find(p, ke_of), find(p, nonce_of))
+        else {
+            self.stats.malformed += 1;
+            self.respond_plain(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::new(notify::INVALID_SYNTAX, vec![]),
+            );
+            return;
+        };
+        let Some(ci) =
+            self.config.connections.iter().position(|c| {
+                addr_matches(c.remote_addr, remote) && addr_matches(c.local_addr, local)
+            })
+        else {
+            info!(%remote, "IKE_SA_INIT from a peer no connection accepts");
+            self.respond_plain(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::new(notify::NO_PROPOSAL_CHOSEN, vec![]),
+            );
+            return;
+        };
+        // COOKIE (2.6): only when many SAs are half open, and without state.
+        if self.half_open() >= self.config.cookie_threshold {
+            let want = protect::cookie(&self.cookie_secret, &nonce_p.data, remote, &hdr.spi_i);
+            let ok = matches!(p.first(), Some(Payload::Notify(n)) if n.notify_type == notify::COOKIE && ct_eq(&n.data, &want));
+            if !ok {
+                self.stats.cookies_sent += 1;
+                self.respond_plain(
+                    local,
+                    remote,
+                    hdr.spi_i,
+                    NotifyPayload::new(notify::COOKIE, want),
+                );
+                return;
+            }
+        }
+        let conn = self.config.connections[ci].clone(); // ok: position() found it
+        let Some((chosen, number)) = negotiate::select_ike(sa_p, &conn.ike_proposals) else {
+            warn!(
+                connection = %conn.name, %remote,
+                "NO_PROPOSAL_CHOSEN: we accept {}, they offered {}",
+                negotiate::sa_display(&negotiate::ike_sa_payload(&conn.ike_proposals, vec![])),
+                negotiate::sa_display(sa_p)
+            );
+            self.respond_plain(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::new(notify::NO_PROPOSAL_CHOSEN, vec![]),
+            );
+            return;
+        };
+        let group = chosen.ke.unwrap_or(0);
+        if ke_p.group != group {
+            debug!(%remote, "INVALID_KE_PAYLOAD: KE for {} but we chose {}", ke_p.group, group);
+            self.respond_plain(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::invalid_ke_payload(group),
+            );
+            return;
+        }
+        let (our_ke, shared) = match kex::respond(group, &ke_p.data, conn.policy) {
+            Ok(x) => x,
+            Err(e) => {
+                info!(%remote, "IKE_SA_INIT: peer's KE rejected: {e}");
+                self.stats.malformed += 1;
+                self.respond_plain(
+                    local,
+                    remote,
+                    hdr.spi_i,
+                    NotifyPayload::new(notify::INVALID_SYNTAX, vec![]),
+                );
+                return;
+            }
+        };
+        let spi = self.fresh_spi();
+        let spi_r = spi.to_be_bytes();
+        let mut nr = vec![0; NONCE_LEN];
+        self.rng.fill(&mut nr);
+        let nat = Self::nat_detected(p, &hdr.spi_i, &[0; 8], remote, local);
+        let response = Message {
+            header: HeaderRepr {
+                spi_i: hdr.spi_i,
+                spi_r,
+                minor_version: 0,
+                exchange_type: exchange::IKE_SA_INIT,
+                initiator: false,
+                version: false,
+                response: true,
+                message_id: 0,
+            },
+            payloads: vec![
+                Payload::Sa(SaPayload {
+                    proposals: vec![chosen.to_proposal(number, protocol::IKE, vec![])],
+                }),
+                Payload::Ke(KePayload {
+                    group,
+                    data: our_ke,
+                }),
+                Payload::Nonce(NoncePayload { data: nr.clone() }),
+                Payload::Notify(NotifyPayload::new(
+                    notify::NAT_DETECTION_SOURCE_IP,
+                    protect::nat_hash(&hdr.spi_i, &spi_r, local),
+                )),
+                Payload::Notify(NotifyPayload::new(
+                    notify::NAT_DETECTION_DESTINATION_IP,
+                    protect::nat_hash(&hdr.spi_i, &spi_r, remote),
+                )),
+            ],
+        };
+        let keys = IkeKeys::derive(
+            chosen,
+            conn.policy,
+            &shared,
+            &nonce_p.data,
+            &nr,
+            &hdr.spi_i,
+            &spi_r,
+            false,
+            None,
+        );
+        let (Ok(resp), Ok(keys)) = (response.to_vec(), keys) else {
+            warn!(%remote, "IKE_SA_INIT: could not build the response");
+            return;
+        };
+        self.send(local, remote, &resp);
+        let sa = IkeSa {
+            conn: ci,
+            initiator: false,
+            spi_i: hdr.spi_i,
+            spi_r,
+            local,
+            remote,
+            st: St::RespAwaitAuth,
+            kex: None,
+            group,
+            cookie: None,
+            init_retries: 0,
+            ni: nonce_p.data.clone(),
+            nr,
+            init_req: bytes.to_vec(),
+            init_resp: resp.clone(),
+            keys: Some(keys),
+            next_req_id: 0,
+            peer_req_id: 1,
+            last_resp: Some((0, resp)),
+            pending: None,
+            queue: VecDeque::new(),
+            children: Vec::new(),
+            auth_child: None,
+            created: now,
+            last_rx: now,
+            nat,
+            peer_id: None,
+        };
+        self.init_index.insert((remote, hdr.spi_i), spi);
+        self.sas.insert(spi, sa);
+    }
+
+    /// RFC 7296 2.23: a NAT is between us when a hash does not match.
+    fn nat_detected(
+        p: &[Payload],
+        spi_i: &[u8; 8],
+        spi_r: &[u8; 8],
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> bool {
+        let srcs: Vec<&NotifyPayload> = p
+            .iter()
+            .filter_map(|x| match x {
+                Payload::Notify(n) if n.notify_type == notify::NAT_DETECTION_SOURCE_IP => Some(n),
+                _ => None,
+            })
+            .collect();
+        let dst_n = notify(p, notify::NAT_DETECTION_DESTINATION_IP);
+        if srcs.is_empty() || dst_n.is_none() {
+            return false;
+        }
+        let src_ok = srcs
+            .iter()
+            .any(|n| n.data == protect::nat_hash(spi_i, spi_r, src));
+        let dst_ok = dst_n.is_some_and(|n| n.data == protect::nat_hash(spi_i, spi_r, dst));
+        !(src_ok && dst_ok)
+    }
+
+    fn initiator_init_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        hdr: &HeaderRepr,
+        bytes: &[u8],
+    ) -> Fate {
+        let Ok(msg) = Message::parse(bytes) else {
+            self.stats.malformed += 1;
+            return Fate::Keep;
+        };
+        let p = &msg.payloads;
+        let conn = self.conn(sa).clone();
+        if let Some(c) = notify(p, notify::COOKIE) {
+            sa.init_retries += 1;
+            if sa.init_retries > MAX_INIT_RETRIES || c.data.is_empty() || c.data.len() > 64 {
+                return Fate::Kill(DownReason::Failed(
+                    "responder keeps asking for a COOKIE".into(),
+                ));
+            }
+            sa.cookie = Some(c.data.clone());
+            return match self.send_init(now, sa) {
+                Ok(()) => Fate::Keep,
+                Err(e) => Fate::Kill(DownReason::Failed(e.to_string())),
+            };
+        }
+        if let Some(n) = notify(p, notify::INVALID_KE_PAYLOAD) {
+            sa.init_retries += 1;
+            let g = n.data_u16().unwrap_or(0);
+            let ours = conn.ike_proposals.iter().any(|pr| pr.ke.contains(&g));
+            if !ours || g == sa.group || sa.init_retries > MAX_INIT_RETRIES {
+                return Fate::Kill(DownReason::Failed(format!(
+                    "peer `{}`: INVALID_KE_PAYLOAD asks for group {g}, which we do not offer",
+                    conn.name
+                )));
+            }
+            debug!(connection = %conn.name, "INVALID_KE_PAYLOAD: retrying with group {g}");
+            sa.group = g;
+            sa.kex = match kex::initiate(g, conn.policy) {
+                Ok(k) => Some(k),
+                Err(e) => return Fate::Kill(DownReason::Failed(e.to_string())),
+            };
+            return match self.send_init(now, sa) {
+                Ok(()) => Fate::Keep,
+                Err(e) => Fate::Kill(DownReason::Failed(e.to_string())),
+            };
+        }
+        if let Some(err) = first_error(p) {
+            let offered =
+                negotiate::sa_display(&negotiate::ike_sa_payload(&conn.ike_proposals, vec![]));
+            return Fate::Kill(DownReason::Failed(format!(
+                "peer `{}`: {} in IKE_SA_INIT; we offered {offered}",
+                conn.name,
+                notify_name(err)
+            )));
+        }
+        let (Some(sa_p), Some(ke_p), Some(nonce_p)) =
+            (find(p, sa_of), find(p, ke_of), find(p, nonce_of))
+        else {
+            self.stats.malformed += 1;
+            return Fate::Keep;
+        };
+        let Some(chosen) = negotiate::accept_ike(sa_p, &conn.ike_proposals) else {
+            return Fate::Kill(DownReason::Failed(format!(
+                "peer `{}` answered with a proposal we did not offer: {}",
+                conn.name,
+                negotiate::sa_display(sa_p)
+            )));
+        };
+        if chosen.ke != Some(sa.group) || ke_p.group != sa.group || hdr.spi_r == [0; 8] {
+            self.stats.malformed += 1;
+            return Fate::Keep;
+        }
+        let Some(kex) = sa.kex.take() else {
+            return Fate::Keep;
+        };
+        let shared = match kex.complete(&ke_p.data) {
+            Ok(s) => s,
+            Err(e) => return Fate::Kill(DownReason::Failed(format!("peer `{}`: {e}", conn.name))),
+        };
+        sa.spi_r = hdr.spi_r;
+        sa.nr = nonce_p.data.clone();
+        sa.init_resp = bytes.to_vec();
+        sa.nat = Self::nat_detected(p, &sa.spi_i, &sa.spi_r, sa.remote, sa.local);
+        let keys = match IkeKeys::derive(
+            chosen,
+            conn.policy,
+            &shared,
+            &sa.ni,
+            &sa.nr,
+            &sa.spi_i,
+            &sa.spi_r,
+            true,
+            None,
+        ) {
+            Ok(k) => k,
+            Err(e) => return Fate::Kill(DownReason::Failed(e.to_string())),
+        };
+        sa.keys = Some(keys);
+        sa.pending = None;
+        if sa.nat && sa.local.port() != NATT_PORT {
+            // 2.23: after a NAT is detected, move to port 4500.
+            sa.local.set_port(NATT_PORT);
+            sa.remote.set_port(NATT_PORT);
+        }
+        match self.send_auth(now, sa) {
+            Ok(()) => Fate::Keep,
+            Err(e) => Fate::Kill(DownReason::Failed(e.to_string())),
+        }
+    }
+
+    // ------------------------------------------------------------ IKE_AUTH
+
+    fn send_auth(&mut self, now: Instant, sa: &mut IkeSa) -> Result<(), Error> {
+        let conn = self.conn(sa).clone();
+        let keys = sa.keys.as_ref().ok_or(Error::UnknownIkeSa(sa.our_spi()))?;
+        let idi = conn.local_id.to_payload();
+        let auth_v = keys.psk_auth(&conn.psk, true, &sa.init_req, &sa.nr, &id_body(&idi))?;
+        let mut inner = vec![Payload::IdI(idi)];
+        if conn.initial_contact {
+            inner.push(Payload::Notify(NotifyPayload::new(
+                notify::INITIAL_CONTACT,
+                vec![],
+            )));
+        }
+        if let Some(r) = &conn.remote_id {
+            inner.push(Payload::IdR(r.to_payload()));
+        }
+        inner.push(Payload::Auth(AuthPayload {
+            method: auth::SHARED_KEY_MIC,
+            data: auth_v.as_bytes().to_vec(),
+        }));
+        if let Some(child) = conn.children.first() {
+            let spi = self.fresh_child_spi();
+            if child.mode == Mode::Transport {
+                inner.push(Payload::Notify(NotifyPayload::new(
+                    notify::USE_TRANSPORT_MODE,
+                    vec![],
+                )));
+            }
+            inner.push(Payload::Sa(negotiate::esp_sa_payload(
+                &child.esp_proposals,
+                spi,
+                false,
+            )));
+            inner.push(Payload::TsI(TsPayload {
+                selectors: child.local_ts.clone(),
+            }));
+            inner.push(Payload::TsR(TsPayload {
+                selectors: child.remote_ts.clone(),
+            }));
+            sa.auth_child = Some((0, spi));
+        }
+        let id = sa.next_req_id;
+        sa.next_req_id += 1;
+        let keys = sa.keys.as_ref().ok_or(Error::UnknownIkeSa(sa.our_spi()))?;
+        let bytes = keys.out.seal(
+            self.rng.as_mut(),
+            sa.header(exchange::IKE_AUTH, false, id),
+            &inner,
+        )?;
+        sa.st = St::AuthSent;
+        self.set_pending(now, sa, id, bytes, Req::Auth);
+        Ok(())
+    }
+
+    /// Pick the connection for a peer identity: one naming it exactly, else
+    /// one that accepts any identity, among those that fit the addresses.
+    fn conn_for_peer(&self, sa: &IkeSa, id: &Identity) -> Option<usize> {
+        let cands: Vec<usize> = (0..self.config.connections.len())
+            .filter(|&i| {
+                let c = &self.config.connections[i]; // ok: i < len
+                addr_matches(c.remote_addr, sa.remote) && addr_matches(c.local_addr, sa.local)
+            })
+            .collect();
+        cands
+            .iter()
+            .copied()
+            .find(|&i| self.config.connections[i].remote_id.as_ref() == Some(id)) // ok: i < len
+            .or_else(|| {
+                cands
+                    .iter()
+                    .copied()
+                    .find(|&i| self.config.connections[i].remote_id.is_none()) // ok: i < len
+            })
+    }
+
+    fn responder_auth(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+    ) -> (Vec<Payload>, Fate) {
+        let idi = inner.iter().find_map(|p| match p {
+            Payload::IdI(x) => Some(x),
+            _ => None,
+        });
+        let auth_p = inner.iter().find_map(|p| match p {
+            Payload::Auth(x) => Some(x),
+            _ => None,
+        });
+        let fail = |why: String| {
+            (
+                vec![Payload::Notify(NotifyPayload::new(
+                    notify::AUTHENTICATION_FAILED,
+                    vec![],
+                ))],
+                Fate::Kill(DownReason::Failed(why)),
+            )
+        };
+        let (Some(idi), Some(auth_p)) = (idi, auth_p) else {
+            return fail("IKE_AUTH without IDi or AUTH".into());
+        };
+        let Some(peer) = Identity::from_payload(idi) else {
+            return fail(format!(
+                "peer identity of type {} not supported",
+                idi.id_type
+            ));
+        };
+        let Some(ci) = self.conn_for_peer(sa, &peer) else {
+            self.stats.auth_failed += 1;
+            return fail(format!(
+                "no connection accepts peer identity `{peer}` from {}",
+                sa.remote
+            ));
+        };
+        sa.conn = ci;
+        let conn = self.conn(sa).clone();
+        let Some(keys) = sa.keys.as_ref() else {
+            return fail("internal: no keys".into());
+        };
+        let expect = keys.psk_auth(&conn.psk, true, &sa.init_req, &sa.nr, &id_body(idi));
+        let ok = auth_p.method == auth::SHARED_KEY_MIC
+            && expect
+                .as_ref()
+                .is_ok_and(|e| ct_eq(e.as_bytes(), &auth_p.data));
+        if !ok {
+            self.stats.auth_failed += 1;
+            return fail(format!(
+                "peer `{}` ({peer}): AUTHENTICATION_FAILED: AUTH method {} does not verify with our PSK",
+                conn.name, auth_p.method
+            ));
+        }
+        let idr = conn.local_id.to_payload();
+        let Ok(our_auth) = keys.psk_auth(&conn.psk, false, &sa.init_resp, &sa.ni, &id_body(&idr))
+        else {
+            return fail("internal: AUTH computation failed".into());
+        };
+        sa.peer_id = Some(peer.clone());
+        sa.st = St::Established;
+        sa.last_rx = now;
+        let id = IkeSaId(sa.our_spi());
+        info!(connection = %conn.name, ike_sa = %id, remote = %sa.remote, peer = %peer, "IKE SA established (responder)");
+        self.events.push_back(Event::IkeSaUp {
+            ike_sa: id,
+            connection: conn.name.clone(),
+            initiator: false,
+            local: sa.local,
+            remote: sa.remote,
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            remote_id: Some(peer),
+            nat_detected: sa.nat,
+        });
+        let mut out = vec![
+            Payload::IdR(idr),
+            Payload::Auth(AuthPayload {
+                method: auth::SHARED_KEY_MIC,
+                data: our_auth.as_bytes().to_vec(),
+            }),
+        ];
+        if find(inner, sa_of).is_some() {
+            let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+            out.extend(self.respond_child(now, sa, inner, &ni, &nr, None, None));
+        }
+        (out, Fate::Keep)
+    }
+
+    /// Responder half of a CHILD_SA negotiation (IKE_AUTH or CREATE_CHILD_SA).
+    /// `pfs_shared` is the KE result for a rekey with PFS; `rekeys` the
+    /// inbound SPI of the SA being replaced.
+    #[allow(clippy::too_many_arguments)]
+    fn respond_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+        ni: &[u8],
+        nr: &[u8],
+        pfs: Option<(u16, &Secret)>,
+        rekeys: Option<u32>,
+    ) -> Vec<Payload> {
+        let conn = self.conn(sa).clone();
+        let id = IkeSaId(sa.our_spi());
+        let err = |t: u16| vec![Payload::Notify(NotifyPayload::new(t, vec![]))];
+        let (Some(sa_p), Some(tsi), Some(tsr)) =
+            (find(inner, sa_of), find(inner, tsi_of), find(inner, tsr_of))
+        else {
+            return err(notify::INVALID_SYNTAX);
+        };
+        let mut fits = None;
+        for (i, c) in conn.children.iter().enumerate() {
+            let ti = negotiate::narrow(&tsi.selectors, &c.remote_ts);
+            let tr = negotiate::narrow(&tsr.selectors, &c.local_ts);
+            if !ti.is_empty() && !tr.is_empty() {
+                fits = Some((i, ti, tr));
+                break;
+            }
+        }
+        let Some((ci, ts_i, ts_r)) = fits else {
+            let ours: Vec<String> = conn
+                .children
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: {} === {}",
+                        c.name,
+                        negotiate::ts_display(&c.remote_ts),
+                        negotiate::ts_display(&c.local_ts)
+                    )
+                })
+                .collect();
+            warn!(
+                connection = %conn.name, ike_sa = %id,
+                "TS_UNACCEPTABLE: peer proposed TSi {} TSr {}; we have [{}]",
+                negotiate::ts_display(&tsi.selectors),
+                negotiate::ts_display(&tsr.selectors),
+                ours.join("; ")
+            );
+            self.events.push_back(Event::ChildSaFailed {
+                ike_sa: id,
+                name: String::new(),
+                reason: "TS_UNACCEPTABLE".into(),
+            });
+            return err(notify::TS_UNACCEPTABLE);
+        };
+        let cfg = &conn.children[ci]; // ok: found above
+        let Some((chosen, number, their_spi)) =
+            negotiate::select_esp(sa_p, &cfg.esp_proposals, pfs.is_some())
+        else {
+            warn!(
+                connection = %conn.name, ike_sa = %id, child = %cfg.name,
+                "NO_PROPOSAL_CHOSEN for the CHILD_SA: we accept {}, they offered {}",
+                negotiate::sa_display(&negotiate::esp_sa_payload(&cfg.esp_proposals, 0, pfs.is_some())),
+                negotiate::sa_display(sa_p)
+            );
+            self.events.push_back(Event::ChildSaFailed {
+                ike_sa: id,
+                name: cfg.name.clone(),
+                reason: "NO_PROPOSAL_CHOSEN".into(),
+            });
+            return err(notify::NO_PROPOSAL_CHOSEN);
+        };
+        if let (Some((g, _)), Some(k)) = (pfs, chosen.ke) {
+            if g != k {
+                return vec![Payload::Notify(NotifyPayload::invalid_ke_payload(k))];
+            }
+        }
+        let transport =
+            cfg.mode == Mode::Transport && notify(inner, notify::USE_TRANSPORT_MODE).is_some();
+        let our_spi = self.fresh_child_spi();
+        let shared: Vec<&[u8]> = pfs.iter().map(|(_, s)| s.as_bytes()).collect();
+        let Some(info) = self.child_info(
+            sa,
+            &conn,
+            cfg.name.clone(),
+            chosen,
+            our_spi,
+            their_spi,
+            &shared,
+            ni,
+            nr,
+            ts_r.clone(),
+            ts_i.clone(),
+            transport,
+            rekeys,
+            false,
+        ) else {
+            return err(notify::NO_PROPOSAL_CHOSEN);
+        };
+        self.install_child(now, sa, info, ci);
+        let mut out = vec![Payload::Sa(SaPayload {
+            proposals: vec![chosen.to_proposal(
+                number,
+                protocol::ESP,
+                our_spi.to_be_bytes().to_vec(),
+            )],
+        })];
+        if transport {
+            out.insert(
+                0,
+                Payload::Notify(NotifyPayload::new(notify::USE_TRANSPORT_MODE, vec![])),
+            );
+        }
+        out.push(Payload::TsI(TsPayload { selectors: ts_i }));
+        out.push(Payload::TsR(TsPayload { selectors: ts_r }));
+        out
+    }
+
+    /// CHILD_SA keys (2.17) oriented for us.
+    #[allow(clippy::too_many_arguments)]
+    fn child_info(
+        &self,
+        sa: &IkeSa,
+        conn: &Connection,
+        name: String,
+        chosen: Chosen,
+        inbound_spi: u32,
+        outbound_spi: u32,
+        shared: &[&[u8]],
+        ni: &[u8],
+        nr: &[u8],
+        local_ts: Vec<TrafficSelector>,
+        remote_ts: Vec<TrafficSelector>,
+        transport: bool,
+        rekeys: Option<u32>,
+        exchange_initiator: bool,
+    ) -> Option<ChildSaInfo> {
+        let keys = sa.keys.as_ref()?;
+        let (el, il) = child_key_lens(&chosen).ok()?;
+        let k = kdf::child_sa_keys(keys.prf, keys.sk_d.as_bytes(), shared, ni, nr, el, il).ok()?;
+        // Keys for initiator-to-responder traffic come first (2.17).
+        let (inb_e, inb_i, out_e, out_i) = if exchange_initiator {
+            (k.encr_r, k.integ_r, k.encr_i, k.integ_i)
+        } else {
+            (k.encr_i, k.integ_i, k.encr_r, k.integ_r)
+        };
+        Some(ChildSaInfo {
+            ike_sa: IkeSaId(sa.our_spi()),
+            connection: conn.name.clone(),
+            name,
+            inbound_spi,
+            outbound_spi,
+            encr: chosen.encr,
+            integ: chosen.integ,
+            esn: chosen.esn.unwrap_or(false),
+            pfs_group: if shared.is_empty() { None } else { chosen.ke },
+            inbound_encr_key: inb_e,
+            inbound_integ_key: inb_i,
+            outbound_encr_key: out_e,
+            outbound_integ_key: out_i,
+            local_ts,
+            remote_ts,
+            mode: if transport {
+                Mode::Transport
+            } else {
+                Mode::Tunnel
+            },
+            encap: sa.nat,
+            local: sa.local,
+            remote: sa.remote,
+            rekeys,
+        })
+    }
+
+    fn install_child(&mut self, now: Instant, sa: &mut IkeSa, info: ChildSaInfo, cfg: usize) {
+        info!(
+            ike_sa = %info.ike_sa, child = %info.name,
+            "CHILD_SA installed: SPIs in {:08x} out {:08x}, {} === {}",
+            info.inbound_spi, info.outbound_spi,
+            negotiate::ts_display(&info.local_ts), negotiate::ts_display(&info.remote_ts)
+        );
+        self.events.push_back(Event::ChildSaInstalled(info.clone()));
+        sa.children.push(Child {
+            info,
+            cfg,
+            installed: now,
+            rekey_started: false,
+            peer_rekey: None,
+            replaced: false,
+        });
+    }
+
+    fn initiator_auth_response(&mut self, now: Instant, sa: &mut IkeSa, inner: &[Payload]) -> Fate {
+        let conn = self.conn(sa).clone();
+        let idr = inner.iter().find_map(|p| match p {
+            Payload::IdR(x) => Some(x),
+            _ => None,
+        });
+        let auth_p = inner.iter().find_map(|p| match p {
+            Payload::Auth(x) => Some(x),
+            _ => None,
+        });
+        let (Some(idr), Some(auth_p)) = (idr, auth_p) else {
+            let why = first_error(inner).map_or("no IDr/AUTH".to_string(), notify_name);
+            return Fate::Kill(DownReason::Failed(format!(
+                "peer `{}`: IKE_AUTH failed: {why}",
+                conn.name
+            )));
+        };
+        let peer = Identity::from_payload(idr);
+        if let Some(want) = &conn.remote_id {
+            if peer.as_ref() != Some(want) {
+                return Fate::Kill(DownReason::Failed(format!(
+                    "peer `{}` identified as {:?}, we expect {want}",
+                    conn.name, peer
+                )));
+            }
+        }
+        let Some(keys) = sa.keys.as_ref() else {
+            return Fate::Kill(DownReason::Failed("internal: no keys".into()));
+        };
+        let expect = keys.psk_auth(&conn.psk, false, &sa.init_resp, &sa.ni, &id_body(idr));
+        let ok = auth_p.method == auth::SHARED_KEY_MIC
+            && expect
+                .as_ref()
+                .is_ok_and(|e| ct_eq(e.as_bytes(), &auth_p.data));
+        if !ok {
+            self.stats.auth_failed += 1;
+            return Fate::Kill(DownReason::Failed(format!(
+                "peer `{}`: responder's AUTH does not verify with our PSK",
+                conn.name
+            )));
+        }
+        sa.st = St::Established;
+        sa.peer_id = peer.clone();
+        let id = IkeSaId(sa.our_spi());
+        info!(connection = %conn.name, ike_sa = %id, remote = %sa.remote, "IKE SA established (initiator)");
+        self.events.push_back(Event::IkeSaUp {
+            ike_sa: id,
+            connection: conn.name.clone(),
+            initiator: true,
+            local: sa.local,
+            remote: sa.remote,
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            remote_id: peer,
+            nat_detected: sa.nat,
+        });
+        if let Some((ci, our_spi)) = sa.auth_child.take() {
+            let cfg = &conn.children[ci]; // ok: auth_child indexes this connection's children
+            let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+            match self.initiator_child(sa, &conn, ci, inner, our_spi, &ni, &nr, &[], None) {
+                Ok(info) => self.install_child(now, sa, info, ci),
+                Err(why) => {
+                    warn!(connection = %conn.name, ike_sa = %id, child = %cfg.name, "CHILD_SA failed: {why}");
+                    self.events.push_back(Event::ChildSaFailed {
+                        ike_sa: id,
+                        name: cfg.name.clone(),
+                        reason: why,
+                    });
+                }
+            }
+        }
+        Fate::Keep
+    }
+
+    /// Initiator half of a CHILD_SA: check the responder's SA and TS.
+    #[allow(clippy::too_many_arguments)]
+    fn initiator_child(
+        &self,
+        sa: &IkeSa,
+        conn: &Connection,
+        ci: usize,
+        inner: &[Payload],
+        our_spi: u32,
+        ni: &[u8],
+        nr: &[u8],
+        shared: &[&[u8]],
+        rekeys: Option<u32>,
+    ) -> Result<ChildSaInfo, String> {
+        let cfg = conn.children.get(ci).ok_or("internal: child config")?;
+        if let Some(e) = first_error(inner) {
+            let mut why = notify_name(e);
+            if e == notify::TS_UNACCEPTABLE {
+                why.push_str(&format!(
+                    ": we proposed TSi {} TSr {}",
+                    negotiate::ts_display(&cfg.local_ts),
+                    negotiate::ts_display(&cfg.remote_ts)
+                ));
+            }
+            return Err(why);
+        }
+        let (Some(sa_p), Some(tsi), Some(tsr)) =
+            (find(inner, sa_of), find(inner, tsi_of), find(inner, tsr_of))
+        else {
+            return Err("response lacks SA, TSi or TSr".into());
+        };
+        let Some((chosen, their_spi)) =
+            negotiate::accept_esp(sa_p, &cfg.esp_proposals, !shared.is_empty())
+        else {
+            return Err(format!(
+                "responder chose {}, which we did not offer",
+                negotiate::sa_display(sa_p)
+            ));
+        };
+        // The narrowed selectors must lie within what we proposed.
+        if negotiate::narrow(&tsi.selectors, &cfg.local_ts) != tsi.selectors
+            || negotiate::narrow(&tsr.selectors, &cfg.remote_ts) != tsr.selectors
+        {
+            return Err(format!(
+                "responder's selectors {} === {} are wider than ours",
+                negotiate::ts_display(&tsi.selectors),
+                negotiate::ts_display(&tsr.selectors)
+            ));
+        }
+        let transport = notify(inner, notify::USE_TRANSPORT_MODE).is_some();
+        self.child_info(
+            sa,
+            conn,
+            cfg.name.clone(),
+            chosen,
+            our_spi,
+            their_spi,
+            shared,
+            ni,
+            nr,
+            tsi.selectors.clone(),
+            tsr.selectors.clone(),
+            transport,
+            rekeys,
+            true,
+        )
+        .ok_or_else(|| "CHILD_SA key derivation failed".to_string())
+    }
+
+    // ---------------------------------------------------- datagram input
+
+    /// Feed one datagram received on `local` from `remote`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        self.stats.received += 1;
+        let mut bytes = data;
+        if local.port() == NATT_PORT || remote.port() == NATT_PORT {
+            if bytes == [0xff] {
+                return; // NAT keepalive (RFC 3948 2.3)
+            }
+            match bytes.strip_prefix(&NON_ESP_MARKER[..]) {
+                Some(rest) => bytes = rest,
+                None => {
+                    self.stats.unexpected += 1; // ESP belongs to the data plane
+                    return;
+                }
+            }
+        }
+        let hdr = match Header::new_checked(bytes).and_then(|h| HeaderRepr::parse(&h)) {
+            Ok(h) => h,
+            Err(e) => {
+                debug!(%remote, "dropped: {e}");
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        if hdr.exchange_type == exchange::IKE_SA_INIT && !hdr.response {
+            self.responder_init(now, local, remote, &hdr, bytes);
+            return;
+        }
+        let ours = u64::from_be_bytes(if hdr.initiator { hdr.spi_r } else { hdr.spi_i });
+        let Some(mut sa) = self.sas.remove(&ours) else {
+            self.stats.unknown_spi += 1;
+            return;
+        };
+        if sa.initiator == hdr.initiator
+            || (sa.initiator && sa.st != St::InitSent && hdr.spi_r != sa.spi_r)
+        {
+            self.stats.unexpected += 1;
+            self.sas.insert(ours, sa);
+            return;
+        }
+        let fate = if hdr.response {
+            self.handle_response(now, &mut sa, &hdr, bytes)
+        } else {
+            self.handle_request(now, &mut sa, &hdr, bytes)
+        };
+        match fate {
+            Fate::Keep => {
+                self.sas.insert(ours, sa);
+                self.pump(now, ours);
+            }
+            Fate::Kill(reason) => self.finish(now, sa, reason),
+        }
+    }
+
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        hdr: &HeaderRepr,
+        bytes: &[u8],
+    ) -> Fate {
+        let Some(pending) = sa.pending.as_ref() else {
+            self.stats.unexpected += 1;
+            return Fate::Keep;
+        };
+        if pending.msg_id != hdr.message_id {
+            self.stats.unexpected += 1;
+            return Fate::Keep;
+        }
+        if sa.st == St::InitSent {
+            if hdr.exchange_type != exchange::IKE_SA_INIT {
+                self.stats.unexpected += 1;
+                return Fate::Keep;
+            }
+            return self.initiator_init_response(now, sa, hdr, bytes);
+        }
+        let Some(keys) = sa.keys.as_ref() else {
+            self.stats.unexpected += 1;
+            return Fate::Keep;
+        };
+        let inner = match keys.inb.open(bytes) {
+            Ok(i) => i,
+            Err(e) => {
+                debug!("response dropped: {e:?}");
+                self.stats.integrity_failed += 1;
+                return Fate::Keep;
+            }
+        };
+        sa.last_rx = now;
+        let Some(pending) = sa.pending.take() else {
+            return Fate::Keep;
+        };
+        match pending.req {
+            Req::Init => Fate::Keep,
+            Req::Auth => self.initiator_auth_response(now, sa, &inner),
+            Req::Dpd => Fate::Keep,
+            Req::DeleteIke => Fate::Kill(DownReason::DeletedLocally),
+            Req::DeleteChild(spi) => {
+                self.remove_child(sa, spi);
+                Fate::Keep
+            }
+            Req::Rekey {
+                old_inbound,
+                new_spi,
+                ni,
+                kex,
+            } => {
+                self.rekey_response(now, sa, &inner, old_inbound, new_spi, ni, kex);
+                Fate::Keep
+            }
+        }
+    }
+
+    fn remove_child(&mut self, sa: &mut IkeSa, inbound_spi: u32) {
+        if let Some(pos) = sa
+            .children
+            .iter()
+            .position(|c| c.info.inbound_spi == inbound_spi)
+        {
+            let c = sa.children.remove(pos);
+            info!(ike_sa = %c.info.ike_sa, child = %c.info.name, "CHILD_SA deleted: SPIs in {:08x} out {:08x}", c.info.inbound_spi, c.info.outbound_spi);
+            self.events.push_back(Event::ChildSaDeleted {
+                ike_sa: c.info.ike_sa,
+                name: c.info.name,
+                inbound_spi: c.info.inbound_spi,
+                outbound_spi: c.info.outbound_spi,
+            });
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        hdr: &HeaderRepr,
+        bytes: &[u8],
+    ) -> Fate {
+        if hdr.message_id.wrapping_add(1) == sa.peer_req_id {
+            match &sa.last_resp {
+                Some((id, resp)) if *id == hdr.message_id => {
+                    // The peer did not get our answer: resend it unchanged.
+                    // (An IKE_SA_INIT retransmit is caught by init_index.)
+                    self.stats.duplicate_requests += 1;
+                    let resp = resp.clone();
+                    self.send(sa.local, sa.remote, &resp);
+                }
+                _ => self.stats.unexpected += 1,
+            }
+            return Fate::Keep;
+        }
+        if hdr.message_id != sa.peer_req_id {
+            self.stats.unexpected += 1;
+            return Fate::Keep;
+        }
+        let Some(keys) = sa.keys.as_ref() else {
+            self.stats.unexpected += 1;
+            return Fate::Keep;
+        };
+        let inner = match keys.inb.open(bytes) {
+            Ok(i) => i,
+            Err(protect::OpenError::Parse(e)) => {
+                debug!("request with bad inner payloads: {e}");
+                self.stats.malformed += 1;
+                return Fate::Keep;
+            }
+            Err(e) => {
+                debug!("request dropped: {e:?}");
+                self.stats.integrity_failed += 1;
+                return Fate::Keep;
+            }
+        };
+        // The message is authentic from here on.
+        sa.last_rx = now;
+        let (reply, fate) = match (sa.st, hdr.exchange_type) {
+            (St::RespAwaitAuth, exchange::IKE_AUTH) => {
+                // Remember that the peer's NAT may have moved it to 4500.
+                self.responder_auth(now, sa, &inner)
+            }
+            (St::Established | St::Deleting, exchange::INFORMATIONAL) => {
+                self.informational_request(sa, &inner)
+            }
+            (St::Established, exchange::CREATE_CHILD_SA) => {
+                (self.create_child_request(now, sa, &inner), Fate::Keep)
+            }
+            (St::Deleting, exchange::CREATE_CHILD_SA) => (
+                vec![Payload::Notify(NotifyPayload::new(
+                    notify::TEMPORARY_FAILURE,
+                    vec![],
+                ))],
+                Fate::Keep,
+            ),
+            _ => {
+                self.stats.unexpected += 1;
+                return Fate::Keep;
+            }
+        };
+        let header = sa.header(hdr.exchange_type, true, hdr.message_id);
+        let Some(keys) = sa.keys.as_ref() else {
+            return fate;
+        };
+        match keys.out.seal(self.rng.as_mut(), header, &reply) {
+            Ok(resp) => {
+                self.send(sa.local, sa.remote, &resp);
+                sa.last_resp = Some((hdr.message_id, resp));
+            }
+            Err(e) => warn!("could not build a response: {e}"),
+        }
+        sa.peer_req_id = sa.peer_req_id.wrapping_add(1);
+        fate
+    }
+
+    fn informational_request(&mut self, sa: &mut IkeSa, inner: &[Payload]) -> (Vec<Payload>, Fate) {
+        let mut out_spis = Vec::new();
+        for p in inner {
+            let Payload::Delete(d) = p else { continue };
+            match d.protocol_id {
+                protocol::IKE => return (Vec::new(), Fate::Kill(DownReason::DeletedByPeer)),
+                protocol::ESP => {
+                    for s in &d.spis {
+                        let Ok(b) = <[u8; 4]>::try_from(&s[..]) else {
+                            continue;
+                        };
+                        let theirs = u32::from_be_bytes(b);
+                        if let Some(c) = sa.children.iter().find(|c| c.info.outbound_spi == theirs)
+                        {
+                            let inb = c.info.inbound_spi;
+                            out_spis.push(inb.to_be_bytes().to_vec());
+                            self.remove_child(sa, inb);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let reply = if out_spis.is_empty() {
+            Vec::new()
+        } else {
+            vec![Payload::Delete(DeletePayload {
+                protocol_id: protocol::ESP,
+                spi_size: 4,
+                spis: out_spis,
+            })]
+        };
+        (reply, Fate::Keep)
+    }
+
+    // ------------------------------------------------------ CREATE_CHILD_SA
+
+    fn create_child_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+    ) -> Vec<Payload> {
+        let err = |t: u16| vec![Payload::Notify(NotifyPayload::new(t, vec![]))];
+        let Some(rekey) = notify(inner, notify::REKEY_SA) else {
+            // New CHILD_SAs beyond the first, and IKE SA rekeys, are not supported yet.
+            return err(notify::NO_ADDITIONAL_SAS);
+        };
+        let Ok(b) = <[u8; 4]>::try_from(&rekey.spi[..]) else {
+            return err(notify::INVALID_SYNTAX);
+        };
+        let theirs_old = u32::from_be_bytes(b);
+        let Some(old) = sa
+            .children
+            .iter()
+            .find(|c| c.info.outbound_spi == theirs_old)
+        else {
+            return vec![Payload::Notify(NotifyPayload {
+                protocol_id: protocol::ESP,
+                spi: rekey.spi.clone(),
+                notify_type: notify::CHILD_SA_NOT_FOUND,
+                data: vec![],
+            })];
+        };
+        if old.replaced {
+            return err(notify::TEMPORARY_FAILURE);
+        }
+        let old_inbound = old.info.inbound_spi;
+        let Some(nonce) = find(inner, nonce_of) else {
+            return err(notify::INVALID_SYNTAX);
+        };
+        let ni = nonce.data.clone();
+        let mut nr = vec![0; NONCE_LEN];
+        self.rng.fill(&mut nr);
+        let conn = self.conn(sa).clone();
+        let mut ke_out = None;
+        let shared = match find(inner, ke_of) {
+            None => None,
+            Some(ke) => {
+                let policy = conn.policy;
+                match kex::respond(ke.group, &ke.data, policy) {
+                    Ok((pubv, s)) => {
+                        ke_out = Some(KePayload {
+                            group: ke.group,
+                            data: pubv,
+                        });
+                        Some((ke.group, s))
+                    }
+                    Err(_) => {
+                        return vec![Payload::Notify(NotifyPayload::invalid_ke_payload(ke.group))]
+                    }
+                }
+            }
+        };
+        let before = sa.children.len();
+        let mut out = self.respond_child(
+            now,
+            sa,
+            inner,
+            &ni,
+            &nr,
+            shared.as_ref().map(|(g, s)| (*g, s)),
+            Some(old_inbound),
+        );
+        if sa.children.len() > before {
+            // Installed: note it for the simultaneous-rekey tie-break.
+            let new_inbound = sa.children.last().map(|c| c.info.inbound_spi).unwrap_or(0);
+            if let Some(o) = sa
+                .children
+                .iter_mut()
+                .find(|c| c.info.inbound_spi == old_inbound)
+            {
+                o.peer_rekey = Some((ni.clone(), nr.clone(), new_inbound));
+            }
+            let pos = out
+                .iter()
+                .position(|p| matches!(p, Payload::Sa(_)))
+                .map_or(0, |p| p + 1);
+            out.insert(pos, Payload::Nonce(NoncePayload { data: nr }));
+            if let Some(k) = ke_out {
+                out.insert(pos + 1, Payload::Ke(k));
+            }
+        }
+        out
+    }
+
+    fn send_rekey(&mut self, now: Instant, sa: &mut IkeSa, old_inbound: u32) -> Result<(), Error> {
+        let conn = self.conn(sa).clone();
+        let Some(old) = sa
+            .children
+            .iter()
+            .find(|c| c.info.inbound_spi == old_inbound)
+        else {
+            return Ok(());
+        };
+        let cfg = conn.children.get(old.cfg).ok_or(Error::UnknownChildSa {
+            ike: sa.our_spi(),
+            spi: old_inbound,
+        })?;
+        let (local_ts, remote_ts, transport) = (
+            old.info.local_ts.clone(),
+            old.info.remote_ts.clone(),
+            old.info.mode == Mode::Transport,
+        );
+        let pfs_group = cfg
+            .esp_proposals
+            .first()
+            .and_then(|p| p.ke.first().copied());
+        let new_spi = self.fresh_child_spi();
+        let mut ni = vec![0; NONCE_LEN];
+        self.rng.fill(&mut ni);
+        let kex = match pfs_group {
+            Some(g) => Some(kex::initiate(g, conn.policy)?),
+            None => None,
+        };
+        let mut inner = vec![Payload::Notify(NotifyPayload {
+            protocol_id: protocol::ESP,
+            spi: old_inbound.to_be_bytes().to_vec(),
+            notify_type: notify::REKEY_SA,
+            data: vec![],
+        })];
+        if transport {
+            inner.push(Payload::Notify(NotifyPayload::new(
+                notify::USE_TRANSPORT_MODE,
+                vec![],
+            )));
+        }
+        inner.push(Payload::Sa(negotiate::esp_sa_payload(
+            &cfg.esp_proposals,
+            new_spi,
+            pfs_group.is_some(),
+        )));
+        inner.push(Payload::Nonce(NoncePayload { data: ni.clone() }));
+        if let (Some(k), Some(g)) = (&kex, pfs_group) {
+            inner.push(Payload::Ke(KePayload {
+                group: g,
+                data: k.public_value().to_vec(),
+            }));
+        }
+        inner.push(Payload::TsI(TsPayload {
+            selectors: local_ts,
+        }));
+        inner.push(Payload::TsR(TsPayload {
+            selectors: remote_ts,
+        }));
+        let id = sa.next_req_id;
+        let keys = sa.keys.as_ref().ok_or(Error::UnknownIkeSa(sa.our_spi()))?;
+        let bytes = keys.out.seal(
+            self.rng.as_mut(),
+            sa.header(exchange::CREATE_CHILD_SA, false, id),
+            &inner,
+        )?;
+        sa.next_req_id += 1;
+        self.set_pending(
+            now,
+            sa,
+            id,
+            bytes,
+            Req::Rekey {
+                old_inbound,
+                new_spi,
+                ni,
+                kex,
+            },
+        );
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rekey_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+        old_inbound: u32,
+        new_spi: u32,
+        ni: Vec<u8>,
+        kex: Option<Box<dyn KeyExchange>>,
+    ) {
+        let conn = self.conn(sa).clone();
+        let id = IkeSaId(sa.our_spi());
+        let Some(old) = sa
+            .children
+            .iter()
+            .find(|c| c.info.inbound_spi == old_inbound)
+        else {
+            return;
+        };
+        let ci = old.cfg;
+        let name = old.info.name.clone();
+        let fail = |this: &mut Self, sa: &mut IkeSa, why: String| {
+            info!(ike_sa = %id, child = %name, "CHILD_SA rekey failed: {why}");
+            if let Some(o) = sa
+                .children
+                .iter_mut()
+                .find(|c| c.info.inbound_spi == old_inbound)
+            {
+                // Try again at the next timer only if the peer was just busy.
+                o.rekey_started = false;
+                o.installed = now;
+            }
+            let _ = this;
+        };
+        let Some(nonce) = find(inner, nonce_of) else {
+            let why = first_error(inner).map_or("no Nonce in the response".into(), notify_name);
+            fail(self, sa, why);
+            return;
+        };
+        let nr = nonce.data.clone();
+        let shared = match (kex, find(inner, ke_of)) {
+            (None, _) => None,
+            (Some(k), Some(ke)) if ke.group == k.group() => match k.complete(&ke.data) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    fail(self, sa, e.to_string());
+                    return;
+                }
+            },
+            (Some(_), _) => {
+                fail(self, sa, "PFS KE missing or of another group".into());
+                return;
+            }
+        };
+        let sh: Vec<&[u8]> = shared.iter().map(|s| s.as_bytes()).collect();
+        let info = match self.initiator_child(
+            sa,
+            &conn,
+            ci,
+            inner,
+            new_spi,
+            &ni,
+            &nr,
+            &sh,
+            Some(old_inbound),
+        ) {
+            Ok(i) => i,
+            Err(why) => {
+                fail(self, sa, why);
+                return;
+            }
+        };
+        self.install_child(now, sa, info, ci);
+        let Some(old) = sa
+            .children
+            .iter_mut()
+            .find(|c| c.info.inbound_spi == old_inbound)
+        else {
+            return;
+        };
+        old.replaced = true;
+        // 2.8.1: on a simultaneous rekey, the SA created with the lowest of
+        // the four nonces is redundant and deleted by the side that created it.
+        let ours_min = ni.as_slice().min(nr.as_slice()).to_vec();
+        let to_delete = match &old.peer_rekey {
+            Some((p_ni, p_nr, _)) if ours_min.as_slice() < p_ni.as_slice().min(p_nr.as_slice()) => {
+                debug!(ike_sa = %id, "simultaneous rekey lost: deleting our redundant CHILD_SA");
+                new_spi
+            }
+            Some(_) => old_inbound,
+            None => old_inbound,
+        };
+        sa.queue.push_back(Intent::DeleteChild(to_delete));
+    }
+
+    // ---------------------------------------------------------- timers
+
+    /// Run the timers whose deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.sas.keys().copied().collect();
+        for id in ids {
+            let Some(mut sa) = self.sas.remove(&id) else {
+                continue;
+            };
+            match self.timers(now, &mut sa) {
+                Fate::Keep => {
+                    self.sas.insert(id, sa);
+                    self.pump(now, id);
+                }
+                Fate::Kill(r) => self.finish(now, sa, r),
+            }
+        }
+    }
+
+    fn timers(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
+        let rt = self.config.retransmit;
+        if sa.st == St::RespAwaitAuth && now >= sa.created + self.config.half_open_timeout {
+            return Fate::Kill(DownReason::Timeout);
+        }
+        if let Some(p) = sa.pending.as_mut() {
+            if now >= p.next_at {
+                if p.sent >= rt.tries {
+                    let dpd = matches!(p.req, Req::Dpd);
+                    let was_delete = matches!(p.req, Req::DeleteIke);
+                    let conn = self.conn(sa);
+                    return Fate::Kill(if was_delete {
+                        DownReason::DeletedLocally
+                    } else if dpd {
+                        DownReason::DeadPeer {
+                            restart: conn.dpd_action == DpdAction::Restart,
+                        }
+                    } else {
+                        DownReason::Timeout
+                    });
+                }
+                let shift = p.sent.min(16);
+                let wait = rt.initial.saturating_mul(1 << shift).min(rt.max_interval);
+                p.sent += 1;
+                p.next_at = now + wait;
+                let b = p.bytes.clone();
+                self.stats.retransmits += 1;
+                self.send(sa.local, sa.remote, &b);
+            }
+            return Fate::Keep;
+        }
+        if sa.st != St::Established {
+            return Fate::Keep;
+        }
+        let conn = self.conn(sa).clone();
+        if let Some(d) = conn.dpd_delay {
+            if now >= sa.last_rx + d && sa.queue.is_empty() {
+                sa.queue.push_back(Intent::Dpd);
+            }
+        }
+        if sa.initiator {
+            for c in sa.children.iter_mut() {
+                let due = conn
+                    .children
+                    .get(c.cfg)
+                    .and_then(|cc| cc.rekey_time)
+                    .is_some_and(|r| now >= c.installed + r);
+                if due && !c.rekey_started && !c.replaced {
+                    c.rekey_started = true;
+                    sa.queue.push_back(Intent::Rekey(c.info.inbound_spi));
+                }
+            }
+        }
+        Fate::Keep
+    }
+
+    /// Start the next queued exchange if the window is free.
+    fn pump(&mut self, now: Instant, id: u64) {
+        let Some(mut sa) = self.sas.remove(&id) else {
+            return;
+        };
+        let mut fate = Fate::Keep;
+        while sa.pending.is_none() && sa.st == St::Established {
+            let Some(intent) = sa.queue.pop_front() else {
+                break;
+            };
+            let r = match intent {
+                Intent::Rekey(spi) => self.send_rekey(now, &mut sa, spi),
+                Intent::DeleteChild(spi) => self.send_info(now, &mut sa, Req::DeleteChild(spi)),
+                Intent::DeleteIke => self.send_info(now, &mut sa, Req::DeleteIke),
+                Intent::Dpd => self.send_info(now, &mut sa, Req::Dpd),
+            };
+            if let Err(e) = r {
+                fate = Fate::Kill(DownReason::Failed(e.to_string()));
+                break;
+            }
+        }
+        match fate {
+            Fate::Keep => {
+                self.sas.insert(id, sa);
+            }
+            Fate::Kill(r) => self.finish(now, sa, r),
+        }
+    }
+
+    fn send_info(&mut self, now: Instant, sa: &mut IkeSa, req: Req) -> Result<(), Error> {
+        let inner = match &req {
+            Req::DeleteChild(spi) => {
+                if !sa.children.iter().any(|c| c.info.inbound_spi == *spi) {
+                    return Ok(());
+                }
+                vec![Payload::Delete(DeletePayload {
+                    protocol_id: protocol::ESP,
+                    spi_size: 4,
+                    spis: vec![spi.to_be_bytes().to_vec()],
+                })]
+            }
+            Req::DeleteIke => {
+                sa.st = St::Deleting;
+                vec![Payload::Delete(DeletePayload {
+                    protocol_id: protocol::IKE,
+                    spi_size: 0,
+                    spis: vec![],
+                })]
+            }
+            _ => Vec::new(),
+        };
+        let id = sa.next_req_id;
+        let keys = sa.keys.as_ref().ok_or(Error::UnknownIkeSa(sa.our_spi()))?;
+        let bytes = keys.out.seal(
+            self.rng.as_mut(),
+            sa.header(exchange::INFORMATIONAL, false, id),
+            &inner,
+        )?;
+        sa.next_req_id += 1;
+        self.set_pending(now, sa, id, bytes, req);
+        Ok(())
+    }
+}

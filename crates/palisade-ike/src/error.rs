@@ -1,0 +1,20 @@
+//! Errors returned to the caller of the engine's API (not packet errors,
+//! which are counted in [`crate::Stats`] and logged, never returned).
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("no connection named `{0}` in the configuration")]
+    UnknownConnection(String),
+    #[error("connection `{0}` has no remote address to initiate to")]
+    NoRemoteAddress(String),
+    #[error("connection `{name}`: {why}")]
+    BadConfig { name: String, why: String },
+    #[error("no IKE SA {0:016x}")]
+    UnknownIkeSa(u64),
+    #[error("IKE SA {ike:016x}: no CHILD_SA with inbound SPI {spi:08x}")]
+    UnknownChildSa { ike: u64, spi: u32 },
+    #[error("crypto: {0}")]
+    Crypto(#[from] palisade_crypto::Error),
+    #[error("encoding: {0}")]
+    Wire(#[from] palisade_wire::Error),
+}

@@ -1,0 +1,389 @@
+//! Scenarios run through the deterministic simulator. A failure names its
+//! seed; `PALISADE_SIM_SEEDS=N` runs N random seeds instead of 500.
+
+mod sim;
+
+use std::time::{Duration, Instant};
+
+use palisade_ike::*;
+use sim::*;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn handshake(s: &mut Sim) -> bool {
+    s.eps[A].initiate(s.now, "ab").expect("initiate");
+    s.run_until(600 * SECOND, |s| s.established() && s.child_pairs() == 1)
+}
+
+fn ike_id(s: &Sim, i: usize) -> IkeSaId {
+    s.eps[i].ike_sas()[0]
+}
+
+#[test]
+fn handshake_clean() {
+    let mut s = Sim::pair(1, Faults::default());
+    assert!(handshake(&mut s), "no handshake");
+    s.run_for(5 * SECOND);
+    s.check_agreement();
+    let c = s.models[A].children.values().next().unwrap();
+    assert_eq!(c.encr, (20, Some(256)));
+    assert_eq!(c.integ, None);
+    assert_eq!(c.mode, Mode::Tunnel);
+    assert_eq!(c.inbound_encr_key.len(), 36);
+    assert_eq!(s.eps[A].stats().retransmits, 0);
+    assert_eq!(s.eps[B].stats().integrity_failed, 0);
+}
+
+#[test]
+fn handshake_under_30_percent_loss() {
+    for seed in 0..50 {
+        let f = Faults {
+            loss: 300,
+            ..Faults::default()
+        };
+        let mut s = Sim::pair(seed, f);
+        assert!(
+            handshake(&mut s),
+            "seed {seed}: no handshake under 30% loss"
+        );
+        s.run_for(60 * SECOND);
+        s.check_agreement();
+    }
+}
+
+#[test]
+fn narrowing_and_transport_mode() {
+    let mut cb = config(B);
+    // B allows only a /24 of A's side: the responder narrows (2.9).
+    cb.connections[0].children[0].remote_ts = vec![ts([10, 1, 2, 0], [10, 1, 2, 255])];
+    cb.connections[0].children[0].mode = Mode::Transport;
+    let mut ca = config(A);
+    ca.connections[0].children[0].mode = Mode::Transport;
+    let mut s = Sim::new(2, Faults::default(), ca, cb);
+    assert!(handshake(&mut s));
+    s.check_agreement();
+    let c = s.models[A].children.values().next().unwrap();
+    assert_eq!(c.local_ts, vec![ts([10, 1, 2, 0], [10, 1, 2, 255])]);
+    assert_eq!(c.mode, Mode::Transport);
+}
+
+#[test]
+fn ts_unacceptable_keeps_ike_sa() {
+    let mut cb = config(B);
+    cb.connections[0].children[0].remote_ts = vec![ts([10, 9, 0, 0], [10, 9, 255, 255])];
+    let mut s = Sim::new(3, Faults::default(), config(A), cb);
+    s.eps[A].initiate(s.now, "ab").unwrap();
+    s.run_for(10 * SECOND);
+    assert!(s.established());
+    assert_eq!(s.child_pairs(), 0);
+    assert!(
+        s.models[A].child_failures[0].starts_with("TS_UNACCEPTABLE"),
+        "{:?}",
+        s.models[A].child_failures
+    );
+}
+
+#[test]
+fn invalid_ke_payload_retry() {
+    let mut ca = config(A);
+    ca.connections[0].ike_proposals[0].ke = vec![19, 31]; // KE for ECP-256 first
+    let mut cb = config(B);
+    cb.connections[0].ike_proposals[0].ke = vec![31];
+    let mut s = Sim::new(4, Faults::default(), ca, cb);
+    assert!(handshake(&mut s));
+    s.check_agreement();
+}
+
+#[test]
+fn no_proposal_chosen_fails_cleanly() {
+    let mut cb = config(B);
+    cb.connections[0].ike_proposals = vec![IkeProposal::aes256_sha256_modp2048()];
+    let mut s = Sim::new(5, Faults::default(), config(A), cb);
+    s.eps[A].initiate(s.now, "ab").unwrap();
+    s.run_for(10 * SECOND);
+    assert!(!s.established());
+    match &s.models[A].downs[..] {
+        [DownReason::Failed(why)] => assert!(why.contains("NO_PROPOSAL_CHOSEN"), "{why}"),
+        d => panic!("{d:?}"),
+    }
+    assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+}
+
+#[test]
+fn wrong_psk_fails() {
+    let mut cb = config(B);
+    cb.connections[0].psk = palisade_crypto::Secret::from_slice(b"another key");
+    let mut s = Sim::new(6, Faults::default(), config(A), cb);
+    s.eps[A].initiate(s.now, "ab").unwrap();
+    s.run_for(10 * SECOND);
+    assert!(!s.established());
+    assert_eq!(s.eps[B].stats().auth_failed, 1);
+    assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+    assert!(s.models.iter().all(|m| m.children.is_empty()));
+}
+
+#[test]
+fn cookie_when_half_open_threshold_reached() {
+    let mut cb = config(B);
+    cb.cookie_threshold = 0; // every IKE_SA_INIT must carry a cookie
+    let mut s = Sim::new(7, Faults::default(), config(A), cb);
+    assert!(handshake(&mut s));
+    assert_eq!(s.eps[B].stats().cookies_sent, 1);
+    s.check_agreement();
+}
+
+#[test]
+fn cbc_hmac_and_chacha() {
+    for (ike, esp) in [
+        (
+            IkeProposal::aes256_sha256_modp2048(),
+            EspProposal::aes256_sha256(),
+        ),
+        (
+            IkeProposal {
+                encr: vec![(28, None)],
+                prf: vec![7],
+                integ: vec![],
+                ke: vec![31],
+            },
+            EspProposal {
+                encr: vec![(28, None)],
+                integ: vec![],
+                ke: vec![],
+                esn: vec![true],
+            },
+        ),
+    ] {
+        let mut ca = config(A);
+        let mut cb = config(B);
+        for c in [&mut ca, &mut cb] {
+            c.connections[0].ike_proposals = vec![ike.clone()];
+            c.connections[0].children[0].esp_proposals = vec![esp.clone()];
+        }
+        let mut s = Sim::new(8, Faults::default(), ca, cb);
+        assert!(handshake(&mut s), "{ike:?}");
+        s.check_agreement();
+        let c = s.models[B].children.values().next().unwrap();
+        assert_eq!(c.encr, esp.encr[0]);
+    }
+}
+
+#[test]
+fn simultaneous_initiation() {
+    let mut s = Sim::pair(9, Faults::default());
+    s.eps[A].initiate(s.now, "ab").unwrap();
+    s.eps[B].initiate(s.now, "ba").unwrap();
+    assert!(s.run_until(60 * SECOND, |s| s.child_pairs() == 2));
+    s.run_for(5 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.eps[A].ike_sa_count(), 2);
+}
+
+#[test]
+fn delete_child_then_ike_from_either_side() {
+    for (child_side, ike_side) in [(A, B), (B, A)] {
+        let mut s = Sim::pair(10, Faults::default());
+        assert!(handshake(&mut s));
+        let id = ike_id(&s, child_side);
+        let spi = *s.models[child_side].children.keys().next().unwrap();
+        s.eps[child_side].delete_child_sa(s.now, id, spi).unwrap();
+        assert!(s.run_until(30 * SECOND, |s| s
+            .models
+            .iter()
+            .all(|m| m.children.is_empty())));
+        s.check_agreement();
+        let id = ike_id(&s, ike_side);
+        s.eps[ike_side].delete_ike_sa(s.now, id).unwrap();
+        s.run_for(30 * SECOND);
+        assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+        assert!(s.models.iter().all(|m| m.ike_up.is_empty()));
+        assert_eq!(
+            s.models[1 - ike_side].downs,
+            vec![DownReason::DeletedByPeer]
+        );
+    }
+}
+
+#[test]
+fn dpd_detects_vanished_peer() {
+    let mut ca = config(A);
+    ca.connections[0].dpd_delay = Some(10 * SECOND);
+    let mut s = Sim::new(11, Faults::default(), ca, config(B));
+    assert!(handshake(&mut s));
+    // Idle link, live peer: DPD exchanges keep it up.
+    s.run_for(60 * SECOND);
+    assert!(s.established());
+    s.dead[B] = true;
+    assert!(s.run_until(600 * SECOND, |s| s.models[A].ike_up.is_empty()));
+    assert_eq!(
+        s.models[A].downs,
+        vec![DownReason::DeadPeer { restart: false }]
+    );
+    assert!(s.models[A].children.is_empty());
+    assert_eq!(s.eps[A].ike_sa_count(), 0);
+}
+
+fn rekey_run(seed: u64, pfs: bool, faults: Faults) {
+    let mut ca = config(A);
+    let mut cb = config(B);
+    for c in [&mut ca, &mut cb] {
+        if pfs {
+            c.connections[0].children[0].esp_proposals[0].ke = vec![31];
+        }
+    }
+    ca.connections[0].children[0].rekey_time = Some(60 * SECOND);
+    let mut s = Sim::new(seed, faults, ca, cb);
+    assert!(handshake(&mut s), "seed {seed}");
+    let first = *s.models[A].children.keys().next().unwrap();
+    s.run_for(200 * SECOND);
+    s.run_until(120 * SECOND, |s| {
+        s.child_pairs() == 1 && s.models[A].children.len() == 1 && s.models[B].children.len() == 1
+    });
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 1, "seed {seed}");
+    let now = s.models[A].children.values().next().unwrap();
+    assert_ne!(now.inbound_spi, first, "seed {seed}: not rekeyed");
+    assert_eq!(now.pfs_group, if pfs { Some(31) } else { None });
+}
+
+#[test]
+fn child_rekey_with_and_without_pfs() {
+    rekey_run(12, false, Faults::default());
+    rekey_run(13, true, Faults::default());
+}
+
+#[test]
+fn simultaneous_child_rekey() {
+    for seed in 0..20 {
+        let mut s = Sim::pair(100 + seed, Faults::default());
+        assert!(handshake(&mut s));
+        for i in [A, B] {
+            let id = ike_id(&s, i);
+            let spi = *s.models[i].children.keys().next().unwrap();
+            s.eps[i].rekey_child_sa(s.now, id, spi).unwrap();
+        }
+        s.run_for(30 * SECOND);
+        s.check_agreement();
+        assert_eq!(
+            s.models[A].children.len(),
+            1,
+            "seed {}: {:?}",
+            100 + seed,
+            s.models[A].children.keys()
+        );
+    }
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut s = Sim::pair(14, Faults::default());
+    assert!(handshake(&mut s));
+    let mut rng = SeededRng::new(14);
+    let now = s.now;
+    for n in 0..2000usize {
+        let mut b = vec![0u8; n % 300];
+        rng.fill(&mut b);
+        if n % 3 == 0 && b.len() >= 28 {
+            // Make it look like an IKEv2 header for one of our SAs.
+            let id = s.eps[B].ike_sas()[0].0.to_be_bytes();
+            b[8..16].copy_from_slice(&id);
+            b[17] = 0x20;
+            b[18] = 37;
+            b[19] = 0x08;
+            let len = (b.len() as u32).to_be_bytes();
+            b[24..28].copy_from_slice(&len);
+        }
+        s.eps[B].handle_datagram(now, addr(B), addr(A), &b);
+    }
+    let st = s.eps[B].stats();
+    assert!(
+        st.malformed + st.unexpected + st.integrity_failed + st.unknown_spi > 1000,
+        "{st:?}"
+    );
+    s.run_for(10 * SECOND);
+    s.check_agreement();
+    assert!(s.established());
+}
+
+/// The full life of an IKE SA under random faults, checked at every step.
+fn random_life(seed: u64) {
+    let mut rng = SeededRng::new(seed);
+    let faults = Faults::random(&mut rng);
+    let mut ca = config(A);
+    let pfs = seed % 2 == 0;
+    if pfs {
+        ca.connections[0].children[0].esp_proposals[0].ke = vec![31];
+    }
+    let mut cb = config(B);
+    cb.connections[0].children[0].esp_proposals =
+        ca.connections[0].children[0].esp_proposals.clone();
+    let mut s = Sim::new(seed, faults, ca, cb);
+    assert!(
+        handshake(&mut s),
+        "seed {seed}: no handshake with {faults:?}"
+    );
+    s.run_for(30 * SECOND);
+    s.check_agreement();
+    // Rekey from a random side.
+    let side = (rng.next_u64() % 2) as usize;
+    let id = ike_id(&s, side);
+    let spi = *s.models[side].children.keys().next().unwrap();
+    s.eps[side].rekey_child_sa(s.now, id, spi).unwrap();
+    s.run_for(120 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 1, "seed {seed}: after rekey");
+    // Delete the child from a random side, then the IKE SA.
+    let side = (rng.next_u64() % 2) as usize;
+    let id = ike_id(&s, side);
+    let spi = *s.models[side].children.keys().next().unwrap();
+    s.eps[side].delete_child_sa(s.now, id, spi).unwrap();
+    s.run_for(120 * SECOND);
+    s.check_agreement();
+    assert!(s.models[A].children.is_empty(), "seed {seed}");
+    let side = (rng.next_u64() % 2) as usize;
+    let id = ike_id(&s, side);
+    s.eps[side].delete_ike_sa(s.now, id).unwrap();
+    s.run_for(200 * SECOND);
+    assert_eq!(
+        s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(),
+        0,
+        "seed {seed}: SAs left"
+    );
+    assert!(
+        s.models
+            .iter()
+            .all(|m| m.ike_up.is_empty() && m.children.is_empty()),
+        "seed {seed}"
+    );
+}
+
+#[test]
+fn random_seeds() {
+    let n: u64 = std::env::var("PALISADE_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let base: u64 = std::env::var("PALISADE_SIM_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    for seed in base..base + n {
+        random_life(seed);
+    }
+    println!("random_seeds: {n} seeds from {base} passed");
+}
+
+/// Handshakes per second per core with X25519 + PSK + AES-256-GCM, the whole
+/// IKE_SA_INIT + IKE_AUTH through the simulator (no faults).
+#[test]
+fn handshakes_per_second() {
+    let n = 1000u64;
+    let t = Instant::now();
+    for seed in 0..n {
+        let mut s = Sim::pair(seed, Faults::default());
+        s.eps[A].initiate(s.now, "ab").unwrap();
+        assert!(s.run_until(60 * SECOND, |s| s.child_pairs() == 1));
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    println!("handshakes_per_second: {rate:.0} (X25519 + PSK + AES-256-GCM, both ends on one core, debug build of palisade-ike)");
+}
