@@ -611,7 +611,9 @@ pub fn classify(pkt: &[u8]) -> Result<(Inbound, IpAddr), Error> {
             }),
         }
     };
-    for want in [IpProtocol::ESP, IpProtocol::AH, IpProtocol::UDP] {
+    // AH first: in IPv6 an ESP header behind AH is also reachable by the
+    // walk, but the outermost IPsec header is the one the SAD must see.
+    for want in [IpProtocol::AH, IpProtocol::ESP, IpProtocol::UDP] {
         let loc = match locate(pkt, want) {
             Ok(l) => l,
             Err(Error::Invalid {
