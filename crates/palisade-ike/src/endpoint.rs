@@ -1621,9 +1621,9 @@ impl Endpoint {
             return;
         }
         let fate = if hdr.response {
-            self.handle_response(now, &mut sa, &hdr, bytes)
+            self.handle_response(now, &mut sa, &hdr, bytes, (local, remote))
         } else {
-            self.handle_request(now, &mut sa, &hdr, bytes)
+            self.handle_request(now, &mut sa, &hdr, bytes, (local, remote))
         };
         match fate {
             Fate::Keep => {
@@ -1640,6 +1640,7 @@ impl Endpoint {
         sa: &mut IkeSa,
         hdr: &HeaderRepr,
         bytes: &[u8],
+        path: (SocketAddr, SocketAddr),
     ) -> Fate {
         let Some(pending) = sa.pending.as_ref() else {
             self.stats.unexpected += 1;
@@ -1669,6 +1670,7 @@ impl Endpoint {
             }
         };
         sa.last_rx = now;
+        Self::follow(sa, path);
         let Some(pending) = sa.pending.take() else {
             return Fate::Keep;
         };
@@ -1690,6 +1692,17 @@ impl Endpoint {
                 self.rekey_response(now, sa, &inner, old_inbound, new_spi, ni, kex);
                 Fate::Keep
             }
+        }
+    }
+
+    /// RFC 7296 2.23: behind a NAT, an authenticated message from a new
+    /// address or port moves the IKE SA there (the NAT may have rebound, or
+    /// the peer floated to 4500).
+    fn follow(sa: &mut IkeSa, (local, remote): (SocketAddr, SocketAddr)) {
+        if (sa.nat || local.port() == NATT_PORT) && (sa.local, sa.remote) != (local, remote) {
+            debug!(from = %sa.remote, to = %remote, "IKE SA moves to the peer's new address");
+            sa.local = local;
+            sa.remote = remote;
         }
     }
 
@@ -1716,6 +1729,7 @@ impl Endpoint {
         sa: &mut IkeSa,
         hdr: &HeaderRepr,
         bytes: &[u8],
+        path: (SocketAddr, SocketAddr),
     ) -> Fate {
         if hdr.message_id.wrapping_add(1) == sa.peer_req_id {
             match &sa.last_resp {
@@ -1723,8 +1737,9 @@ impl Endpoint {
                     // The peer did not get our answer: resend it unchanged.
                     // (An IKE_SA_INIT retransmit is caught by init_index.)
                     self.stats.duplicate_requests += 1;
+                    // 2.11: answer where the retransmission came from.
                     let resp = resp.clone();
-                    self.send(sa.local, sa.remote, &resp);
+                    self.send(path.0, path.1, &resp);
                 }
                 _ => self.stats.unexpected += 1,
             }
@@ -1753,6 +1768,7 @@ impl Endpoint {
         };
         // The message is authentic from here on.
         sa.last_rx = now;
+        Self::follow(sa, path);
         let (reply, fate) = match (sa.st, hdr.exchange_type) {
             (St::RespAwaitAuth, exchange::IKE_AUTH) => {
                 // Remember that the peer's NAT may have moved it to 4500.

@@ -1,0 +1,268 @@
+//! Run the IKEv2 engine over real UDP sockets (ports 500 and 4500) against
+//! another implementation and print the negotiated CHILD_SA.
+//!
+//! ```text
+//! ike_interop --role initiator|responder --local 192.0.2.1 [--remote 192.0.2.2]
+//!             --local-id alice.sw.test [--remote-id bob.sw.test] --psk SECRET
+//!             --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24
+//!             [--ike aes256gcm16-prfsha256-x25519] [--esp aes256gcm16]
+//!             [--timeout SECONDS] [--linger SECONDS]
+//! ```
+//!
+//! Exit code 0 once a CHILD_SA is installed (after `--linger` seconds, so that
+//! retransmitted requests still get answers); 1 on failure or timeout.
+//! Keys are not printed; their lengths are.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use palisade_ike::*;
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn identity(s: &str) -> Identity {
+    match s.parse::<IpAddr>() {
+        Ok(a) => Identity::addr(a),
+        Err(_) if s.contains('@') => Identity::Rfc822(s.to_string()),
+        Err(_) => Identity::Fqdn(s.to_string()),
+    }
+}
+
+fn cidr(s: &str) -> Result<TrafficSelector, String> {
+    let (a, len) = s.split_once('/').unwrap_or((s, ""));
+    let addr: IpAddr = a.parse().map_err(|e| format!("{s}: {e}"))?;
+    let addresses = match addr {
+        IpAddr::V4(v) => {
+            let len: u32 = if len.is_empty() {
+                32
+            } else {
+                len.parse().map_err(|_| format!("{s}: prefix"))?
+            };
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - len.min(32))
+            };
+            let start = u32::from(v) & mask;
+            AddressRange::V4 {
+                start: Ipv4Addr::from(start),
+                end: Ipv4Addr::from(start | !mask),
+            }
+        }
+        IpAddr::V6(v) => {
+            let len: u32 = if len.is_empty() {
+                128
+            } else {
+                len.parse().map_err(|_| format!("{s}: prefix"))?
+            };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len.min(128))
+            };
+            let start = u128::from(v) & mask;
+            AddressRange::V6 {
+                start: Ipv6Addr::from(start),
+                end: Ipv6Addr::from(start | !mask),
+            }
+        }
+    };
+    Ok(TrafficSelector {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 65535,
+        addresses,
+    })
+}
+
+fn ike_proposal(s: &str) -> Result<IkeProposal, String> {
+    match s {
+        "aes256gcm16-prfsha256-x25519" => Ok(IkeProposal::aes256gcm16_prfsha256_x25519()),
+        "aes256-sha256-modp2048" => Ok(IkeProposal::aes256_sha256_modp2048()),
+        "aes128gcm16-prfsha256-ecp256" => Ok(IkeProposal {
+            encr: vec![(20, Some(128))],
+            prf: vec![5],
+            integ: vec![],
+            ke: vec![19],
+        }),
+        "chacha20poly1305-prfsha256-x25519" => Ok(IkeProposal {
+            encr: vec![(28, None)],
+            prf: vec![5],
+            integ: vec![],
+            ke: vec![31],
+        }),
+        other => Err(format!("IKE proposal `{other}` not known to this example")),
+    }
+}
+
+fn esp_proposal(s: &str) -> Result<EspProposal, String> {
+    match s {
+        "aes256gcm16" => Ok(EspProposal::aes256gcm16()),
+        "aes256-sha256" => Ok(EspProposal::aes256_sha256()),
+        "chacha20poly1305" => Ok(EspProposal {
+            encr: vec![(28, None)],
+            integ: vec![],
+            ke: vec![],
+            esn: vec![false, true],
+        }),
+        other => Err(format!("ESP proposal `{other}` not known to this example")),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let need = |n: &str| arg(&args, n).ok_or(format!("missing {n}"));
+    let role = need("--role")?;
+    let initiator = match role.as_str() {
+        "initiator" => true,
+        "responder" => false,
+        r => return Err(format!("--role {r}: initiator or responder")),
+    };
+    let local_ip: IpAddr = need("--local")?
+        .parse()
+        .map_err(|e| format!("--local: {e}"))?;
+    let remote_ip: Option<IpAddr> = match arg(&args, "--remote") {
+        Some(r) => Some(r.parse().map_err(|e| format!("--remote: {e}"))?),
+        None => None,
+    };
+    let timeout = Duration::from_secs(
+        arg(&args, "--timeout")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(30),
+    );
+    let linger = Duration::from_secs(
+        arg(&args, "--linger")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(3),
+    );
+
+    let mut conn = Connection::psk(
+        "interop",
+        identity(&need("--local-id")?),
+        arg(&args, "--remote-id").map(|r| identity(&r)),
+        need("--psk")?.as_bytes(),
+    );
+    conn.local_addr = Some(SocketAddr::new(local_ip, 500));
+    conn.remote_addr = remote_ip.map(|r| SocketAddr::new(r, 500));
+    conn.ike_proposals = vec![ike_proposal(
+        &arg(&args, "--ike").unwrap_or("aes256gcm16-prfsha256-x25519".into()),
+    )?];
+    let mut child = ChildConfig::tunnel(
+        "interop",
+        cidr(&need("--local-ts")?)?,
+        cidr(&need("--remote-ts")?)?,
+    );
+    child.esp_proposals = vec![esp_proposal(
+        &arg(&args, "--esp").unwrap_or("aes256gcm16".into()),
+    )?];
+    conn.children.push(child);
+    let config = Config {
+        connections: vec![conn],
+        ..Config::default()
+    };
+
+    let s500 = UdpSocket::bind(SocketAddr::new(local_ip, 500))
+        .map_err(|e| format!("bind {local_ip}:500: {e}"))?;
+    let s4500 = UdpSocket::bind(SocketAddr::new(local_ip, 4500))
+        .map_err(|e| format!("bind {local_ip}:4500: {e}"))?;
+    for s in [&s500, &s4500] {
+        s.set_read_timeout(Some(Duration::from_millis(10)))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut ep = Endpoint::new(config, SystemRng);
+    let start = Instant::now();
+    if initiator {
+        ep.initiate(start, "interop").map_err(|e| e.to_string())?;
+    }
+    let mut done_at: Option<Instant> = None;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let now = Instant::now();
+        while let Some(t) = ep.poll_transmit() {
+            let sock = if t.local.port() == 4500 {
+                &s4500
+            } else {
+                &s500
+            };
+            sock.send_to(&t.bytes, t.remote)
+                .map_err(|e| format!("send to {}: {e}", t.remote))?;
+        }
+        while let Some(ev) = ep.poll_event() {
+            match ev {
+                Event::IkeSaUp { ike_sa, initiator, local, remote, spi_i, spi_r, remote_id, nat_detected, .. } => println!(
+                    "IKE_SA up: {ike_sa} {} {local} <-> {remote} SPIi {} SPIr {} peer {} nat {nat_detected}",
+                    if initiator { "initiator" } else { "responder" },
+                    hex(&spi_i),
+                    hex(&spi_r),
+                    remote_id.map_or("?".into(), |r| r.to_string())
+                ),
+                Event::ChildSaInstalled(c) => {
+                    println!(
+                        "CHILD_SA installed: {} in {:08x} out {:08x} encr {:?} integ {:?} esn {} mode {:?} encap {} keys in {}+{} out {}+{} bytes, TS {} === {}",
+                        c.name,
+                        c.inbound_spi,
+                        c.outbound_spi,
+                        c.encr,
+                        c.integ,
+                        c.esn,
+                        c.mode,
+                        c.encap,
+                        c.inbound_encr_key.len(),
+                        c.inbound_integ_key.len(),
+                        c.outbound_encr_key.len(),
+                        c.outbound_integ_key.len(),
+                        ts_display(&c.local_ts),
+                        ts_display(&c.remote_ts)
+                    );
+                    done_at.get_or_insert(now + linger);
+                }
+                Event::IkeSaDown { reason, .. } => {
+                    println!("IKE_SA down: {reason:?}");
+                    if done_at.is_none() {
+                        return Err(format!("IKE SA failed: {reason:?}"));
+                    }
+                }
+                other => println!("{other:?}"),
+            }
+        }
+        if done_at.is_some_and(|d| now >= d) {
+            println!("stats: {:?}", ep.stats());
+            return Ok(());
+        }
+        if now - start > timeout {
+            return Err(format!("timeout after {timeout:?}; stats {:?}", ep.stats()));
+        }
+        if ep.poll_timeout().is_some_and(|t| t <= now) {
+            ep.handle_timeout(now);
+        }
+        for (sock, port) in [(&s500, 500u16), (&s4500, 4500u16)] {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                ep.handle_datagram(
+                    Instant::now(),
+                    SocketAddr::new(local_ip, port),
+                    from,
+                    &buf[..n],
+                );
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ike_interop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

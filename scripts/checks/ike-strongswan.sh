@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Interop of palisade's IKEv2 engine (crates/palisade-ike, run over real UDP
+# sockets by its ike_interop example) with strongSwan 5.9 in network
+# namespaces, using the shared harness /work/shared/peers/strongswan-peer.sh:
+#
+#   1. palisade initiator in swA (192.0.2.1) -> strongSwan responder in swB
+#   2. strongSwan initiator in swA           -> palisade responder in swB (192.0.2.2)
+#
+# both with PSK, aes256gcm16-prfsha256-x25519 / aes256gcm16, tunnel
+# 10.200.1.0/24 <-> 10.200.2.0/24. Each passes only if the IKE_SA and the
+# CHILD_SA are up on both sides with matching SPIs.
+#
+# Skips (exit 0) when not root or when strongSwan is not installed
+# (install it once with: /work/shared/peers/strongswan-peer.sh install).
+# Only addresses inside the harness's namespaces are used; `down` at the end.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+PEERS=${PEERS:-/work/shared/peers}
+P="$PEERS/strongswan-peer.sh"
+PSK=${SW_PSK:-sw-test-psk-0123456789abcdef}
+IKE=${SW_IKE:-aes256gcm16-prfsha256-x25519}
+ESP=${SW_ESP:-aes256gcm16}
+
+if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespaces)"; exit 0; fi
+if ! command -v swanctl >/dev/null || [ ! -x "$P" ]; then
+    echo "SKIP: strongSwan or $P missing (run $P install)"; exit 0
+fi
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-ike}
+cargo build -q -p palisade-ike --example ike_interop || { echo "FAIL: build"; exit 1; }
+BIN="$CARGO_TARGET_DIR/debug/examples/ike_interop"
+LOG=$(mktemp -d /tmp/ike-strongswan.XXXXXX)
+pass=0; fail=0
+PAL_PID=
+
+cleanup() {
+    if [ -n "$PAL_PID" ] && kill -0 "$PAL_PID" 2>/dev/null; then kill "$PAL_PID"; fi
+    "$P" down >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+# $1 = palisade output, $2 = strongSwan instance: SPIs must mirror.
+check_spis() {
+    local out=$1 inst=$2 line in_spi out_spi sas
+    line=$(grep -m1 '^CHILD_SA installed' "$out") || { echo "  no CHILD_SA in palisade's output"; return 1; }
+    in_spi=$(sed -E 's/.* in ([0-9a-f]{8}) out ([0-9a-f]{8}).*/\1/' <<<"$line")
+    out_spi=$(sed -E 's/.* in ([0-9a-f]{8}) out ([0-9a-f]{8}).*/\2/' <<<"$line")
+    sas=$("$P" swanctl "$inst" --list-sas 2>&1)
+    echo "$sas" | sed 's/^/  strongSwan: /'
+    grep -q ESTABLISHED <<<"$sas" || { echo "  strongSwan IKE_SA not ESTABLISHED"; return 1; }
+    grep -q INSTALLED <<<"$sas" || { echo "  strongSwan CHILD_SA not INSTALLED"; return 1; }
+    # strongSwan lists "in  <its inbound SPI>," and "out <its outbound SPI>,".
+    { grep -Eq "^ +in +${out_spi}," <<<"$sas" && grep -Eq "^ +out +${in_spi}," <<<"$sas"; } || {
+        echo "  SPI mismatch: palisade in $in_spi out $out_spi"; return 1; }
+    echo "  SPIs match: palisade in $in_spi out $out_spi"
+}
+
+result() {
+    if [ "$2" = 0 ]; then echo "RESULT $1: PASS"; pass=$((pass + 1));
+    else echo "RESULT $1: FAIL (logs in $LOG)"; fail=$((fail + 1)); fi
+}
+
+# 1. palisade initiates.
+echo "== palisade initiator -> strongSwan responder"
+"$P" down >/dev/null 2>&1
+"$P" net basic >/dev/null
+"$P" start --name bob --netns swB --role responder --local 192.0.2.2 --remote %any \
+    --local-id bob.sw.test --remote-id %any --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 \
+    --psk "$PSK" --ike "$IKE" --esp "$ESP" >"$LOG/bob-start.log" 2>&1
+rc=0
+ip netns exec swA "$BIN" --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
+    --local-id alice.sw.test --remote-id bob.sw.test --psk "$PSK" \
+    --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 --ike "$IKE" --esp "$ESP" \
+    --timeout 30 --linger 2 >"$LOG/palisade-init.log" 2>&1 || rc=1
+sed 's/^/  palisade: /' "$LOG/palisade-init.log"
+[ $rc = 0 ] && { check_spis "$LOG/palisade-init.log" bob || rc=1; }
+result "palisade-initiator" $rc
+"$P" down >/dev/null 2>&1
+
+# 2. strongSwan initiates.
+echo "== strongSwan initiator -> palisade responder"
+"$P" net basic >/dev/null
+ip netns exec swB "$BIN" --role responder --local 192.0.2.2 \
+    --local-id bob.sw.test --remote-id alice.sw.test --psk "$PSK" \
+    --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --ike "$IKE" --esp "$ESP" \
+    --timeout 60 --linger 5 >"$LOG/palisade-resp.log" 2>&1 &
+PAL_PID=$!
+sleep 0.5
+"$P" start --name alice --netns swA --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
+    --local-id alice.sw.test --remote-id bob.sw.test --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 \
+    --psk "$PSK" --ike "$IKE" --esp "$ESP" >"$LOG/alice-start.log" 2>&1
+rc=0
+timeout 40 "$P" initiate alice >"$LOG/alice-initiate.log" 2>&1 || rc=1
+sed 's/^/  strongSwan initiate: /' "$LOG/alice-initiate.log" | tail -5
+check_spis "$LOG/palisade-resp.log" alice || rc=1
+wait "$PAL_PID" || rc=1
+PAL_PID=
+sed 's/^/  palisade: /' "$LOG/palisade-resp.log"
+result "palisade-responder" $rc
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
