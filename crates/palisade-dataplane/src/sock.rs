@@ -279,6 +279,23 @@ pub fn set_mark(fd: RawFd, mark: u32) -> io::Result<()> {
     setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)
 }
 
+/// Set a socket's receive and send buffer sizes to `bytes` each, past the
+/// `net.core.[rw]mem_max` limits when allowed (SO_RCVBUFFORCE needs
+/// CAP_NET_ADMIN; without it the limited options are used). A burst of
+/// sealed packets and the peer's bursts then queue instead of being dropped.
+pub fn set_buffers(fd: RawFd, bytes: usize) -> io::Result<()> {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        if setsockopt_int(fd, libc::SOL_SOCKET, force, v).is_err() {
+            setsockopt_int(fd, libc::SOL_SOCKET, plain, v)?;
+        }
+    }
+    Ok(())
+}
+
 /// Preallocated buffers for batched receive with `recvmmsg(2)`: one system
 /// call fills up to `capacity` datagrams. Nothing is allocated per call.
 pub struct RecvBatch {
@@ -288,7 +305,31 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+    /// Control-message space per datagram (UDP_GRO segment size).
+    cmsgs: Vec<CmsgSpace>,
+    segs: Vec<u16>,
     count: usize,
+}
+
+/// Aligned room for one small control message (CMSG_SPACE of an int is 24).
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct CmsgSpace([u8; 32]);
+
+/// `SOL_UDP` level, `UDP_SEGMENT` (GSO) and `UDP_GRO` options of <linux/udp.h>.
+const SOL_UDP: libc::c_int = 17;
+const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+/// Most segments one UDP GSO send may carry (UDP_MAX_SEGMENTS).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes one UDP GSO send may carry (IPv6 header worst case).
+const GSO_MAX_BYTES: usize = 65535 - 48;
+
+/// Ask the kernel to hand a UDP socket coalesced datagrams (UDP GRO): one
+/// receive then returns many same-size segments back to back, and
+/// [`RecvBatch::segment_size`] says where to split them.
+pub fn set_udp_gro(fd: RawFd, on: bool) -> io::Result<()> {
+    setsockopt_int(fd, SOL_UDP, UDP_GRO, on as libc::c_int)
 }
 
 impl RecvBatch {
@@ -312,7 +353,24 @@ impl RecvBatch {
             iovs: vec![unsafe { zeroed() }; capacity],
             // SAFETY: as above.
             hdrs: vec![unsafe { zeroed() }; capacity],
+            cmsgs: vec![CmsgSpace([0; 32]); capacity],
+            segs: vec![0; capacity],
             count: 0,
+        }
+    }
+
+    /// How many datagrams one `recv` can return.
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// For datagram `i` of the last `recv`: the segment size if the kernel
+    /// coalesced several datagrams into it (UDP GRO), else `None`. The
+    /// segments are `segment_size` bytes each, the last one possibly shorter.
+    pub fn segment_size(&self, i: usize) -> Option<usize> {
+        match self.segs.get(i) {
+            Some(&s) if i < self.count && s > 0 => Some(s as usize),
+            _ => None,
         }
     }
 
@@ -331,6 +389,8 @@ impl RecvBatch {
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_hdr.msg_iov = &mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = self.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_controllen = self.cmsgs[i].0.len() as _;
             self.hdrs[i] = h;
         }
         // SAFETY: every pointer in hdrs points into self's vectors, which are not
@@ -351,6 +411,7 @@ impl RecvBatch {
         self.count = n as usize;
         for i in 0..self.count {
             self.lens[i] = self.hdrs[i].msg_len as usize;
+            self.segs[i] = gro_segment(&self.hdrs[i].msg_hdr);
         }
         Ok(self.count)
     }
@@ -439,4 +500,273 @@ pub struct SendScratch {
     addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+}
+
+/// The UDP_GRO segment size in a received message's control data, or 0.
+fn gro_segment(m: &libc::msghdr) -> u16 {
+    if m.msg_controllen == 0 || m.msg_control.is_null() {
+        return 0;
+    }
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of
+    // well-formed cmsgs; CMSG_FIRSTHDR/NXTHDR stay inside that range.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(m);
+        while !c.is_null() {
+            if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                return u16::try_from(v).unwrap_or(0);
+            }
+            c = libc::CMSG_NXTHDR(m, c);
+        }
+    }
+    0
+}
+
+/// One queued packet of a [`SendRing`].
+#[derive(Clone, Copy)]
+struct Queued {
+    fd: RawFd,
+    start: usize,
+    len: usize,
+    dst: SocketAddr,
+    gso: bool,
+}
+
+/// What one [`SendRing::flush`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    /// Packets the kernel accepted.
+    pub sent: u64,
+    /// Packets dropped because their send failed.
+    pub failed: u64,
+    /// System calls made.
+    pub calls: u64,
+}
+
+/// Owned, reused send buffers and the `sendmmsg(2)` state to send them: fill
+/// the next buffer in place ([`SendRing::next_buf`]), [`SendRing::commit`] it
+/// with its socket and destination, and [`SendRing::flush`] the lot. Runs of
+/// same-size UDP datagrams to one destination go out as one UDP GSO message
+/// (UDP_SEGMENT): the kernel, or the receiver's GRO, splits them. Nothing is
+/// allocated after construction.
+pub struct SendRing {
+    bufs: Vec<Box<[u8]>>,
+    queued: Vec<Queued>,
+    addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    /// Packets in each message of `hdrs`.
+    counts: Vec<usize>,
+    cmsgs: Vec<CmsgSpace>,
+    gso: bool,
+    gso_failures: u32,
+}
+
+impl SendRing {
+    /// `capacity` buffers of `buf_size` bytes.
+    pub fn new(capacity: usize, buf_size: usize) -> SendRing {
+        let capacity = capacity.max(1);
+        SendRing {
+            bufs: (0..capacity)
+                .map(|_| vec![0u8; buf_size].into_boxed_slice())
+                .collect(),
+            queued: Vec::with_capacity(capacity),
+            // SAFETY: plain old data, all-zero is valid.
+            addrs: vec![(unsafe { zeroed() }, 0); capacity],
+            // SAFETY: as above; pointers are rewritten before use.
+            iovs: vec![unsafe { zeroed() }; capacity],
+            hdrs: Vec::with_capacity(capacity),
+            counts: Vec::with_capacity(capacity),
+            cmsgs: vec![CmsgSpace([0; 32]); capacity],
+            gso: true,
+            gso_failures: 0,
+        }
+    }
+
+    /// Turn UDP GSO on or off (it is on by default and switches itself off
+    /// if the kernel keeps refusing it).
+    pub fn set_gso(&mut self, on: bool) {
+        self.gso = on;
+    }
+
+    /// Whether every buffer is queued (flush before the next `next_buf`).
+    pub fn is_full(&self) -> bool {
+        self.queued.len() == self.bufs.len()
+    }
+
+    /// Packets queued and not yet flushed.
+    pub fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+
+    /// The next free buffer (the one after the last committed). When the
+    /// ring is full this is the last buffer again; check [`SendRing::is_full`].
+    pub fn next_buf(&mut self) -> &mut [u8] {
+        let i = self.queued.len().min(self.bufs.len() - 1);
+        &mut self.bufs[i]
+    }
+
+    /// Queue `next_buf()[start..start + len]` for `fd` to `dst`. `udp` says
+    /// that `fd` is a UDP socket, whose datagrams may be merged into one GSO
+    /// send. Ignored (returns false) when full or out of range.
+    pub fn commit(
+        &mut self,
+        fd: RawFd,
+        start: usize,
+        len: usize,
+        dst: SocketAddr,
+        udp: bool,
+    ) -> bool {
+        let i = self.queued.len();
+        if i >= self.bufs.len()
+            || start
+                .checked_add(len)
+                .map_or(true, |e| e > self.bufs[i].len())
+        {
+            return false;
+        }
+        self.queued.push(Queued {
+            fd,
+            start,
+            len,
+            dst,
+            gso: udp,
+        });
+        true
+    }
+
+    /// Send everything queued, as few system calls as the kernel allows.
+    pub fn flush(&mut self) -> Flushed {
+        let mut done = Flushed::default();
+        let mut i = 0;
+        while i < self.queued.len() {
+            // One sendmmsg per run of packets for the same socket.
+            let fd = self.queued[i].fd;
+            let mut j = i;
+            while j < self.queued.len() && self.queued[j].fd == fd {
+                j += 1;
+            }
+            self.send_run(i, j, self.gso, &mut done);
+            i = j;
+        }
+        self.queued.clear();
+        done
+    }
+
+    /// Build the messages for queued[from..to] (same fd) and send them.
+    fn send_run(&mut self, from: usize, to: usize, gso: bool, done: &mut Flushed) {
+        self.hdrs.clear();
+        self.counts.clear();
+        let fd = self.queued[from].fd;
+        let mut k = from;
+        while k < to {
+            let first = self.queued[k];
+            let m = self.hdrs.len();
+            self.addrs[m] = to_sockaddr(first.dst);
+            let mut n = 1;
+            let mut bytes = first.len;
+            if gso && first.gso {
+                // Same destination, every segment but the last exactly the
+                // first one's size.
+                while k + n < to && n < GSO_MAX_SEGMENTS {
+                    let q = self.queued[k + n];
+                    if q.dst != first.dst || q.len > first.len || bytes + q.len > GSO_MAX_BYTES {
+                        break;
+                    }
+                    bytes += q.len;
+                    n += 1;
+                    if q.len < first.len {
+                        break;
+                    }
+                }
+            }
+            for (t, q) in self.queued[k..k + n].iter().enumerate() {
+                let b = &mut self.bufs[k + t][q.start..q.start + q.len];
+                self.iovs[k + t] = libc::iovec {
+                    iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                };
+            }
+            // SAFETY: plain old data.
+            let mut h: libc::mmsghdr = unsafe { zeroed() };
+            h.msg_hdr.msg_name = &mut self.addrs[m].0 as *mut _ as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = self.addrs[m].1;
+            h.msg_hdr.msg_iov = &mut self.iovs[k];
+            h.msg_hdr.msg_iovlen = n as _;
+            if n > 1 {
+                let c = &mut self.cmsgs[m];
+                h.msg_hdr.msg_control = c.0.as_mut_ptr() as *mut libc::c_void;
+                // SAFETY: CMSG_SPACE is a pure size computation.
+                h.msg_hdr.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
+                // SAFETY: the control buffer is 32 bytes, more than
+                // CMSG_SPACE(2); CMSG_FIRSTHDR/DATA point inside it.
+                unsafe {
+                    let cm = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                    (*cm).cmsg_level = SOL_UDP;
+                    (*cm).cmsg_type = UDP_SEGMENT;
+                    (*cm).cmsg_len = libc::CMSG_LEN(2) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cm) as *mut u16, first.len as u16);
+                }
+            }
+            self.hdrs.push(h);
+            self.counts.push(n);
+            k += n;
+        }
+        let mut sent_msgs = 0;
+        let mut waited = false;
+        while sent_msgs < self.hdrs.len() {
+            let rest = &mut self.hdrs[sent_msgs..];
+            // SAFETY: every pointer in hdrs points into self's buffers and
+            // vectors, which are neither moved nor resized during the call.
+            let rc =
+                unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
+            done.calls += 1;
+            if rc > 0 {
+                for c in &self.counts[sent_msgs..sent_msgs + rc as usize] {
+                    done.sent += *c as u64;
+                }
+                sent_msgs += rc as usize;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if err.kind() == io::ErrorKind::WouldBlock && !waited {
+                // Socket buffer full: give the kernel a moment, once per run.
+                waited = true;
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one live pollfd.
+                unsafe { libc::poll(&mut p, 1, 5) };
+                continue;
+            }
+            // The first remaining message failed. A GSO message is retried
+            // segment by segment; anything else is dropped.
+            let n = self.counts[sent_msgs];
+            if n > 1 {
+                self.gso_failures += 1;
+                if self.gso_failures >= 3 {
+                    self.gso = false;
+                }
+                tracing::debug!("UDP GSO send failed ({err}); sending the segments one by one");
+                let start: usize = from + self.counts[..sent_msgs].iter().sum::<usize>();
+                // Resend this message's packets and the ones after it
+                // without GSO.
+                self.send_run(start, to, false, done);
+                return;
+            }
+            tracing::debug!("sending a packet failed: {err}");
+            done.failed += 1;
+            sent_msgs += 1;
+        }
+    }
 }

@@ -11,6 +11,16 @@ const TUN_PATH: &str = "/dev/net/tun";
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUN_F_CSUM: libc::c_ulong = 0x01;
+const TUN_F_TSO4: libc::c_ulong = 0x02;
+const TUN_F_TSO6: libc::c_ulong = 0x04;
+/// Size of the `struct virtio_net_hdr` in front of every packet of a TUN
+/// opened with [`Tun::open_offload`].
+pub const VNET_HDR_LEN: usize = 10;
+/// Largest read from an offloading TUN: a 64 KiB TCP super-packet and its header.
+pub const OFFLOAD_READ_MAX: usize = VNET_HDR_LEN + 65536;
 
 /// Why a TUN device could not be created, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +44,37 @@ pub enum TunError {
 pub struct Tun {
     file: File,
     name: String,
+    vnet: bool,
 }
 
 impl Tun {
     /// Create (or attach to) the TUN device `name`.
     pub fn open(name: &str) -> Result<Tun, TunError> {
+        Self::open_with(name, false)
+    }
+
+    /// Like [`Tun::open`], but with TCP segmentation offload: the kernel may
+    /// hand over TCP super-packets of up to 64 KiB (and packets whose checksum
+    /// is still to be filled in), each behind a `virtio_net_hdr`, which
+    /// [`Offload`] cuts into ordinary packets. One read then carries what
+    /// would otherwise take dozens, and the sender's TCP stack segments
+    /// nothing. Packets written are ordinary ones ([`Tun::send`] adds the
+    /// empty header).
+    pub fn open_offload(name: &str) -> Result<Tun, TunError> {
+        let tun = Self::open_with(name, true)?;
+        let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+        // SAFETY: TUNSETOFFLOAD takes its argument by value.
+        let rc = unsafe { libc::ioctl(tun.file.as_raw_fd(), TUNSETOFFLOAD as _, flags) };
+        if rc < 0 {
+            return Err(TunError::Create {
+                name: name.to_string(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(tun)
+    }
+
+    fn open_with(name: &str, vnet: bool) -> Result<Tun, TunError> {
         if name.is_empty()
             || name.len() > 15
             || name
@@ -64,7 +100,7 @@ impl Tun {
         // use as the flags short; 40 bytes in all on Linux.
         let mut ifr = [0u8; 40];
         ifr[..name.len()].copy_from_slice(name.as_bytes());
-        let flags = IFF_TUN | IFF_NO_PI;
+        let flags = IFF_TUN | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 };
         ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
         // SAFETY: ifr is a valid, writable ifreq-sized buffer for TUNSETIFF.
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, ifr.as_mut_ptr()) };
@@ -83,7 +119,12 @@ impl Tun {
         let name = CStr::from_bytes_with_nul(&[&ifr[..end], &[0]].concat())
             .map(|c| c.to_string_lossy().into_owned())
             .unwrap_or_else(|_| name.to_string());
-        Ok(Tun { file, name })
+        Ok(Tun { file, name, vnet })
+    }
+
+    /// Whether reads start with a `virtio_net_hdr` (see [`Tun::open_offload`]).
+    pub fn offload(&self) -> bool {
+        self.vnet
     }
 
     /// The interface name the kernel gave the device.
@@ -96,14 +137,38 @@ impl Tun {
         crate::sock::set_nonblocking(self.file.as_raw_fd(), on)
     }
 
-    /// Read one packet (an IPv4 or IPv6 datagram) into `buf`.
+    /// Read one packet (an IPv4 or IPv6 datagram) into `buf`; with
+    /// [`Tun::open_offload`], a `virtio_net_hdr` and a packet that may be a
+    /// super-packet: give the bytes to [`Offload::parse`].
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.file).read(buf)
     }
 
     /// Write one packet to the kernel, as if it had arrived on this interface.
+    /// Returns the packet bytes written.
     pub fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        (&self.file).write(packet)
+        if !self.vnet {
+            return (&self.file).write(packet);
+        }
+        // An all-zero header: no offload, checksums complete.
+        let hdr = [0u8; VNET_HDR_LEN];
+        let iov = [
+            libc::iovec {
+                iov_base: hdr.as_ptr() as *mut libc::c_void,
+                iov_len: hdr.len(),
+            },
+            libc::iovec {
+                iov_base: packet.as_ptr() as *mut libc::c_void,
+                iov_len: packet.len(),
+            },
+        ];
+        // SAFETY: both iovecs point to live buffers of the given lengths,
+        // which writev only reads.
+        let n = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), 2) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((n as usize).saturating_sub(VNET_HDR_LEN))
     }
 }
 
@@ -116,5 +181,239 @@ impl AsRawFd for Tun {
 impl AsFd for Tun {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
+    }
+}
+
+const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+const GSO_NONE: u8 = 0;
+const GSO_TCPV4: u8 = 1;
+const GSO_TCPV6: u8 = 4;
+const GSO_ECN: u8 = 0x80;
+
+/// One read from an offloading TUN ([`Tun::open_offload`]): a packet, or a
+/// TCP super-packet to be cut into `gso_size` segments, with its checksum
+/// possibly left for us to fill in.
+#[derive(Debug, Clone, Copy)]
+pub struct Offload<'a> {
+    pkt: &'a [u8],
+    needs_csum: bool,
+    csum_start: usize,
+    csum_offset: usize,
+    /// TCP segmentation: (header length through TCP, segment payload size).
+    tso: Option<(usize, usize)>,
+    count: usize,
+}
+
+impl<'a> Offload<'a> {
+    /// Parse what [`Tun::recv`] returned. `None` for a header we cannot honour
+    /// (unknown GSO type, offsets outside the packet): drop the read.
+    pub fn parse(read: &'a [u8]) -> Option<Offload<'a>> {
+        let h = read.get(..VNET_HDR_LEN)?;
+        let pkt = &read[VNET_HDR_LEN..];
+        let flags = h[0];
+        let gso_type = h[1] & !GSO_ECN;
+        let gso_size = u16::from_le_bytes([h[4], h[5]]) as usize;
+        let csum_start = u16::from_le_bytes([h[6], h[7]]) as usize;
+        let csum_offset = u16::from_le_bytes([h[8], h[9]]) as usize;
+        let needs_csum = flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0;
+        if needs_csum && csum_start + csum_offset + 2 > pkt.len() {
+            return None;
+        }
+        let (tso, count) = match gso_type {
+            GSO_NONE => (None, 1),
+            GSO_TCPV4 | GSO_TCPV6 => {
+                let version = pkt.first()? >> 4;
+                if (version == 4) != (gso_type == GSO_TCPV4) || version != 4 && version != 6 {
+                    return None;
+                }
+                // The TCP header starts where the checksum does.
+                let l4 = csum_start;
+                let thl = usize::from(pkt.get(l4 + 12)? >> 4) * 4;
+                let hlen = l4 + thl;
+                if !needs_csum || thl < 20 || hlen > pkt.len() || gso_size == 0 {
+                    return None;
+                }
+                let payload = pkt.len() - hlen;
+                (Some((hlen, gso_size)), payload.div_ceil(gso_size).max(1))
+            }
+            _ => return None,
+        };
+        Some(Offload {
+            pkt,
+            needs_csum,
+            csum_start,
+            csum_offset,
+            tso,
+            count,
+        })
+    }
+
+    /// How many packets this read holds.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Write packet `k` (of [`Offload::count`]) into `out`, headers fixed
+    /// and checksums complete, and return its length; `None` if `k` is out
+    /// of range or `out` too small.
+    pub fn segment(&self, k: usize, out: &mut [u8]) -> Option<usize> {
+        if k >= self.count {
+            return None;
+        }
+        let Some((hlen, mss)) = self.tso else {
+            let out = out.get_mut(..self.pkt.len())?;
+            out.copy_from_slice(self.pkt);
+            if self.needs_csum {
+                let at = self.csum_start + self.csum_offset;
+                let c = !fold64(sum64(&out[self.csum_start..]));
+                out[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            }
+            return Some(out.len());
+        };
+        let payload = &self.pkt[hlen..];
+        let from = k * mss;
+        let chunk = payload.get(from..(from + mss).min(payload.len()))?;
+        let len = hlen + chunk.len();
+        let out = out.get_mut(..len)?;
+        out[..hlen].copy_from_slice(&self.pkt[..hlen]);
+        out[hlen..].copy_from_slice(chunk);
+        let l4 = self.csum_start;
+        let last = k + 1 == self.count;
+        if out[0] >> 4 == 4 {
+            let ihl = usize::from(out[0] & 0x0f) * 4;
+            if ihl < 20 || ihl > l4 {
+                return None;
+            }
+            out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            let id = u16::from_be_bytes([out[4], out[5]]).wrapping_add(k as u16);
+            out[4..6].copy_from_slice(&id.to_be_bytes());
+            out[10..12].fill(0);
+            let c = !fold64(sum64(&out[..ihl]));
+            out[10..12].copy_from_slice(&c.to_be_bytes());
+        } else {
+            if l4 < 40 {
+                return None;
+            }
+            out[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+        }
+        let tcp = &mut out[l4..];
+        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]).wrapping_add(from as u32);
+        tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+        if !last {
+            tcp[13] &= !0x09; // FIN, PSH only on the last segment
+        }
+        if k > 0 {
+            tcp[13] &= !0x80; // CWR only on the first
+        }
+        // Full checksum: pseudo-header of this segment, then the segment.
+        tcp[16..18].fill(0);
+        let tcp_len = (len - l4) as u64;
+        let pseudo = if out[0] >> 4 == 4 {
+            sum64(&out[12..20]) + 6 + tcp_len
+        } else {
+            sum64(&out[8..40]) + 6 + tcp_len
+        };
+        let c = !fold64(pseudo + sum64(&out[l4..]));
+        out[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+        Some(len)
+    }
+}
+
+/// One's-complement sum of big-endian 16-bit words, not folded; 32 bits at
+/// a time into a 64-bit accumulator (no carry is lost below 2^32 words).
+fn sum64(data: &[u8]) -> u64 {
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(4);
+    for w in &mut chunks {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let rest = chunks.remainder();
+    let mut i = 0;
+    while i + 1 < rest.len() {
+        acc += u64::from(u16::from_be_bytes([rest[i], rest[i + 1]]));
+        i += 2;
+    }
+    if i < rest.len() {
+        acc += u64::from(rest[i]) << 8;
+    }
+    acc
+}
+
+fn fold64(mut s: u64) -> u16 {
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checksum_ok(p: &[u8]) -> bool {
+        let ihl = usize::from(p[0] & 0x0f) * 4;
+        let ip_ok = fold64(sum64(&p[..ihl])) == 0xffff;
+        let tcp_len = (p.len() - ihl) as u64;
+        let tcp_ok = fold64(sum64(&p[12..20]) + 6 + tcp_len + sum64(&p[ihl..])) == 0xffff;
+        ip_ok && tcp_ok
+    }
+
+    #[test]
+    fn tso_v4_split_fixes_headers_and_checksums() {
+        let payload: Vec<u8> = (0..3001u32).map(|i| (i * 7) as u8).collect();
+        let mut pkt = vec![0u8; 40];
+        pkt[0] = 0x45;
+        pkt[4..6].copy_from_slice(&100u16.to_be_bytes());
+        pkt[8] = 64;
+        pkt[9] = 6;
+        pkt[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        pkt[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        pkt[20..22].copy_from_slice(&1234u16.to_be_bytes());
+        pkt[24..28].copy_from_slice(&1000u32.to_be_bytes());
+        pkt[32] = 5 << 4;
+        pkt[33] = 0x18 | 0x01 | 0x80; // PSH ACK FIN CWR
+        pkt.extend_from_slice(&payload);
+        let mut read = vec![VIRTIO_NET_HDR_F_NEEDS_CSUM, GSO_TCPV4, 40, 0];
+        read.extend_from_slice(&1000u16.to_le_bytes());
+        read.extend_from_slice(&20u16.to_le_bytes());
+        read.extend_from_slice(&16u16.to_le_bytes());
+        read.extend_from_slice(&pkt);
+        let o = Offload::parse(&read).unwrap();
+        assert_eq!(o.count(), 4);
+        let mut got = Vec::new();
+        for k in 0..4 {
+            let mut out = [0u8; 2000];
+            let n = o.segment(k, &mut out).unwrap();
+            let seg = &out[..n];
+            assert!(checksum_ok(seg), "segment {k}");
+            assert_eq!(u16::from_be_bytes([seg[2], seg[3]]) as usize, n);
+            assert_eq!(u16::from_be_bytes([seg[4], seg[5]]), 100 + k as u16);
+            assert_eq!(
+                u32::from_be_bytes([seg[24], seg[25], seg[26], seg[27]]),
+                1000 + 1000 * k as u32
+            );
+            let fl = seg[33];
+            assert_eq!(fl & 0x01 != 0, k == 3);
+            assert_eq!(fl & 0x80 != 0, k == 0);
+            got.extend_from_slice(&seg[40..]);
+        }
+        assert_eq!(got, payload);
+        assert!(o.segment(4, &mut [0u8; 2000]).is_none());
+        assert!(o.segment(0, &mut [0u8; 100]).is_none());
+    }
+
+    #[test]
+    fn bad_headers_are_refused_not_panicked_on() {
+        assert!(Offload::parse(&[0u8; 5]).is_none());
+        let mut read = vec![1u8, 1, 0, 0, 0x10, 0, 0xff, 0xff, 0, 0];
+        read.extend_from_slice(&[0x45; 60]);
+        assert!(Offload::parse(&read).is_none());
+        let mut read = vec![0u8, 9, 0, 0, 0, 0, 0, 0, 0, 0];
+        read.extend_from_slice(&[0x45; 60]);
+        assert!(Offload::parse(&read).is_none());
+        // Zero segment size.
+        let mut read = vec![1u8, 1, 0, 0, 0, 0, 20, 0, 16, 0];
+        read.extend_from_slice(&[0x45; 60]);
+        assert!(Offload::parse(&read).is_none());
     }
 }

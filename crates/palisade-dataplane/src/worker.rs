@@ -5,8 +5,8 @@
 //! lock at all.
 
 use crate::plane::{rebuild_udp_outer, rebuild_v6_header, InVerdict, OutVerdict, Plane, Transmit};
-use crate::sock::{RawSocket, RecvBatch};
-use crate::tun::Tun;
+use crate::sock::{set_buffers, set_udp_gro, RawSocket, RecvBatch, SendRing};
+use crate::tun::{Offload, Tun, OFFLOAD_READ_MAX};
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::lifetime::Timestamp;
 use std::io;
@@ -22,6 +22,18 @@ pub const HEADROOM: usize = 128;
 pub const BUF_SIZE: usize = HEADROOM + 9216 + 512;
 /// Datagrams fetched per recvmmsg call.
 pub const BATCH: usize = 32;
+/// Packets read from the TUN device before the sealed batch is sent.
+pub const TUN_BATCH: usize = 64;
+/// Coalesced (UDP GRO) datagrams fetched per recvmmsg call, each up to
+/// [`GRO_BUF`] bytes: one call may bring hundreds of packets.
+pub const GRO_BATCH: usize = 8;
+/// Room for one coalesced datagram.
+pub const GRO_BUF: usize = 65536;
+/// Receive and send buffer of every wire socket.
+const SOCKET_BUFFER: usize = 4 << 20;
+/// Batches taken from one descriptor per wakeup before the others get a turn.
+const TUN_ROUNDS: usize = 4;
+const WIRE_ROUNDS: usize = 4;
 
 /// Work for the worker thread, run between packets.
 pub enum Command {
@@ -52,6 +64,8 @@ pub struct IoCounters {
     pub wire_out: u64,
     pub send_errors: u64,
     pub ike_on_4500: u64,
+    /// Reads from an offloading TUN that could not be cut into packets.
+    pub tun_bad_offload: u64,
 }
 
 /// The sending half of the control channel.
@@ -150,14 +164,49 @@ impl Worker {
 
     /// Run until [`Command::Stop`] or until every [`Handle`] is dropped.
     pub fn run(mut self) -> io::Result<Worker> {
-        let mut out_storage = vec![0u8; BUF_SIZE];
-        let mut batch = RecvBatch::with_headroom(BATCH, BUF_SIZE - HEADROOM - 512, HEADROOM);
+        // Everything the packet path touches is allocated here, once.
+        let mut ring = SendRing::new(TUN_BATCH, BUF_SIZE);
+        // An offloading TUN's reads (up to 64 KiB) and how far one is cut.
+        let mut big = vec![
+            0u8;
+            if self.tun.offload() {
+                OFFLOAD_READ_MAX
+            } else {
+                0
+            }
+        ];
+        let mut pending = (0usize, 0usize);
+        let mut raw_batch = RecvBatch::with_headroom(BATCH, BUF_SIZE - HEADROOM - 512, HEADROOM);
+        let gro = self
+            .udp
+            .iter()
+            .all(|u| set_udp_gro(u.sock.as_raw_fd(), true).is_ok());
+        let mut udp_batch = if self.udp.is_empty() {
+            RecvBatch::new(1, 1)
+        } else if gro {
+            RecvBatch::with_headroom(GRO_BATCH, GRO_BUF, HEADROOM)
+        } else {
+            RecvBatch::with_headroom(BATCH, BUF_SIZE - HEADROOM - 512, HEADROOM)
+        };
+        for fd in self
+            .raw
+            .iter()
+            .map(|r| r.sock.as_raw_fd())
+            .chain(self.udp.iter().map(|u| u.sock.as_raw_fd()))
+        {
+            if let Err(e) = set_buffers(fd, SOCKET_BUFFER) {
+                tracing::debug!("cannot enlarge socket buffers: {e}");
+            }
+        }
+        let mut fds = Vec::with_capacity(2 + self.raw.len() + self.udp.len());
+        fds.push(pollfd(self.wake.as_raw_fd()));
+        fds.push(pollfd(self.tun.as_raw_fd()));
+        fds.extend(self.raw.iter().map(|r| pollfd(r.sock.as_raw_fd())));
+        fds.extend(self.udp.iter().map(|u| pollfd(u.sock.as_raw_fd())));
         loop {
-            let mut fds = Vec::with_capacity(2 + self.raw.len() + self.udp.len());
-            fds.push(pollfd(self.wake.as_raw_fd()));
-            fds.push(pollfd(self.tun.as_raw_fd()));
-            fds.extend(self.raw.iter().map(|r| pollfd(r.sock.as_raw_fd())));
-            fds.extend(self.udp.iter().map(|u| pollfd(u.sock.as_raw_fd())));
+            for f in fds.iter_mut() {
+                f.revents = 0;
+            }
             // SAFETY: fds is a live array of pollfd of the given length.
             let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
             if rc < 0 {
@@ -171,16 +220,16 @@ impl Worker {
                 return Ok(self);
             }
             if fds[1].revents != 0 {
-                self.from_tun(&mut out_storage);
+                self.from_tun(&mut ring, &mut big, &mut pending);
             }
             for i in 0..self.raw.len() {
                 if fds[2 + i].revents != 0 {
-                    self.from_raw(i, &mut batch);
+                    self.from_raw(i, &mut raw_batch);
                 }
             }
             for i in 0..self.udp.len() {
                 if fds[2 + self.raw.len() + i].revents != 0 {
-                    self.from_udp(i, &mut batch);
+                    self.from_udp(i, &mut udp_batch);
                 }
             }
         }
@@ -206,71 +255,112 @@ impl Worker {
         }
     }
 
-    /// Cleartext from the TUN: seal and send, up to a batch at a time.
-    fn from_tun(&mut self, storage: &mut [u8]) {
-        for _ in 0..BATCH {
-            let n = match self.tun.recv(&mut storage[HEADROOM..BUF_SIZE - 512]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    tracing::warn!("reading the TUN device failed: {e}");
-                    return;
-                }
-            };
-            self.io.tun_in += 1;
+    /// Cleartext from the TUN: read up to a ring's worth, seal each in its own
+    /// buffer, send the lot with one sendmmsg (runs of same-size ESP-in-UDP
+    /// datagrams as one UDP GSO message); a few rounds per wakeup.
+    fn from_tun(&mut self, ring: &mut SendRing, big: &mut [u8], pending: &mut (usize, usize)) {
+        for _ in 0..TUN_ROUNDS {
             let now = self.now();
-            let Ok(mut buf) = PacketBuf::new(storage, HEADROOM, n) else {
-                continue;
-            };
-            match self.plane.outbound(now, &mut buf) {
-                OutVerdict::Send(t) => self.transmit(t, buf.data()),
-                OutVerdict::Drop(_) => {}
+            let mut drained = false;
+            while !ring.is_full() {
+                let storage = ring.next_buf();
+                let room = &mut storage[HEADROOM..BUF_SIZE - 512];
+                let n = if self.tun.offload() {
+                    // A super-packet is cut into ring buffers, as many per
+                    // round as fit; `pending` = (bytes read, next segment).
+                    if pending.0 == 0 {
+                        match self.tun.recv(big) {
+                            Ok(n) => *pending = (n, 0),
+                            Err(e) => {
+                                if e.kind() != io::ErrorKind::WouldBlock {
+                                    tracing::warn!("reading the TUN device failed: {e}");
+                                }
+                                drained = true;
+                                break;
+                            }
+                        }
+                    }
+                    let Some(o) = Offload::parse(&big[..pending.0]) else {
+                        *pending = (0, 0);
+                        self.io.tun_bad_offload += 1;
+                        continue;
+                    };
+                    let seg = o.segment(pending.1, room);
+                    pending.1 += 1;
+                    if pending.1 >= o.count() {
+                        *pending = (0, 0);
+                    }
+                    match seg {
+                        Some(n) => n,
+                        None => {
+                            self.io.tun_bad_offload += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    match self.tun.recv(room) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            if e.kind() != io::ErrorKind::WouldBlock {
+                                tracing::warn!("reading the TUN device failed: {e}");
+                            }
+                            drained = true;
+                            break;
+                        }
+                    }
+                };
+                self.io.tun_in += 1;
+                let Ok(mut buf) = PacketBuf::new(storage, HEADROOM, n) else {
+                    continue;
+                };
+                let verdict = self.plane.outbound(now, &mut buf);
+                let (start, len) = (buf.offset(), buf.len());
+                if let OutVerdict::Send(t) = verdict {
+                    self.queue(ring, t, start, len);
+                }
+            }
+            let f = ring.flush();
+            self.io.wire_out += f.sent;
+            self.io.send_errors += f.failed;
+            if drained {
+                return;
             }
         }
     }
 
-    fn transmit(&mut self, t: Transmit, packet: &[u8]) {
-        let result = match t {
-            Transmit::Raw { dst, proto } => {
-                match self
-                    .raw
-                    .iter()
-                    .find(|r| r.sock.protocol() == proto && r.local.is_ipv6() == dst.is_ipv6())
-                {
-                    Some(r) => r.sock.send(packet, dst).map(|_| ()),
-                    None => Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        "no raw socket for this protocol and family",
-                    )),
-                }
-            }
+    /// Queue the sealed packet at `start..start + len` of the ring's next
+    /// buffer for the socket `t` names.
+    fn queue(&mut self, ring: &mut SendRing, t: Transmit, start: usize, len: usize) {
+        let queued = match t {
+            Transmit::Raw { dst, proto } => self
+                .raw
+                .iter()
+                .find(|r| r.sock.protocol() == proto && r.local.is_ipv6() == dst.is_ipv6())
+                .map(|r| {
+                    ring.commit(
+                        r.sock.as_raw_fd(),
+                        start,
+                        len,
+                        SocketAddr::new(dst, 0),
+                        false,
+                    )
+                }),
             Transmit::Udp {
                 dst,
                 src_port,
                 offset,
-            } => {
-                match self
-                    .udp
-                    .iter()
-                    .find(|u| u.local.port() == src_port && u.local.is_ipv6() == dst.is_ipv6())
-                {
-                    Some(u) => u
-                        .sock
-                        .send_to(packet.get(offset..).unwrap_or(&[]), dst)
-                        .map(|_| ()),
-                    None => Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        "no UDP socket for this port and family",
-                    )),
-                }
-            }
+            } => self
+                .udp
+                .iter()
+                .find(|u| u.local.port() == src_port && u.local.is_ipv6() == dst.is_ipv6())
+                .map(|u| {
+                    offset <= len
+                        && ring.commit(u.sock.as_raw_fd(), start + offset, len - offset, dst, true)
+                }),
         };
-        match result {
-            Ok(()) => self.io.wire_out += 1,
-            Err(e) => {
-                self.io.send_errors += 1;
-                tracing::debug!("sending a protected packet failed: {e}");
-            }
+        if queued != Some(true) {
+            self.io.send_errors += 1;
+            tracing::debug!("no socket for a protected packet ({t:?})");
         }
     }
 
@@ -292,7 +382,9 @@ impl Worker {
             self.raw[i].sock.protocol(),
             self.raw[i].sock.is_v6(),
         );
-        while let Ok(n) = batch.recv(fd) {
+        for _ in 0..WIRE_ROUNDS {
+            let Ok(n) = batch.recv(fd) else { break };
+            let now = self.now();
             for k in 0..n {
                 let Some((src, storage, head, len)) = batch.slot_mut(k) else {
                     break;
@@ -311,36 +403,51 @@ impl Worker {
                         continue;
                     }
                 }
-                let now = self.now();
                 let verdict = self.plane.inbound(now, &mut buf);
                 self.deliver(verdict, buf.data());
             }
-            if n < BATCH {
+            if n < batch.capacity() {
                 break;
             }
         }
     }
 
+    /// ESP-in-UDP from the wire. With UDP GRO one datagram may hold many
+    /// same-size segments back to back: each is opened in place, its outer
+    /// header rebuilt in the bytes of the segment before it (already done).
     fn from_udp(&mut self, i: usize, batch: &mut RecvBatch) {
         let fd = self.udp[i].sock.as_raw_fd();
         let local = self.udp[i].local;
-        while let Ok(n) = batch.recv(fd) {
+        for _ in 0..WIRE_ROUNDS {
+            let Ok(n) = batch.recv(fd) else { break };
+            let now = self.now();
             for k in 0..n {
+                let seg = batch.segment_size(k);
                 let Some((Some(src), storage, head, len)) = batch.slot_mut(k) else {
                     continue;
                 };
-                self.io.wire_in += 1;
-                let Ok(mut buf) = PacketBuf::new(storage, head, len) else {
-                    continue;
-                };
-                if rebuild_udp_outer(&mut buf, src, local).is_err() {
-                    continue;
+                let step = seg.unwrap_or(len).max(1);
+                let end = head + len;
+                let mut at = head;
+                while at < end {
+                    let seg_end = (at + step).min(end);
+                    let this = at;
+                    at = seg_end;
+                    self.io.wire_in += 1;
+                    let Some(room) = storage.get_mut(..seg_end) else {
+                        break;
+                    };
+                    let Ok(mut buf) = PacketBuf::new(room, this, seg_end - this) else {
+                        continue;
+                    };
+                    if rebuild_udp_outer(&mut buf, src, local).is_err() {
+                        continue;
+                    }
+                    let verdict = self.plane.inbound(now, &mut buf);
+                    self.deliver(verdict, buf.data());
                 }
-                let now = self.now();
-                let verdict = self.plane.inbound(now, &mut buf);
-                self.deliver(verdict, buf.data());
             }
-            if n < BATCH {
+            if n < batch.capacity() {
                 break;
             }
         }

@@ -1,0 +1,339 @@
+//! One side of the throughput benchmark (`scripts/bench-tunnel.sh`), run inside
+//! a network namespace with `ip netns exec`, until SIGTERM/SIGINT.
+//!
+//! ```text
+//! tunnel_bench esp   <gcm|cbc> <a|b> [--raw]   palisade ESP tunnel (UDP 4500, or raw IP 50)
+//! tunnel_bench relay <a|b>                     TUN <-> UDP relay without crypto (the ceiling)
+//! ```
+//!
+//! Side `a` is 192.0.2.1 with inner address 10.200.1.1, side `b` 192.0.2.2 with
+//! 10.200.2.1 (the addresses of `shared/peers`' basic topology); the script puts
+//! the inner addresses on `lo`. The TUN device is `pbt0`, MTU 1400 (as
+//! strongSwan's kernel-libipsec). The keys are fixed test keys: this is a
+//! benchmark, not a way to protect traffic.
+
+use palisade_crypto::Secret;
+use palisade_dataplane::manual::{self, DirKeys, ManualSpec, Wire};
+use palisade_dataplane::netcfg::NetConfig;
+use palisade_dataplane::plane::Plane;
+use palisade_dataplane::sock::{RecvBatch, SendRing};
+use palisade_dataplane::tun::{Offload, OFFLOAD_READ_MAX};
+use palisade_dataplane::worker::{Command, Worker, BUF_SIZE, HEADROOM};
+use palisade_dataplane::Tun;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+
+const TUN_NAME: &str = "pbt0";
+const TUN_MTU: u32 = 1400;
+const RELAY_PORT: u16 = 4600;
+
+struct Side {
+    local: IpAddr,
+    remote: IpAddr,
+    inner: IpAddr,
+    remote_net: (IpAddr, u8),
+    local_net: (IpAddr, u8),
+}
+
+fn side(name: &str) -> Option<Side> {
+    let ip = |s: &str| s.parse::<IpAddr>().ok();
+    let (l, r) = match name {
+        "a" => (1, 2),
+        "b" => (2, 1),
+        _ => return None,
+    };
+    Some(Side {
+        local: ip(&format!("192.0.2.{l}"))?,
+        remote: ip(&format!("192.0.2.{r}"))?,
+        inner: ip(&format!("10.200.{l}.1"))?,
+        local_net: (ip(&format!("10.200.{l}.0"))?, 24),
+        remote_net: (ip(&format!("10.200.{r}.0"))?, 24),
+    })
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: tunnel_bench esp <gcm|cbc> <a|b> [--raw] | tunnel_bench relay <a|b>");
+    ExitCode::from(2)
+}
+
+/// Block SIGTERM and SIGINT in every thread (call before spawning any) and
+/// return a function that waits for one of them.
+fn block_signals() -> impl FnOnce() + Send {
+    // SAFETY: sigset_t is plain data; the libc calls only touch that set.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: set is a valid, initialised signal set; sig is writable.
+        unsafe { libc::sigwait(&set, &mut sig) };
+    }
+}
+
+/// The TUN device, with TCP segmentation offload unless PALISADE_NO_OFFLOAD=1.
+fn open_tun() -> Result<Tun, String> {
+    if std::env::var("PALISADE_NO_OFFLOAD").as_deref() == Ok("1") {
+        Tun::open(TUN_NAME)
+    } else {
+        Tun::open_offload(TUN_NAME)
+    }
+    .map_err(|e| e.to_string())
+}
+
+fn keys(byte: u8, cbc: bool) -> DirKeys {
+    DirKeys {
+        enc: Some(Secret::new(vec![byte; if cbc { 32 } else { 36 }])),
+        esp_auth: cbc.then(|| Secret::new(vec![byte ^ 0x5a; 32])),
+        ah_auth: None,
+    }
+}
+
+fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
+    let wire = if raw {
+        Wire::Esp
+    } else {
+        Wire::EspUdp {
+            local_port: 4500,
+            remote_port: 4500,
+        }
+    };
+    let (kin, kout) = if a { (0xb0, 0xa0) } else { (0xa0, 0xb0) };
+    let (spi_in, spi_out) = if a {
+        (0xb000_0001, 0xa000_0001)
+    } else {
+        (0xa000_0001, 0xb000_0001)
+    };
+    let spec = ManualSpec {
+        name: "bench".into(),
+        tunnel: true,
+        local: s.local,
+        remote: s.remote,
+        wire,
+        spi_in,
+        spi_out,
+        ah_spi_in: 0,
+        ah_spi_out: 0,
+        // ENCR_AES_GCM_16 (20) or ENCR_AES_CBC (12) with AUTH_HMAC_SHA2_256_128 (12).
+        encr: Some(if cbc {
+            (12, Some(256))
+        } else {
+            (20, Some(256))
+        }),
+        esp_integ: cbc.then_some(12),
+        ah_integ: None,
+        keys_in: keys(kin, cbc),
+        keys_out: keys(kout, cbc),
+        local_ts: vec![s.local_net],
+        remote_ts: vec![s.remote_net],
+        esn: false,
+        replay_window: 1024,
+        tfc_pad_to: 0,
+        allow_insecure: false,
+    };
+    let mut plane = Plane::new();
+    manual::install(&mut plane, &spec, 1).map_err(|e| e.to_string())?;
+    let (raw_eps, udp_eps) =
+        manual::sockets(std::slice::from_ref(&spec)).map_err(|e| e.to_string())?;
+    let tun = open_tun()?;
+    let mut net = NetConfig::new();
+    net.link_up(TUN_NAME, TUN_MTU).map_err(|e| e.to_string())?;
+    for (addr, len) in [s.remote_net] {
+        net.route_add(
+            &format!("{addr}/{len}"),
+            TUN_NAME,
+            None,
+            Some(&s.inner.to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let (worker, handle) = Worker::new(plane, tun, raw_eps, udp_eps).map_err(|e| e.to_string())?;
+    let wait = block_signals();
+    let h2 = handle.clone();
+    std::thread::spawn(move || {
+        wait();
+        let _ = h2.send(Command::Stop);
+    });
+    drop(handle);
+    eprintln!(
+        "tunnel_bench: ESP {} ready",
+        if cbc { "cbc" } else { "gcm" }
+    );
+    let w = worker.run().map_err(|e| e.to_string())?;
+    eprintln!(
+        "tunnel_bench: {:?}; plane drops {:?}; totals out {} in {}",
+        w.io, w.plane.drops, w.plane.totals.packets_out, w.plane.totals.packets_in
+    );
+    Ok(())
+}
+
+/// The ceiling: what the TUN and UDP sockets cost with the same batching as
+/// the worker and no crypto, no SPD/SAD lookup.
+fn run_relay(s: &Side) -> Result<(), String> {
+    let e = |e: io::Error| e.to_string();
+    let tun = open_tun()?;
+    let mut net = NetConfig::new();
+    net.link_up(TUN_NAME, TUN_MTU).map_err(|e| e.to_string())?;
+    net.route_add(
+        &format!("{}/{}", s.remote_net.0, s.remote_net.1),
+        TUN_NAME,
+        None,
+        Some(&s.inner.to_string()),
+    )
+    .map_err(|e| e.to_string())?;
+    let sock = UdpSocket::bind(SocketAddr::new(s.local, RELAY_PORT)).map_err(e)?;
+    let peer = SocketAddr::new(s.remote, RELAY_PORT);
+    sock.set_nonblocking(true).map_err(e)?;
+    tun.set_nonblocking(true).map_err(e)?;
+    let gro = palisade_dataplane::sock::set_udp_gro(sock.as_raw_fd(), true).is_ok();
+    // As the worker does for its wire sockets.
+    let _ = palisade_dataplane::sock::set_buffers(sock.as_raw_fd(), 4 << 20);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wait = block_signals();
+    let stop2 = stop.clone();
+    std::thread::spawn(move || {
+        wait();
+        stop2.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut ring = SendRing::new(palisade_dataplane::worker::TUN_BATCH, BUF_SIZE);
+    let mut batch = RecvBatch::with_headroom(
+        palisade_dataplane::worker::BATCH,
+        if gro { 65536 } else { BUF_SIZE - HEADROOM },
+        HEADROOM,
+    );
+    let (sfd, tfd) = (sock.as_raw_fd(), tun.as_raw_fd());
+    let mut fds = [
+        libc::pollfd {
+            fd: tfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: sfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let (mut to_wire, mut to_tun) = (0u64, 0u64);
+    let mut big = vec![0u8; OFFLOAD_READ_MAX];
+    let mut pending = (0usize, 0usize);
+    eprintln!(
+        "tunnel_bench: relay ready (udp gro {gro}, tun offload {})",
+        tun.offload()
+    );
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        for f in fds.iter_mut() {
+            f.revents = 0;
+        }
+        // SAFETY: fds is a live array of two pollfd.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, 200) };
+        if rc <= 0 {
+            continue;
+        }
+        if fds[0].revents != 0 {
+            for _ in 0..4 {
+                let mut empty = false;
+                while !ring.is_full() {
+                    let buf = ring.next_buf();
+                    let room = &mut buf[HEADROOM..BUF_SIZE - 512];
+                    let n = if tun.offload() {
+                        if pending.0 == 0 {
+                            match tun.recv(&mut big) {
+                                Ok(n) => pending = (n, 0),
+                                Err(_) => {
+                                    empty = true;
+                                    break;
+                                }
+                            }
+                        }
+                        let Some(o) = Offload::parse(&big[..pending.0]) else {
+                            pending = (0, 0);
+                            continue;
+                        };
+                        let seg = o.segment(pending.1, room);
+                        pending.1 += 1;
+                        if pending.1 >= o.count() {
+                            pending = (0, 0);
+                        }
+                        match seg {
+                            Some(n) => n,
+                            None => continue,
+                        }
+                    } else {
+                        match tun.recv(room) {
+                            Ok(n) => n,
+                            Err(_) => {
+                                empty = true;
+                                break;
+                            }
+                        }
+                    };
+                    ring.commit(sfd, HEADROOM, n, peer, true);
+                }
+                to_wire += ring.flush().sent;
+                if empty {
+                    break;
+                }
+            }
+        }
+        if fds[1].revents != 0 {
+            for _ in 0..4 {
+                let Ok(n) = batch.recv(sfd) else { break };
+                for k in 0..n {
+                    let seg = batch.segment_size(k);
+                    if let Some((_, storage, head, len)) = batch.slot_mut(k) {
+                        let step = seg.unwrap_or(len).max(1);
+                        let mut off = head;
+                        while off < head + len {
+                            let end = (off + step).min(head + len);
+                            if tun.send(&storage[off..end]).is_ok() {
+                                to_tun += 1;
+                            }
+                            off = end;
+                        }
+                    }
+                }
+                if n < batch.capacity() {
+                    break;
+                }
+            }
+        }
+    }
+    eprintln!("tunnel_bench: relay to_wire {to_wire} to_tun {to_tun}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let result = match args.as_slice() {
+        ["relay", who] => match side(who) {
+            Some(s) => run_relay(&s),
+            None => return usage(),
+        },
+        ["esp", cipher @ ("gcm" | "cbc"), who, rest @ ..] => {
+            let raw = match rest {
+                [] => false,
+                ["--raw"] => true,
+                _ => return usage(),
+            };
+            match side(who) {
+                Some(s) => run_esp(&s, *cipher == "cbc", raw, *who == "a"),
+                None => return usage(),
+            }
+        }
+        _ => return usage(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tunnel_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

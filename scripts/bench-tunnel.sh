@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# bench-tunnel.sh - iperf3 TCP throughput, in one run, through:
+#   veth     plain veth between two namespaces (no tunnel)
+#   relay    a TUN <-> UDP relay without crypto, same batching as palisade
+#            (the user-space ceiling; `tunnel_bench relay`)
+#   gcm      palisade ESP tunnel, AES-256-GCM-16, ESP-in-UDP 4500
+#   cbc      palisade ESP tunnel, AES-256-CBC + HMAC-SHA-256-128, ESP-in-UDP 4500
+#   sw-gcm   strongSwan 5.9.8 kernel-libipsec, scenario ikev2-psk (aes256gcm16)
+#   sw-cbc   strongSwan kernel-libipsec, scenario ikev2-psk-cbc (aes256-sha256)
+# and prints Gbit/s (median of RUNS) with the ratios palisade/relay and
+# palisade/strongSwan.
+#
+#   scripts/bench-tunnel.sh [RUNS] [SECONDS]        default 3 x 10 s
+#   BENCH_CASES="relay gcm" scripts/bench-tunnel.sh 1 5
+#   BENCH_RAW=1 ...     palisade over raw IP protocol 50 instead of UDP 4500
+#   BENCH_PERF=1 ...    also record `perf record -g` of each palisade side
+#   BENCH_NICE=-10 ...  run every process of the measurement (iperf3, tunnel
+#                       processes, charons) at this nice level, so that other
+#                       work on a shared machine disturbs the comparison less
+#
+# Topology (as shared/peers' "basic"): netns pbtA [pbtA0 192.0.2.1/24] <-veth->
+# [pbtB0 192.0.2.2/24] pbtB, inner 10.200.1.1/32 and 10.200.2.1/32 on lo; the
+# tunnels carry 10.200.1.0/24 <-> 10.200.2.0/24 through TUN devices of MTU 1400
+# (as libipsec's). strongSwan runs in its own namespaces swA/swB (same
+# addresses) made by shared/peers/strongswan-peer.sh with a private state dir.
+# Everything this script creates is removed on exit; nothing touches the host
+# network. Needs root.
+set -u -o pipefail
+
+ROOT="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
+PEERS="${PEERS:-$(cd "$ROOT/.." && pwd)/shared/peers}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
+RUNS="${1:-3}"
+SECS="${2:-10}"
+CASES="${BENCH_CASES:-veth relay gcm cbc sw-gcm sw-cbc}"
+NSA=pbtA
+NSB=pbtB
+OUT="${BENCH_OUT:-/tmp/palisade-bench-tunnel}"
+export SWP_STATE="$OUT/swpeers"
+BIN="$CARGO_TARGET_DIR/release/examples/tunnel_bench"
+PIDS=()
+SW_USED=0
+NICE="${BENCH_NICE:-0}"
+
+die() { echo "bench-tunnel: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, TUN devices)"
+
+stop_pids() {
+  local p
+  for p in "${PIDS[@]}"; do
+    kill -TERM "$p" 2>/dev/null
+  done
+  for p in "${PIDS[@]}"; do
+    wait "$p" 2>/dev/null
+  done
+  PIDS=()
+}
+
+cleanup() {
+  stop_pids
+  ip netns del "$NSA" 2>/dev/null
+  ip netns del "$NSB" 2>/dev/null
+  if [ "$SW_USED" = 1 ]; then
+    "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT/results.tsv"
+
+# --- what we need ------------------------------------------------------------
+command -v iperf3 >/dev/null || apt-get install -y iperf3 >/dev/null || die "cannot install iperf3"
+case " $CASES " in
+  *" sw-"*)
+    if [ ! -x /usr/lib/ipsec/charon ] || ! command -v swanctl >/dev/null; then
+      "$PEERS/strongswan-peer.sh" install || die "strongSwan install failed"
+    fi ;;
+esac
+echo "== building (release)"
+(cd "$ROOT" && cargo build --release -q -p palisade-dataplane --example tunnel_bench) || die "build failed"
+
+# --- topology ----------------------------------------------------------------
+net_up() {
+  local ns
+  for ns in "$NSA" "$NSB"; do
+    ip netns del "$ns" 2>/dev/null
+    ip netns add "$ns" || die "netns add $ns"
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+  done
+  ip -n "$NSA" link add pbtA0 type veth peer name pbtB0 netns "$NSB" || die "veth"
+  ip -n "$NSA" addr add 192.0.2.1/24 dev pbtA0
+  ip -n "$NSB" addr add 192.0.2.2/24 dev pbtB0
+  ip -n "$NSA" addr add 10.200.1.1/32 dev lo
+  ip -n "$NSB" addr add 10.200.2.1/32 dev lo
+  ip -n "$NSA" link set pbtA0 up
+  ip -n "$NSB" link set pbtB0 up
+  local i
+  for i in $(seq 1 50); do
+    ip netns exec "$NSA" ping -c1 -W1 192.0.2.2 >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "veth did not come up"
+}
+
+# spawn NS LOG CMD... : start in the background, remember the PID
+spawn() {
+  local ns=$1 log=$2
+  shift 2
+  ip netns exec "$ns" nice -n "$NICE" "$@" >"$log" 2>&1 </dev/null &
+  PIDS+=("$!")
+}
+
+# wait_ping NS SRC DST : until one ping goes through (max 5 s)
+wait_ping() {
+  local i
+  for i in $(seq 1 50); do
+    ip netns exec "$1" ping -c1 -W1 -I "$2" "$3" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# measure LABEL NS_CLIENT NS_SERVER DST SRC
+measure() {
+  local label=$1 nsc=$2 nss=$3 dst=$4 src=$5 i
+  spawn "$nss" "$OUT/iperf3-server-$label.log" iperf3 -s -p 5201
+  local srv=${PIDS[-1]}
+  for i in $(seq 1 50); do
+    ip netns exec "$nss" ss -ltn 2>/dev/null | grep -q ':5201 ' && break
+    sleep 0.1
+  done
+  for i in $(seq 1 "$RUNS"); do
+    local load; load=$(cut -d' ' -f1 /proc/loadavg)
+    local jf="$OUT/iperf-$label-$i.json"
+    ip netns exec "$nsc" nice -n "$NICE" iperf3 -c "$dst" -B "$src" -p 5201 -t "$SECS" -J >"$jf" 2>&1
+    python3 - "$label" "$jf" "$load" >>"$OUT/results.tsv" <<'EOF'
+import json, sys
+label, jf, load = sys.argv[1:4]
+try:
+    e = json.load(open(jf))['end']
+    print("%s\t%.3f\t%d\t%s" % (label, e['sum_received']['bits_per_second'] / 1e9,
+                                e['sum_sent'].get('retransmits', -1), load))
+except Exception as ex:
+    print("%s\tNA\t-1\t%s" % (label, load))
+EOF
+    printf '   %-7s run %d: %s Gbit/s, retransmits %s, load %s\n' "$label" "$i" \
+      "$(tail -1 "$OUT/results.tsv" | cut -f2)" "$(tail -1 "$OUT/results.tsv" | cut -f3)" "$load"
+    sleep 1
+  done
+  kill -TERM "$srv" 2>/dev/null
+  wait "$srv" 2>/dev/null
+  unset 'PIDS[-1]'
+}
+
+# tunnel LABEL ARGS... : run tunnel_bench ARGS a / b in the two namespaces
+tunnel() {
+  local label=$1
+  shift
+  local raw=()
+  [ "${BENCH_RAW:-0}" = 1 ] && [ "$1" = esp ] && raw=(--raw)
+  spawn "$NSA" "$OUT/$label-a.log" "$BIN" "$@" a "${raw[@]}"
+  spawn "$NSB" "$OUT/$label-b.log" "$BIN" "$@" b "${raw[@]}"
+  local pa=${PIDS[-2]} pb=${PIDS[-1]}
+  if ! wait_ping "$NSA" 10.200.1.1 10.200.2.1; then
+    echo "   $label: no ping through the tunnel; logs:" >&2
+    cat "$OUT/$label-a.log" "$OUT/$label-b.log" >&2
+    stop_pids
+    return 1
+  fi
+  ip netns exec "$NSA" nstat -n >/dev/null 2>&1; ip netns exec "$NSB" nstat -n >/dev/null 2>&1
+  local perfpids=()
+  if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+    perf record -F 999 -g -p "$pa" -o "$OUT/perf-$label-a.data" >/dev/null 2>&1 &
+    perfpids+=("$!")
+    perf record -F 999 -g -p "$pb" -o "$OUT/perf-$label-b.data" >/dev/null 2>&1 &
+    perfpids+=("$!")
+  fi
+  local ta0 tb0 t0 t1 ta1 tb1
+  ta0=$(awk '{print $14+$15}' /proc/"$pa"/stat); tb0=$(awk '{print $14+$15}' /proc/"$pb"/stat)
+  t0=$(date +%s%N)
+  measure "$label" "$NSA" "$NSB" 10.200.2.1 10.200.1.1
+  t1=$(date +%s%N)
+  ta1=$(awk '{print $14+$15}' /proc/"$pa"/stat); tb1=$(awk '{print $14+$15}' /proc/"$pb"/stat)
+  python3 -c "import sys; hz=$(getconf CLK_TCK); el=($t1-$t0)/1e9; print('   %s: sender side %.0f%% CPU, receiver side %.0f%% CPU (of one core, incl. the idle gaps)' % ('$label', 100*($ta1-$ta0)/hz/el, 100*($tb1-$tb0)/hz/el))"
+  local ns
+  for ns in "$NSA" "$NSB"; do
+    echo "   $ns drops: $(ip netns exec "$ns" nstat 2>/dev/null | awk '/RcvbufErrors|SndbufErrors|InErrors|TcpRetransSegs/ {printf "%s=%s ", $1, $2}')$(ip -n "$ns" -j -s link show pbt0 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["stats64"]; print("pbt0 tx_dropped=%d rx_dropped=%d" % (s["tx"]["dropped"], s["rx"]["dropped"]))' 2>/dev/null)"
+  done
+  local p
+  for p in "${perfpids[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  stop_pids
+  cat "$OUT/$label-a.log" "$OUT/$label-b.log" | grep -v ready | sed 's/^/   /'
+}
+
+strongswan() {
+  local label=$1 scenario=$2
+  if ip netns list | grep -qwE '^(swA|swB|swR)'; then
+    echo "   $label: skipped - netns swA/swB already exist (someone else's strongSwan peers)"
+    return 0
+  fi
+  SW_USED=1
+  "$PEERS/strongswan-peer.sh" up "$scenario" >"$OUT/sw-up-$scenario.log" 2>&1 \
+    || { echo "   $label: strongswan-peer.sh up $scenario failed (see $OUT)"; "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1; return 1; }
+  "$PEERS/strongswan-peer.sh" initiate alice >"$OUT/sw-init-$scenario.log" 2>&1 \
+    || { echo "   $label: initiate failed (see $OUT)"; "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1; return 1; }
+  wait_ping swA 10.200.1.1 10.200.2.1 || echo "   $label: ping through the tunnel failed"
+  local pid t
+  for pid in $(cat "$SWP_STATE"/inst/*/pid 2>/dev/null); do
+    for t in /proc/"$pid"/task/*; do renice -n "$NICE" -p "${t##*/}" >/dev/null 2>&1; done
+  done
+  measure "$label" swA swB 10.200.2.1 10.200.1.1
+  "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1
+}
+
+echo "== $(date -u +%FT%TZ), $RUNS x ${SECS}s per case, nice $NICE, load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+echo "   commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet -- crates/palisade-dataplane 2>/dev/null || echo '+dirty')"
+net_up
+for c in $CASES; do
+  echo "== $c"
+  case "$c" in
+    veth) measure veth "$NSA" "$NSB" 192.0.2.2 192.0.2.1 ;;
+    relay) tunnel relay relay ;;
+    gcm) tunnel gcm esp gcm ;;
+    cbc) tunnel cbc esp cbc ;;
+    sw-gcm) strongswan sw-gcm ikev2-psk ;;
+    sw-cbc) strongswan sw-cbc ikev2-psk-cbc ;;
+    *) echo "   unknown case $c" ;;
+  esac
+done
+
+python3 - "$OUT/results.tsv" <<'EOF'
+import sys, statistics
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.rstrip("\n").split("\t")
+    if len(f) < 4: continue
+    rows.setdefault(f[0], []).append((f[1], int(f[2]), float(f[3])))
+def med(label):
+    v = [float(x[0]) for x in rows.get(label, []) if x[0] != "NA"]
+    return statistics.median(v) if v else None
+names = {"veth": "plain veth", "relay": "TUN relay, no crypto (ceiling)",
+         "gcm": "palisade AES-256-GCM", "cbc": "palisade AES-256-CBC+HMAC-SHA-256",
+         "sw-gcm": "strongSwan libipsec AES-256-GCM", "sw-cbc": "strongSwan libipsec AES-256-CBC+SHA-256"}
+print()
+print("| path | Gbit/s median (min-max) | runs | TCP retransmits (median) | load avg at start |")
+print("| --- | --- | --- | --- | --- |")
+for k in ["veth", "relay", "gcm", "cbc", "sw-gcm", "sw-cbc"]:
+    if k not in rows: continue
+    v = [float(x[0]) for x in rows[k] if x[0] != "NA"]
+    r = statistics.median([x[1] for x in rows[k]])
+    l = " ".join("%.1f" % x[2] for x in rows[k])
+    s = "%.3f (%.3f-%.3f)" % (statistics.median(v), min(v), max(v)) if v else "failed"
+    print("| %s | %s | %d | %d | %s |" % (names[k], s, len(rows[k]), r, l))
+print()
+def ratio(a, b):
+    x, y = med(a), med(b)
+    return "%.2fx" % (x / y) if x and y else "n/a"
+print("| ratio | AES-256-GCM | AES-256-CBC+HMAC-SHA-256 |")
+print("| --- | --- | --- |")
+print("| palisade / TUN relay | %s | %s |" % (ratio("gcm", "relay"), ratio("cbc", "relay")))
+print("| palisade / strongSwan libipsec | %s | %s |" % (ratio("gcm", "sw-gcm"), ratio("cbc", "sw-cbc")))
+print("| palisade / plain veth | %s | %s |" % (ratio("gcm", "veth"), ratio("cbc", "veth")))
+EOF
+echo "(raw results: $OUT/results.tsv, iperf3 JSON: $OUT/iperf-*.json)"
