@@ -76,6 +76,8 @@ pub struct Connection {
     /// Send a liveness check when nothing was heard from the peer for this long.
     pub dpd_delay: Option<Duration>,
     pub dpd_action: DpdAction,
+    /// Rekey the IKE SA this long after it was set up (if we initiated it).
+    pub ike_rekey_time: Option<Duration>,
     pub policy: Policy,
     /// Send INITIAL_CONTACT in IKE_AUTH (we hold no other SA with this peer).
     pub initial_contact: bool,
@@ -96,6 +98,7 @@ impl Connection {
             children: Vec::new(),
             dpd_delay: None,
             dpd_action: DpdAction::Clear,
+            ike_rekey_time: None,
             policy: Policy::SECURE,
             initial_contact: true,
         }

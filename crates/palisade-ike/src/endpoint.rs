@@ -116,6 +116,12 @@ pub enum Event {
         inbound_spi: u32,
         outbound_spi: u32,
     },
+    /// The IKE SA was rekeyed (RFC 7296 1.3.2): its CHILD_SAs now belong to
+    /// `new`; `old` is gone without anything going down.
+    IkeSaRekeyed {
+        old: IkeSaId,
+        new: IkeSaId,
+    },
     /// The IKE SA is fine but this CHILD_SA could not be negotiated.
     ChildSaFailed {
         ike_sa: IkeSaId,
@@ -156,6 +162,7 @@ enum Intent {
     DeleteIke,
     Dpd,
     Rekey(u32),
+    RekeyIke,
 }
 
 enum Req {
@@ -169,6 +176,11 @@ enum Req {
         new_spi: u32,
         ni: Vec<u8>,
         kex: Option<Box<dyn KeyExchange>>,
+    },
+    RekeyIke {
+        new_spi: u64,
+        ni: Vec<u8>,
+        kex: Box<dyn KeyExchange>,
     },
 }
 
@@ -223,7 +235,14 @@ struct IkeSa {
     last_rx: Instant,
     nat: bool,
     peer_id: Option<Identity>,
+    /// Replaced by a rekeyed IKE SA (our SPI there) at this time; it lingers
+    /// only for the Delete exchange.
+    rekeyed: Option<(u64, Instant)>,
+    ike_rekey_started: bool,
 }
+
+/// How long a rekeyed IKE SA waits for its Delete before it is dropped.
+const REKEYED_LINGER: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl IkeSa {
     fn our_spi(&self) -> u64 {
@@ -412,12 +431,21 @@ impl Endpoint {
             if let Some(p) = &sa.pending {
                 at(p.next_at);
             }
+            if let Some((_, t)) = sa.rekeyed {
+                at(t + REKEYED_LINGER);
+            }
             match sa.st {
                 St::RespAwaitAuth => at(sa.created + self.config.half_open_timeout),
                 St::Established if sa.pending.is_none() => {
                     let conn = &self.config.connections[sa.conn]; // ok: conn indexes config, never changed
                     if let Some(d) = conn.dpd_delay {
                         at(sa.last_rx + d);
+                    }
+                    if let Some(t) = conn
+                        .ike_rekey_time
+                        .filter(|_| sa.initiator && !sa.ike_rekey_started)
+                    {
+                        at(sa.created + t);
                     }
                     if sa.initiator {
                         for c in &sa.children {
@@ -493,6 +521,8 @@ impl Endpoint {
             last_rx: now,
             nat: false,
             peer_id: None,
+            rekeyed: None,
+            ike_rekey_started: false,
         };
         self.send_init(now, &mut sa)?;
         info!(connection = name, ike_sa = %IkeSaId(spi), %remote, "initiating IKE SA");
@@ -535,6 +565,15 @@ impl Endpoint {
             });
         }
         sa.queue.push_back(Intent::DeleteChild(inbound_spi));
+        self.pump(now, id.0);
+        Ok(())
+    }
+
+    /// Rekey the IKE SA (CREATE_CHILD_SA with an IKE proposal, 1.3.2).
+    pub fn rekey_ike_sa(&mut self, now: Instant, id: IkeSaId) -> Result<(), Error> {
+        let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
+        sa.ike_rekey_started = true;
+        sa.queue.push_back(Intent::RekeyIke);
         self.pump(now, id.0);
         Ok(())
     }
@@ -606,6 +645,11 @@ impl Endpoint {
     /// Remove every trace of an IKE SA and report it.
     fn finish(&mut self, _now: Instant, sa: IkeSa, reason: DownReason) {
         let id = IkeSaId(sa.our_spi());
+        if let Some((new, _)) = sa.rekeyed {
+            // Its CHILD_SAs moved to the new IKE SA; nothing went down.
+            debug!(ike_sa = %id, new = %IkeSaId(new), "rekeyed IKE SA removed: {reason:?}");
+            return;
+        }
         for c in &sa.children {
             self.events.push_back(Event::ChildSaDeleted {
                 ike_sa: id,
@@ -925,6 +969,8 @@ impl Endpoint {
             last_rx: now,
             nat,
             peer_id: None,
+            rekeyed: None,
+            ike_rekey_started: false,
         };
         self.init_index.insert((remote, hdr.spi_i), spi);
         self.sas.insert(spi, sa);
@@ -1692,6 +1738,10 @@ impl Endpoint {
                 self.rekey_response(now, sa, &inner, old_inbound, new_spi, ni, kex);
                 Fate::Keep
             }
+            Req::RekeyIke { new_spi, ni, kex } => {
+                self.ike_rekey_response(now, sa, &inner, new_spi, ni, kex);
+                Fate::Keep
+            }
         }
     }
 
@@ -1851,8 +1901,13 @@ impl Endpoint {
         inner: &[Payload],
     ) -> Vec<Payload> {
         let err = |t: u16| vec![Payload::Notify(NotifyPayload::new(t, vec![]))];
+        let ike_proposal = find(inner, sa_of)
+            .is_some_and(|p| p.proposals.iter().any(|p| p.protocol_id == protocol::IKE));
+        if ike_proposal && notify(inner, notify::REKEY_SA).is_none() {
+            return self.ike_rekey_request(now, sa, inner);
+        }
         let Some(rekey) = notify(inner, notify::REKEY_SA) else {
-            // New CHILD_SAs beyond the first, and IKE SA rekeys, are not supported yet.
+            // New CHILD_SAs beyond the first are not supported yet.
             return err(notify::NO_ADDITIONAL_SAS);
         };
         let Ok(b) = <[u8; 4]>::try_from(&rekey.spi[..]) else {
@@ -2111,6 +2166,294 @@ impl Endpoint {
         sa.queue.push_back(Intent::DeleteChild(to_delete));
     }
 
+    /// The IKE SA that replaces `old` (1.3.2, 2.18): new SPIs and keys, the
+    /// same peer, and all of `old`'s CHILD_SAs.
+    #[allow(clippy::too_many_arguments)]
+    fn successor(
+        &mut self,
+        now: Instant,
+        old: &mut IkeSa,
+        initiator: bool,
+        spi_i: [u8; 8],
+        spi_r: [u8; 8],
+        ni: Vec<u8>,
+        nr: Vec<u8>,
+        group: u16,
+        keys: IkeKeys,
+    ) {
+        let new = IkeSa {
+            conn: old.conn,
+            initiator,
+            spi_i,
+            spi_r,
+            local: old.local,
+            remote: old.remote,
+            st: St::Established,
+            kex: None,
+            group,
+            cookie: None,
+            init_retries: 0,
+            ni,
+            nr,
+            init_req: Vec::new(),
+            init_resp: Vec::new(),
+            keys: Some(keys),
+            next_req_id: 0,
+            peer_req_id: 0,
+            last_resp: None,
+            pending: None,
+            queue: VecDeque::new(),
+            children: std::mem::take(&mut old.children),
+            auth_child: None,
+            created: now,
+            last_rx: now,
+            nat: old.nat,
+            peer_id: old.peer_id.clone(),
+            rekeyed: None,
+            ike_rekey_started: false,
+        };
+        let (old_id, new_id) = (old.our_spi(), new.our_spi());
+        let mut new = new;
+        for c in &mut new.children {
+            c.info.ike_sa = IkeSaId(new_id);
+        }
+        // Work queued on the old SA that is about CHILD_SAs moves along.
+        new.queue = old
+            .queue
+            .drain(..)
+            .filter(|i| matches!(i, Intent::DeleteChild(_) | Intent::Rekey(_)))
+            .collect();
+        old.rekeyed = Some((new_id, now));
+        info!(old = %IkeSaId(old_id), new = %IkeSaId(new_id), "IKE SA rekeyed");
+        self.events.push_back(Event::IkeSaRekeyed {
+            old: IkeSaId(old_id),
+            new: IkeSaId(new_id),
+        });
+        self.sas.insert(new_id, new);
+    }
+
+    fn ike_rekey_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+    ) -> Vec<Payload> {
+        let err = |t: u16| vec![Payload::Notify(NotifyPayload::new(t, vec![]))];
+        if sa.rekeyed.is_some()
+            || sa
+                .pending
+                .as_ref()
+                .is_some_and(|p| matches!(p.req, Req::RekeyIke { .. }))
+        {
+            // 2.25: a collision; let the peer retry later.
+            return err(notify::TEMPORARY_FAILURE);
+        }
+        let conn = self.conn(sa).clone();
+        let (Some(sa_p), Some(nonce), Some(ke)) = (
+            find(inner, sa_of),
+            find(inner, nonce_of),
+            find(inner, ke_of),
+        ) else {
+            return err(notify::INVALID_SYNTAX);
+        };
+        let Some((chosen, number)) = negotiate::select_ike(sa_p, &conn.ike_proposals) else {
+            warn!(
+                connection = %conn.name,
+                "IKE SA rekey: NO_PROPOSAL_CHOSEN: we accept {}, they offered {}",
+                negotiate::sa_display(&negotiate::ike_sa_payload(&conn.ike_proposals, vec![])),
+                negotiate::sa_display(sa_p)
+            );
+            return err(notify::NO_PROPOSAL_CHOSEN);
+        };
+        let Some(spi_i) = sa_p
+            .proposals
+            .iter()
+            .find(|p| p.number == number && p.protocol_id == protocol::IKE)
+            .and_then(|p| <[u8; 8]>::try_from(&p.spi[..]).ok())
+        else {
+            return err(notify::INVALID_SYNTAX);
+        };
+        let group = chosen.ke.unwrap_or(0);
+        if ke.group != group {
+            return vec![Payload::Notify(NotifyPayload::invalid_ke_payload(group))];
+        }
+        let Ok((our_ke, shared)) = kex::respond(group, &ke.data, conn.policy) else {
+            return err(notify::INVALID_SYNTAX);
+        };
+        let mut nr = vec![0; NONCE_LEN];
+        self.rng.fill(&mut nr);
+        let spi_r = self.fresh_spi().to_be_bytes();
+        let Some(old_keys) = sa.keys.as_ref() else {
+            return err(notify::TEMPORARY_FAILURE);
+        };
+        let keys = match IkeKeys::derive(
+            chosen,
+            conn.policy,
+            &shared,
+            &nonce.data,
+            &nr,
+            &spi_i,
+            &spi_r,
+            false,
+            Some(&old_keys.sk_d),
+        ) {
+            Ok(k) => k,
+            Err(_) => return err(notify::NO_PROPOSAL_CHOSEN),
+        };
+        self.successor(
+            now,
+            sa,
+            false,
+            spi_i,
+            spi_r,
+            nonce.data.clone(),
+            nr.clone(),
+            group,
+            keys,
+        );
+        // Only the peer's Delete (or the linger timer) is still expected here.
+        sa.st = St::Deleting;
+        vec![
+            Payload::Sa(SaPayload {
+                proposals: vec![chosen.to_proposal(number, protocol::IKE, spi_r.to_vec())],
+            }),
+            Payload::Nonce(NoncePayload { data: nr }),
+            Payload::Ke(KePayload {
+                group,
+                data: our_ke,
+            }),
+        ]
+    }
+
+    fn send_ike_rekey(&mut self, now: Instant, sa: &mut IkeSa) -> Result<(), Error> {
+        if sa.rekeyed.is_some() {
+            return Ok(());
+        }
+        let conn = self.conn(sa).clone();
+        let new_spi = self.fresh_spi();
+        let mut ni = vec![0; NONCE_LEN];
+        self.rng.fill(&mut ni);
+        let kex = kex::initiate(sa.group, conn.policy)?;
+        let mut props = conn.ike_proposals.clone();
+        for p in &mut props {
+            if let Some(pos) = p.ke.iter().position(|&g| g == sa.group) {
+                p.ke.remove(pos);
+                p.ke.insert(0, sa.group);
+            }
+        }
+        let inner = vec![
+            Payload::Sa(negotiate::ike_sa_payload(
+                &props,
+                new_spi.to_be_bytes().to_vec(),
+            )),
+            Payload::Nonce(NoncePayload { data: ni.clone() }),
+            Payload::Ke(KePayload {
+                group: sa.group,
+                data: kex.public_value().to_vec(),
+            }),
+        ];
+        let id = sa.next_req_id;
+        let keys = sa.keys.as_ref().ok_or(Error::UnknownIkeSa(sa.our_spi()))?;
+        let bytes = keys.out.seal(
+            self.rng.as_mut(),
+            sa.header(exchange::CREATE_CHILD_SA, false, id),
+            &inner,
+        )?;
+        sa.next_req_id += 1;
+        self.set_pending(now, sa, id, bytes, Req::RekeyIke { new_spi, ni, kex });
+        Ok(())
+    }
+
+    fn ike_rekey_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+        new_spi: u64,
+        ni: Vec<u8>,
+        kex: Box<dyn KeyExchange>,
+    ) {
+        let conn = self.conn(sa).clone();
+        let id = IkeSaId(sa.our_spi());
+        let retry = |sa: &mut IkeSa, why: String| {
+            info!(connection = %conn.name, ike_sa = %id, "IKE SA rekey failed: {why}");
+            sa.ike_rekey_started = false;
+            sa.created = now;
+        };
+        if sa.rekeyed.is_some() {
+            return; // the peer's rekey won meanwhile
+        }
+        let (Some(sa_p), Some(nonce), Some(ke)) = (
+            find(inner, sa_of),
+            find(inner, nonce_of),
+            find(inner, ke_of),
+        ) else {
+            retry(
+                sa,
+                first_error(inner).map_or("incomplete response".into(), notify_name),
+            );
+            return;
+        };
+        let Some(chosen) = negotiate::accept_ike(sa_p, &conn.ike_proposals) else {
+            retry(
+                sa,
+                format!(
+                    "responder chose {}, which we did not offer",
+                    negotiate::sa_display(sa_p)
+                ),
+            );
+            return;
+        };
+        let spi_r = sa_p
+            .proposals
+            .first()
+            .and_then(|p| <[u8; 8]>::try_from(&p.spi[..]).ok());
+        let (Some(spi_r), true) = (
+            spi_r,
+            chosen.ke == Some(kex.group()) && ke.group == kex.group(),
+        ) else {
+            retry(sa, "bad SPI or KE in the response".into());
+            return;
+        };
+        let group = kex.group();
+        let shared = match kex.complete(&ke.data) {
+            Ok(s) => s,
+            Err(e) => return retry(sa, e.to_string()),
+        };
+        let Some(old_keys) = sa.keys.as_ref() else {
+            return;
+        };
+        let spi_i = new_spi.to_be_bytes();
+        let keys = match IkeKeys::derive(
+            chosen,
+            conn.policy,
+            &shared,
+            &ni,
+            &nonce.data,
+            &spi_i,
+            &spi_r,
+            true,
+            Some(&old_keys.sk_d),
+        ) {
+            Ok(k) => k,
+            Err(e) => return retry(sa, e.to_string()),
+        };
+        self.successor(
+            now,
+            sa,
+            true,
+            spi_i,
+            spi_r,
+            ni,
+            nonce.data.clone(),
+            group,
+            keys,
+        );
+        // The rekey initiator deletes the old IKE SA (1.3.2).
+        sa.queue.clear();
+        sa.queue.push_back(Intent::DeleteIke);
+    }
+
     // ---------------------------------------------------------- timers
 
     /// Run the timers whose deadline has passed.
@@ -2134,6 +2477,11 @@ impl Endpoint {
         let rt = self.config.retransmit;
         if sa.st == St::RespAwaitAuth && now >= sa.created + self.config.half_open_timeout {
             return Fate::Kill(DownReason::Timeout);
+        }
+        if let Some((_, at)) = sa.rekeyed {
+            if now >= at + REKEYED_LINGER {
+                return Fate::Kill(DownReason::DeletedLocally);
+            }
         }
         if let Some(p) = sa.pending.as_mut() {
             if now >= p.next_at {
@@ -2170,6 +2518,13 @@ impl Endpoint {
                 sa.queue.push_back(Intent::Dpd);
             }
         }
+        if sa.initiator
+            && !sa.ike_rekey_started
+            && conn.ike_rekey_time.is_some_and(|t| now >= sa.created + t)
+        {
+            sa.ike_rekey_started = true;
+            sa.queue.push_back(Intent::RekeyIke);
+        }
         if sa.initiator {
             for c in sa.children.iter_mut() {
                 let due = conn
@@ -2201,6 +2556,7 @@ impl Endpoint {
                 Intent::DeleteChild(spi) => self.send_info(now, &mut sa, Req::DeleteChild(spi)),
                 Intent::DeleteIke => self.send_info(now, &mut sa, Req::DeleteIke),
                 Intent::Dpd => self.send_info(now, &mut sa, Req::Dpd),
+                Intent::RekeyIke => self.send_ike_rekey(now, &mut sa),
             };
             if let Err(e) = r {
                 fate = Fate::Kill(DownReason::Failed(e.to_string()));

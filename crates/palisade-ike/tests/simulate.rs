@@ -275,6 +275,49 @@ fn simultaneous_child_rekey() {
 }
 
 #[test]
+fn ike_sa_rekey_from_either_side() {
+    for side in [A, B] {
+        let mut ca = config(A);
+        ca.connections[0].dpd_delay = Some(20 * SECOND);
+        let mut s = Sim::new(20 + side as u64, Faults::default(), ca, config(B));
+        assert!(handshake(&mut s));
+        let before: Vec<u32> = s.models[A].children.keys().copied().collect();
+        let id = ike_id(&s, side);
+        s.eps[side].rekey_ike_sa(s.now, id).unwrap();
+        s.run_for(60 * SECOND);
+        assert_eq!(s.models[A].ike_rekeys, 1, "side {side}");
+        assert_eq!(s.models[B].ike_rekeys, 1, "side {side}");
+        assert_eq!(s.eps[A].ike_sa_count(), 1);
+        assert_eq!(s.eps[B].ike_sa_count(), 1);
+        assert!(
+            s.models.iter().all(|m| m.downs.is_empty()),
+            "{:?}",
+            s.models[A].downs
+        );
+        s.check_agreement();
+        assert_eq!(
+            before,
+            s.models[A].children.keys().copied().collect::<Vec<_>>()
+        );
+        // The new IKE SA works: rekey the child through it, then delete all.
+        let id = ike_id(&s, 1 - side);
+        let spi = *s.models[1 - side].children.keys().next().unwrap();
+        s.eps[1 - side].rekey_child_sa(s.now, id, spi).unwrap();
+        s.run_for(30 * SECOND);
+        s.check_agreement();
+        assert_eq!(s.models[A].children.len(), 1);
+        let id = ike_id(&s, side);
+        s.eps[side].delete_ike_sa(s.now, id).unwrap();
+        s.run_for(30 * SECOND);
+        assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+        assert!(s
+            .models
+            .iter()
+            .all(|m| m.children.is_empty() && m.ike_up.is_empty()));
+    }
+}
+
+#[test]
 fn garbage_never_panics() {
     let mut s = Sim::pair(14, Faults::default());
     assert!(handshake(&mut s));

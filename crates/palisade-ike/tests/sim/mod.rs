@@ -92,6 +92,7 @@ pub struct Model {
     pub children: BTreeMap<u32, ChildSaInfo>,
     pub downs: Vec<DownReason>,
     pub child_failures: Vec<String>,
+    pub ike_rekeys: usize,
 }
 
 pub struct Sim {
@@ -188,6 +189,15 @@ impl Sim {
                         );
                     }
                     Event::ChildSaFailed { reason, .. } => m.child_failures.push(reason),
+                    Event::IkeSaRekeyed { old, new } => {
+                        assert!(
+                            m.ike_up.remove(&old).is_some(),
+                            "seed {}: rekeyed an IKE SA that was not up",
+                            self.seed
+                        );
+                        m.ike_up.insert(new, true);
+                        m.ike_rekeys += 1;
+                    }
                 }
             }
         }
