@@ -17,7 +17,7 @@ use palisade_dataplane::manual::{self, DirKeys, ManualSpec, Wire};
 use palisade_dataplane::netcfg::NetConfig;
 use palisade_dataplane::plane::Plane;
 use palisade_dataplane::sock::{RecvBatch, SendRing};
-use palisade_dataplane::tun::{Offload, OFFLOAD_READ_MAX};
+use palisade_dataplane::tun::{Coalescer, Offload, OFFLOAD_READ_MAX};
 use palisade_dataplane::worker::{Command, Worker, BUF_SIZE, HEADROOM};
 use palisade_dataplane::Tun;
 use std::io;
@@ -222,6 +222,7 @@ fn run_relay(s: &Side) -> Result<(), String> {
     let (mut to_wire, mut to_tun) = (0u64, 0u64);
     let mut big = vec![0u8; OFFLOAD_READ_MAX];
     let mut pending = (0usize, 0usize);
+    let mut coalescer = Coalescer::new();
     eprintln!(
         "tunnel_bench: relay ready (udp gro {gro}, tun offload {})",
         tun.offload()
@@ -291,13 +292,14 @@ fn run_relay(s: &Side) -> Result<(), String> {
                         let mut off = head;
                         while off < head + len {
                             let end = (off + step).min(head + len);
-                            if tun.send(&storage[off..end]).is_ok() {
+                            if coalescer.push(&tun, &storage[off..end]).is_ok() {
                                 to_tun += 1;
                             }
                             off = end;
                         }
                     }
                 }
+                let _ = coalescer.flush(&tun);
                 if n < batch.capacity() {
                     break;
                 }

@@ -6,7 +6,7 @@
 
 use crate::plane::{rebuild_udp_outer, rebuild_v6_header, InVerdict, OutVerdict, Plane, Transmit};
 use crate::sock::{set_buffers, set_udp_gro, RawSocket, RecvBatch, SendRing};
-use crate::tun::{Offload, Tun, OFFLOAD_READ_MAX};
+use crate::tun::{Coalescer, Offload, Tun, OFFLOAD_READ_MAX};
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::lifetime::Timestamp;
 use std::io;
@@ -176,6 +176,8 @@ impl Worker {
             }
         ];
         let mut pending = (0usize, 0usize);
+        // Decrypted TCP segments merged into super-packets for an offloading TUN.
+        let mut coalescer = Coalescer::new();
         let mut raw_batch = RecvBatch::with_headroom(BATCH, BUF_SIZE - HEADROOM - 512, HEADROOM);
         let gro = self
             .udp
@@ -224,12 +226,12 @@ impl Worker {
             }
             for i in 0..self.raw.len() {
                 if fds[2 + i].revents != 0 {
-                    self.from_raw(i, &mut raw_batch);
+                    self.from_raw(i, &mut raw_batch, &mut coalescer);
                 }
             }
             for i in 0..self.udp.len() {
                 if fds[2 + self.raw.len() + i].revents != 0 {
-                    self.from_udp(i, &mut udp_batch);
+                    self.from_udp(i, &mut udp_batch, &mut coalescer);
                 }
             }
         }
@@ -364,10 +366,10 @@ impl Worker {
         }
     }
 
-    fn deliver(&mut self, verdict: InVerdict, packet: &[u8]) {
+    fn deliver(&mut self, gro: &mut Coalescer, verdict: InVerdict, packet: &[u8]) {
         match verdict {
-            InVerdict::Deliver => match self.tun.send(packet) {
-                Ok(_) => self.io.tun_out += 1,
+            InVerdict::Deliver => match gro.push(&self.tun, packet) {
+                Ok(()) => self.io.tun_out += 1,
                 Err(e) => tracing::debug!("writing to the TUN device failed: {e}"),
             },
             InVerdict::Ike => self.io.ike_on_4500 += 1,
@@ -375,7 +377,7 @@ impl Worker {
         }
     }
 
-    fn from_raw(&mut self, i: usize, batch: &mut RecvBatch) {
+    fn from_raw(&mut self, i: usize, batch: &mut RecvBatch, gro: &mut Coalescer) {
         let fd = self.raw[i].sock.as_raw_fd();
         let (local, proto, v6) = (
             self.raw[i].local,
@@ -404,7 +406,10 @@ impl Worker {
                     }
                 }
                 let verdict = self.plane.inbound(now, &mut buf);
-                self.deliver(verdict, buf.data());
+                self.deliver(gro, verdict, buf.data());
+            }
+            if let Err(e) = gro.flush(&self.tun) {
+                tracing::debug!("writing to the TUN device failed: {e}");
             }
             if n < batch.capacity() {
                 break;
@@ -415,7 +420,7 @@ impl Worker {
     /// ESP-in-UDP from the wire. With UDP GRO one datagram may hold many
     /// same-size segments back to back: each is opened in place, its outer
     /// header rebuilt in the bytes of the segment before it (already done).
-    fn from_udp(&mut self, i: usize, batch: &mut RecvBatch) {
+    fn from_udp(&mut self, i: usize, batch: &mut RecvBatch, gro: &mut Coalescer) {
         let fd = self.udp[i].sock.as_raw_fd();
         let local = self.udp[i].local;
         for _ in 0..WIRE_ROUNDS {
@@ -444,8 +449,11 @@ impl Worker {
                         continue;
                     }
                     let verdict = self.plane.inbound(now, &mut buf);
-                    self.deliver(verdict, buf.data());
+                    self.deliver(gro, verdict, buf.data());
                 }
+            }
+            if let Err(e) = gro.flush(&self.tun) {
+                tracing::debug!("writing to the TUN device failed: {e}");
             }
             if n < batch.capacity() {
                 break;
