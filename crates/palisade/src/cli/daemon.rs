@@ -166,6 +166,8 @@ fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not for journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -186,6 +188,10 @@ fn tun_problem() -> Option<String> {
 /// Runs the daemon in the foreground until stopped. `socket` overrides the
 /// config's `control_socket`.
 pub fn run(config_path: &Path, socket: Option<PathBuf>, dataplane: Box<dyn Dataplane>) -> ExitCode {
+    // Reload re-reads this path, so pin it down now in case the working
+    // directory means something else later.
+    let config_path =
+        &std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
     let mut cfg = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
