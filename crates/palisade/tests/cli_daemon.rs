@@ -436,3 +436,46 @@ fn raw_protocol_over_the_socket() {
     assert_eq!(lines[3]["data"].as_array().unwrap().len(), 2);
     let _ = Path::new("");
 }
+
+/// A non-root user asking a root daemon gets "run as root". Needs root to
+/// switch to `nobody`; skipped otherwise.
+#[test]
+fn permission_denied_says_run_as_root() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run the CLI as another user");
+        return;
+    }
+    let d = Daemon::start(&manual("alpha", 0x1000));
+    let o = match Command::new(BIN)
+        .uid(65534)
+        .gid(65534)
+        .arg("--socket")
+        .arg(&d.socket)
+        .arg("status")
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipped: cannot run as nobody: {e}");
+            return;
+        }
+    };
+    if o.status.code() == Some(126)
+        || stderr(&o).contains("Permission denied (os error 13)")
+            && o.stdout.is_empty()
+            && !stderr(&o).contains("palisade:")
+    {
+        eprintln!("skipped: nobody cannot execute the test binary");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "palisade: permission denied on {}: the control socket is root-only; run as root (e.g. `sudo palisade ...`)\n",
+            d.socket.display()
+        )
+    );
+}
