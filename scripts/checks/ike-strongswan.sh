@@ -43,7 +43,9 @@ trap cleanup EXIT
 # $1 = palisade output, $2 = strongSwan instance: SPIs must mirror.
 check_spis() {
     local out=$1 inst=$2 line in_spi out_spi sas
-    line=$(grep -m1 '^CHILD_SA installed' "$out") || { echo "  no CHILD_SA in palisade's output"; return 1; }
+    # The newest CHILD_SA (after rekeys) is the one both sides must hold.
+    line=$(grep '^CHILD_SA installed' "$out" | tail -1)
+    [ -n "$line" ] || { echo "  no CHILD_SA in palisade's output"; return 1; }
     in_spi=$(sed -E 's/.* in ([0-9a-f]{8}) out ([0-9a-f]{8}).*/\1/' <<<"$line")
     out_spi=$(sed -E 's/.* in ([0-9a-f]{8}) out ([0-9a-f]{8}).*/\2/' <<<"$line")
     sas=$("$P" swanctl "$inst" --list-sas 2>&1)
@@ -98,6 +100,59 @@ wait "$PAL_PID" || rc=1
 PAL_PID=
 sed 's/^/  palisade: /' "$LOG/palisade-resp.log"
 result "palisade-responder" $rc
+
+# $1 = palisade output: at least $2 CHILD_SAs installed, an IKE SA rekey,
+# and the IKE SA never went down.
+check_rekeys() {
+    local n
+    n=$(grep -c '^CHILD_SA installed' "$1")
+    echo "  palisade installed $n CHILD_SAs, $(grep -c '^ChildSaDeleted' "$1") deleted"
+    [ "$n" -ge "$2" ] || { echo "  expected at least $2 CHILD_SAs (rekeys)"; return 1; }
+    grep -q '^IkeSaRekeyed' "$1" || { echo "  no IKE SA rekey seen"; return 1; }
+    if grep -q '^IKE_SA down' "$1"; then echo "  the IKE SA went down"; return 1; fi
+}
+
+# 3. strongSwan initiates and rekeys CHILD_SA (10 s) and IKE SA (25 s), DPD 5 s.
+echo "== strongSwan rekeys -> palisade responder"
+"$P" down >/dev/null 2>&1
+"$P" net basic >/dev/null
+ip netns exec swB "$BIN" --role responder --local 192.0.2.2 \
+    --local-id bob.sw.test --remote-id alice.sw.test --psk "$PSK" \
+    --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --ike "$IKE" --esp "$ESP" \
+    --timeout 90 --linger 40 >"$LOG/palisade-resp-rekey.log" 2>&1 &
+PAL_PID=$!
+sleep 0.5
+"$P" start --name alice --netns swA --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
+    --local-id alice.sw.test --remote-id bob.sw.test --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 \
+    --psk "$PSK" --ike "$IKE" --esp "$ESP" --rekey-time 10s --ike-rekey-time 25s --dpd 5 \
+    >"$LOG/alice-start-rekey.log" 2>&1
+rc=0
+timeout 40 "$P" initiate alice >"$LOG/alice-initiate-rekey.log" 2>&1 || rc=1
+wait "$PAL_PID" || rc=1
+PAL_PID=
+sed 's/^/  palisade: /' "$LOG/palisade-resp-rekey.log" | cut -c1-200
+check_rekeys "$LOG/palisade-resp-rekey.log" 3 || rc=1
+check_spis "$LOG/palisade-resp-rekey.log" alice || rc=1
+result "strongswan-rekeys" $rc
+"$P" down >/dev/null 2>&1
+
+# 4. palisade initiates and rekeys: CHILD_SA every 8 s with PFS (X25519),
+#    the IKE SA after 15 s, DPD 4 s.
+echo "== palisade rekeys (CHILD_SA with PFS, IKE SA) -> strongSwan responder"
+"$P" net basic >/dev/null
+"$P" start --name bob --netns swB --role responder --local 192.0.2.2 --remote %any \
+    --local-id bob.sw.test --remote-id %any --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 \
+    --psk "$PSK" --ike "$IKE" --esp "${ESP}-x25519" >"$LOG/bob-start-rekey.log" 2>&1
+rc=0
+ip netns exec swA "$BIN" --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
+    --local-id alice.sw.test --remote-id bob.sw.test --psk "$PSK" \
+    --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 --ike "$IKE" --esp "${ESP}-x25519" \
+    --rekey 8 --ike-rekey 15 --dpd 4 --timeout 60 --linger 30 >"$LOG/palisade-init-rekey.log" 2>&1 || rc=1
+sed 's/^/  palisade: /' "$LOG/palisade-init-rekey.log" | cut -c1-200
+check_rekeys "$LOG/palisade-init-rekey.log" 3 || rc=1
+check_spis "$LOG/palisade-init-rekey.log" bob || rc=1
+grep -q 'pfs_group\|PFS' "$LOG/palisade-init-rekey.log" || true
+result "palisade-rekeys" $rc
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -7,6 +7,7 @@
 //!             --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24
 //!             [--ike aes256gcm16-prfsha256-x25519] [--esp aes256gcm16]
 //!             [--timeout SECONDS] [--linger SECONDS]
+//!             [--rekey SECONDS] [--ike-rekey SECONDS] [--dpd SECONDS]
 //! ```
 //!
 //! Exit code 0 once a CHILD_SA is installed (after `--linger` seconds, so that
@@ -103,6 +104,10 @@ fn ike_proposal(s: &str) -> Result<IkeProposal, String> {
 fn esp_proposal(s: &str) -> Result<EspProposal, String> {
     match s {
         "aes256gcm16" => Ok(EspProposal::aes256gcm16()),
+        "aes256gcm16-x25519" => Ok(EspProposal {
+            ke: vec![31],
+            ..EspProposal::aes256gcm16()
+        }),
         "aes256-sha256" => Ok(EspProposal::aes256_sha256()),
         "chacha20poly1305" => Ok(EspProposal {
             encr: vec![(28, None)],
@@ -164,6 +169,14 @@ fn run() -> Result<(), String> {
     child.esp_proposals = vec![esp_proposal(
         &arg(&args, "--esp").unwrap_or("aes256gcm16".into()),
     )?];
+    let secs = |n: &str| {
+        arg(&args, n)
+            .and_then(|t| t.parse().ok())
+            .map(Duration::from_secs)
+    };
+    child.rekey_time = secs("--rekey");
+    conn.ike_rekey_time = secs("--ike-rekey");
+    conn.dpd_delay = secs("--dpd");
     conn.children.push(child);
     let config = Config {
         connections: vec![conn],
@@ -207,7 +220,7 @@ fn run() -> Result<(), String> {
                 ),
                 Event::ChildSaInstalled(c) => {
                     println!(
-                        "CHILD_SA installed: {} in {:08x} out {:08x} encr {:?} integ {:?} esn {} mode {:?} encap {} keys in {}+{} out {}+{} bytes, TS {} === {}",
+                        "CHILD_SA installed: {} in {:08x} out {:08x} encr {:?} integ {:?} esn {} mode {:?} encap {} pfs {:?} keys in {}+{} out {}+{} bytes, TS {} === {}",
                         c.name,
                         c.inbound_spi,
                         c.outbound_spi,
@@ -216,6 +229,7 @@ fn run() -> Result<(), String> {
                         c.esn,
                         c.mode,
                         c.encap,
+                        c.pfs_group,
                         c.inbound_encr_key.len(),
                         c.inbound_integ_key.len(),
                         c.outbound_encr_key.len(),
