@@ -76,6 +76,8 @@ pub struct Connection {
     /// Send a liveness check when nothing was heard from the peer for this long.
     pub dpd_delay: Option<Duration>,
     pub dpd_action: DpdAction,
+    /// Attempts to set up the IKE SA when an attempt times out (1 = no retry).
+    pub keying_tries: u32,
     /// Rekey the IKE SA this long after it was set up (if we initiated it).
     pub ike_rekey_time: Option<Duration>,
     pub policy: Policy,
@@ -99,6 +101,7 @@ impl Connection {
             dpd_delay: None,
             dpd_action: DpdAction::Clear,
             ike_rekey_time: None,
+            keying_tries: 1,
             policy: Policy::SECURE,
             initial_contact: true,
         }

@@ -87,6 +87,8 @@ pub enum DownReason {
     DeadPeer {
         restart: bool,
     },
+    /// The peer started over (INITIAL_CONTACT in a new IKE SA).
+    Replaced,
     /// Negotiation failed; the text says why for the operator.
     Failed(String),
 }
@@ -163,6 +165,8 @@ enum Intent {
     Dpd,
     Rekey(u32),
     RekeyIke,
+    /// An additional CHILD_SA for this child config index.
+    NewChild(usize),
 }
 
 enum Req {
@@ -172,7 +176,8 @@ enum Req {
     DeleteIke,
     Dpd,
     Rekey {
-        old_inbound: u32,
+        cfg: usize,
+        old_inbound: Option<u32>,
         new_spi: u32,
         ni: Vec<u8>,
         kex: Option<Box<dyn KeyExchange>>,
@@ -239,6 +244,11 @@ struct IkeSa {
     /// only for the Delete exchange.
     rekeyed: Option<(u64, Instant)>,
     ike_rekey_started: bool,
+    /// Initiator: which try of the connection's `keying_tries` this is.
+    attempt: u32,
+    /// Unauthenticated error notifications seen in IKE_SA_INIT responses.
+    init_errors: u32,
+    init_error: Option<String>,
 }
 
 /// How long a rekeyed IKE SA waits for its Delete before it is dropped.
@@ -467,6 +477,15 @@ impl Endpoint {
 
     /// Start an IKE SA (and its first CHILD_SA) for connection `name`.
     pub fn initiate(&mut self, now: Instant, name: &str) -> Result<IkeSaId, Error> {
+        self.initiate_attempt(now, name, 1)
+    }
+
+    fn initiate_attempt(
+        &mut self,
+        now: Instant,
+        name: &str,
+        attempt: u32,
+    ) -> Result<IkeSaId, Error> {
         let ci = self
             .config
             .connections
@@ -523,6 +542,9 @@ impl Endpoint {
             peer_id: None,
             rekeyed: None,
             ike_rekey_started: false,
+            attempt,
+            init_errors: 0,
+            init_error: None,
         };
         self.send_init(now, &mut sa)?;
         info!(connection = name, ike_sa = %IkeSaId(spi), %remote, "initiating IKE SA");
@@ -678,6 +700,18 @@ impl Endpoint {
         if reason == (DownReason::DeadPeer { restart: true }) {
             let _ = self.initiate(_now, &name);
         }
+        // Setting up failed on a timeout (lost or damaged IKE_SA_INIT, say):
+        // start over while keying tries remain.
+        let tries = self.conn(&sa).keying_tries;
+        if sa.initiator
+            && !sa.up()
+            && reason == DownReason::Timeout
+            && sa.attempt > 0
+            && sa.attempt < tries
+        {
+            info!(connection = %name, "retrying, keying try {} of {tries}", sa.attempt + 1);
+            let _ = self.initiate_attempt(_now, &name, sa.attempt + 1);
+        }
     }
 
     fn set_pending(&mut self, now: Instant, sa: &mut IkeSa, msg_id: u32, bytes: Vec<u8>, req: Req) {
@@ -794,10 +828,24 @@ impl Endpoint {
                 Some((l, r, b)) => {
                     self.stats.duplicate_requests += 1;
                     self.send(l, r, &b);
+                    return;
                 }
-                None => self.stats.unexpected += 1,
+                None => {
+                    // Same SPIi, other bytes: a new attempt by the peer (or
+                    // the first copy was damaged). A half-open SA is
+                    // replaced; an established one is kept.
+                    let half_open = self
+                        .sas
+                        .get(&ours)
+                        .is_some_and(|s| s.st == St::RespAwaitAuth);
+                    if !half_open {
+                        self.stats.unexpected += 1;
+                        return;
+                    }
+                    self.sas.remove(&ours);
+                    self.init_index.remove(&(remote, hdr.spi_i));
+                }
             }
-            return;
         }
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
@@ -971,6 +1019,9 @@ impl Endpoint {
             peer_id: None,
             rekeyed: None,
             ike_rekey_started: false,
+            attempt: 0,
+            init_errors: 0,
+            init_error: None,
         };
         self.init_index.insert((remote, hdr.spi_i), spi);
         self.sas.insert(spi, sa);
@@ -1052,11 +1103,23 @@ impl Endpoint {
         if let Some(err) = first_error(p) {
             let offered =
                 negotiate::sa_display(&negotiate::ike_sa_payload(&conn.ike_proposals, vec![]));
-            return Fate::Kill(DownReason::Failed(format!(
+            let why = format!(
                 "peer `{}`: {} in IKE_SA_INIT; we offered {offered}",
                 conn.name,
                 notify_name(err)
-            )));
+            );
+            // 2.21.1: an unprotected error may be forged or damaged; give up
+            // only when the peer repeats it, or when the exchange times out.
+            sa.init_errors += 1;
+            if sa.init_errors >= 3 {
+                return Fate::Kill(DownReason::Failed(why));
+            }
+            debug!("{why} (unauthenticated, waiting for more)");
+            sa.init_error = Some(why);
+            if let Some(p) = sa.pending.as_mut() {
+                p.next_at = p.next_at.min(now);
+            }
+            return Fate::Keep;
         }
         let (Some(sa_p), Some(ke_p), Some(nonce_p)) =
             (find(p, sa_of), find(p, ke_of), find(p, nonce_of))
@@ -1253,6 +1316,9 @@ impl Endpoint {
         sa.peer_id = Some(peer.clone());
         sa.st = St::Established;
         sa.last_rx = now;
+        if notify(inner, notify::INITIAL_CONTACT).is_some() {
+            self.initial_contact(now, sa.conn, &peer);
+        }
         let id = IkeSaId(sa.our_spi());
         info!(connection = %conn.name, ike_sa = %id, remote = %sa.remote, peer = %peer, "IKE SA established (responder)");
         self.events.push_back(Event::IkeSaUp {
@@ -1278,6 +1344,31 @@ impl Endpoint {
             out.extend(self.respond_child(now, sa, inner, &ni, &nr, None, None));
         }
         (out, Fate::Keep)
+    }
+
+    /// RFC 7296 2.4: INITIAL_CONTACT says the peer holds no other SA with
+    /// us, so the ones it set up earlier (before a restart) are stale. Only
+    /// SAs the peer initiated are dropped, so that simultaneous initiation,
+    /// where both sides send INITIAL_CONTACT, does not lose the crossing SA.
+    fn initial_contact(&mut self, now: Instant, conn: usize, peer: &Identity) {
+        let stale: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| {
+                !s.initiator
+                    && s.conn == conn
+                    && s.up()
+                    && s.rekeyed.is_none()
+                    && s.peer_id.as_ref() == Some(peer)
+            })
+            .map(|(&k, _)| k)
+            .collect();
+        for k in stale {
+            if let Some(old) = self.sas.remove(&k) {
+                info!(ike_sa = %IkeSaId(k), %peer, "INITIAL_CONTACT: dropping the peer's stale IKE SA");
+                self.finish(now, old, DownReason::Replaced);
+            }
+        }
     }
 
     /// Responder half of a CHILD_SA negotiation (IKE_AUTH or CREATE_CHILD_SA).
@@ -1511,6 +1602,20 @@ impl Endpoint {
                 .is_ok_and(|e| ct_eq(e.as_bytes(), &auth_p.data));
         if !ok {
             self.stats.auth_failed += 1;
+            // 2.21.2: an initiator-side error goes out in its own
+            // INFORMATIONAL, so the responder drops its (established) SA.
+            let note = [Payload::Notify(NotifyPayload::new(
+                notify::AUTHENTICATION_FAILED,
+                vec![],
+            ))];
+            let id = sa.next_req_id;
+            if let Ok(b) = keys.out.seal(
+                self.rng.as_mut(),
+                sa.header(exchange::INFORMATIONAL, false, id),
+                &note,
+            ) {
+                self.send(sa.local, sa.remote, &b);
+            }
             return Fate::Kill(DownReason::Failed(format!(
                 "peer `{}`: responder's AUTH does not verify with our PSK",
                 conn.name
@@ -1531,6 +1636,10 @@ impl Endpoint {
             remote_id: peer,
             nat_detected: sa.nat,
         });
+        // CHILD_SAs beyond the first come through CREATE_CHILD_SA (1.3.1).
+        for ci in 1..conn.children.len() {
+            sa.queue.push_back(Intent::NewChild(ci));
+        }
         if let Some((ci, our_spi)) = sa.auth_child.take() {
             let cfg = &conn.children[ci]; // ok: auth_child indexes this connection's children
             let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
@@ -1730,12 +1839,13 @@ impl Endpoint {
                 Fate::Keep
             }
             Req::Rekey {
+                cfg,
                 old_inbound,
                 new_spi,
                 ni,
                 kex,
             } => {
-                self.rekey_response(now, sa, &inner, old_inbound, new_spi, ni, kex);
+                self.rekey_response(now, sa, &inner, cfg, old_inbound, new_spi, ni, kex);
                 Fate::Keep
             }
             Req::RekeyIke { new_spi, ni, kex } => {
@@ -1858,6 +1968,13 @@ impl Endpoint {
     }
 
     fn informational_request(&mut self, sa: &mut IkeSa, inner: &[Payload]) -> (Vec<Payload>, Fate) {
+        if notify(inner, notify::AUTHENTICATION_FAILED).is_some() {
+            let why = format!(
+                "peer `{}` could not authenticate us (AUTHENTICATION_FAILED)",
+                self.conn(sa).name
+            );
+            return (Vec::new(), Fate::Kill(DownReason::Failed(why)));
+        }
         let mut out_spis = Vec::new();
         for p in inner {
             let Payload::Delete(d) = p else { continue };
@@ -1906,30 +2023,33 @@ impl Endpoint {
         if ike_proposal && notify(inner, notify::REKEY_SA).is_none() {
             return self.ike_rekey_request(now, sa, inner);
         }
-        let Some(rekey) = notify(inner, notify::REKEY_SA) else {
-            // New CHILD_SAs beyond the first are not supported yet.
-            return err(notify::NO_ADDITIONAL_SAS);
+        // With REKEY_SA this rekeys a CHILD_SA (2.8), without it it
+        // creates an additional one (1.3.1).
+        let old_inbound = match notify(inner, notify::REKEY_SA) {
+            None => None,
+            Some(rekey) => {
+                let Ok(b) = <[u8; 4]>::try_from(&rekey.spi[..]) else {
+                    return err(notify::INVALID_SYNTAX);
+                };
+                let theirs_old = u32::from_be_bytes(b);
+                let Some(old) = sa
+                    .children
+                    .iter()
+                    .find(|c| c.info.outbound_spi == theirs_old)
+                else {
+                    return vec![Payload::Notify(NotifyPayload {
+                        protocol_id: protocol::ESP,
+                        spi: rekey.spi.clone(),
+                        notify_type: notify::CHILD_SA_NOT_FOUND,
+                        data: vec![],
+                    })];
+                };
+                if old.replaced {
+                    return err(notify::TEMPORARY_FAILURE);
+                }
+                Some(old.info.inbound_spi)
+            }
         };
-        let Ok(b) = <[u8; 4]>::try_from(&rekey.spi[..]) else {
-            return err(notify::INVALID_SYNTAX);
-        };
-        let theirs_old = u32::from_be_bytes(b);
-        let Some(old) = sa
-            .children
-            .iter()
-            .find(|c| c.info.outbound_spi == theirs_old)
-        else {
-            return vec![Payload::Notify(NotifyPayload {
-                protocol_id: protocol::ESP,
-                spi: rekey.spi.clone(),
-                notify_type: notify::CHILD_SA_NOT_FOUND,
-                data: vec![],
-            })];
-        };
-        if old.replaced {
-            return err(notify::TEMPORARY_FAILURE);
-        }
-        let old_inbound = old.info.inbound_spi;
         let Some(nonce) = find(inner, nonce_of) else {
             return err(notify::INVALID_SYNTAX);
         };
@@ -1964,7 +2084,7 @@ impl Endpoint {
             &ni,
             &nr,
             shared.as_ref().map(|(g, s)| (*g, s)),
-            Some(old_inbound),
+            old_inbound,
         );
         if sa.children.len() > before {
             // Installed: note it for the simultaneous-rekey tie-break.
@@ -1972,7 +2092,7 @@ impl Endpoint {
             if let Some(o) = sa
                 .children
                 .iter_mut()
-                .find(|c| c.info.inbound_spi == old_inbound)
+                .find(|c| Some(c.info.inbound_spi) == old_inbound)
             {
                 o.peer_rekey = Some((ni.clone(), nr.clone(), new_inbound));
             }
@@ -1988,24 +2108,36 @@ impl Endpoint {
         out
     }
 
-    fn send_rekey(&mut self, now: Instant, sa: &mut IkeSa, old_inbound: u32) -> Result<(), Error> {
+    /// CREATE_CHILD_SA for child config `ci`: a rekey of `old_inbound`, or
+    /// with `None` an additional CHILD_SA.
+    fn send_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        ci: usize,
+        old_inbound: Option<u32>,
+    ) -> Result<(), Error> {
         let conn = self.conn(sa).clone();
-        let Some(old) = sa
-            .children
-            .iter()
-            .find(|c| c.info.inbound_spi == old_inbound)
-        else {
+        let Some(cfg) = conn.children.get(ci) else {
             return Ok(());
         };
-        let cfg = conn.children.get(old.cfg).ok_or(Error::UnknownChildSa {
-            ike: sa.our_spi(),
-            spi: old_inbound,
-        })?;
-        let (local_ts, remote_ts, transport) = (
-            old.info.local_ts.clone(),
-            old.info.remote_ts.clone(),
-            old.info.mode == Mode::Transport,
-        );
+        let (local_ts, remote_ts, transport) = match old_inbound {
+            Some(spi) => {
+                let Some(old) = sa.children.iter().find(|c| c.info.inbound_spi == spi) else {
+                    return Ok(());
+                };
+                (
+                    old.info.local_ts.clone(),
+                    old.info.remote_ts.clone(),
+                    old.info.mode == Mode::Transport,
+                )
+            }
+            None => (
+                cfg.local_ts.clone(),
+                cfg.remote_ts.clone(),
+                cfg.mode == Mode::Transport,
+            ),
+        };
         let pfs_group = cfg
             .esp_proposals
             .first()
@@ -2017,12 +2149,15 @@ impl Endpoint {
             Some(g) => Some(kex::initiate(g, conn.policy)?),
             None => None,
         };
-        let mut inner = vec![Payload::Notify(NotifyPayload {
-            protocol_id: protocol::ESP,
-            spi: old_inbound.to_be_bytes().to_vec(),
-            notify_type: notify::REKEY_SA,
-            data: vec![],
-        })];
+        let mut inner = Vec::new();
+        if let Some(old) = old_inbound {
+            inner.push(Payload::Notify(NotifyPayload {
+                protocol_id: protocol::ESP,
+                spi: old.to_be_bytes().to_vec(),
+                notify_type: notify::REKEY_SA,
+                data: vec![],
+            }));
+        }
         if transport {
             inner.push(Payload::Notify(NotifyPayload::new(
                 notify::USE_TRANSPORT_MODE,
@@ -2061,6 +2196,7 @@ impl Endpoint {
             id,
             bytes,
             Req::Rekey {
+                cfg: ci,
                 old_inbound,
                 new_spi,
                 ni,
@@ -2076,34 +2212,43 @@ impl Endpoint {
         now: Instant,
         sa: &mut IkeSa,
         inner: &[Payload],
-        old_inbound: u32,
+        ci: usize,
+        old_inbound: Option<u32>,
         new_spi: u32,
         ni: Vec<u8>,
         kex: Option<Box<dyn KeyExchange>>,
     ) {
         let conn = self.conn(sa).clone();
         let id = IkeSaId(sa.our_spi());
-        let Some(old) = sa
+        if let Some(spi) = old_inbound {
+            if !sa.children.iter().any(|c| c.info.inbound_spi == spi) {
+                return; // deleted meanwhile
+            }
+        }
+        let name = conn
             .children
-            .iter()
-            .find(|c| c.info.inbound_spi == old_inbound)
-        else {
-            return;
-        };
-        let ci = old.cfg;
-        let name = old.info.name.clone();
+            .get(ci)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
         let fail = |this: &mut Self, sa: &mut IkeSa, why: String| {
-            info!(ike_sa = %id, child = %name, "CHILD_SA rekey failed: {why}");
+            info!(ike_sa = %id, child = %name, "CREATE_CHILD_SA failed: {why}");
+            if old_inbound.is_none() {
+                this.events.push_back(Event::ChildSaFailed {
+                    ike_sa: id,
+                    name: name.clone(),
+                    reason: why,
+                });
+                return;
+            }
             if let Some(o) = sa
                 .children
                 .iter_mut()
-                .find(|c| c.info.inbound_spi == old_inbound)
+                .find(|c| Some(c.info.inbound_spi) == old_inbound)
             {
                 // Try again at the next timer only if the peer was just busy.
                 o.rekey_started = false;
                 o.installed = now;
             }
-            let _ = this;
         };
         let Some(nonce) = find(inner, nonce_of) else {
             let why = first_error(inner).map_or("no Nonce in the response".into(), notify_name);
@@ -2126,24 +2271,18 @@ impl Endpoint {
             }
         };
         let sh: Vec<&[u8]> = shared.iter().map(|s| s.as_bytes()).collect();
-        let info = match self.initiator_child(
-            sa,
-            &conn,
-            ci,
-            inner,
-            new_spi,
-            &ni,
-            &nr,
-            &sh,
-            Some(old_inbound),
-        ) {
-            Ok(i) => i,
-            Err(why) => {
-                fail(self, sa, why);
-                return;
-            }
-        };
+        let info =
+            match self.initiator_child(sa, &conn, ci, inner, new_spi, &ni, &nr, &sh, old_inbound) {
+                Ok(i) => i,
+                Err(why) => {
+                    fail(self, sa, why);
+                    return;
+                }
+            };
         self.install_child(now, sa, info, ci);
+        let Some(old_inbound) = old_inbound else {
+            return;
+        };
         let Some(old) = sa
             .children
             .iter_mut()
@@ -2211,6 +2350,9 @@ impl Endpoint {
             peer_id: old.peer_id.clone(),
             rekeyed: None,
             ike_rekey_started: false,
+            attempt: 0,
+            init_errors: 0,
+            init_error: None,
         };
         let (old_id, new_id) = (old.our_spi(), new.our_spi());
         let mut new = new;
@@ -2221,7 +2363,12 @@ impl Endpoint {
         new.queue = old
             .queue
             .drain(..)
-            .filter(|i| matches!(i, Intent::DeleteChild(_) | Intent::Rekey(_)))
+            .filter(|i| {
+                matches!(
+                    i,
+                    Intent::DeleteChild(_) | Intent::Rekey(_) | Intent::NewChild(_)
+                )
+            })
             .collect();
         old.rekeyed = Some((new_id, now));
         info!(old = %IkeSaId(old_id), new = %IkeSaId(new_id), "IKE SA rekeyed");
@@ -2483,9 +2630,13 @@ impl Endpoint {
                 return Fate::Kill(DownReason::DeletedLocally);
             }
         }
+        let noted = sa.init_error.clone();
         if let Some(p) = sa.pending.as_mut() {
             if now >= p.next_at {
                 if p.sent >= rt.tries {
+                    if let Some(why) = noted {
+                        return Fate::Kill(DownReason::Failed(why));
+                    }
                     let dpd = matches!(p.req, Req::Dpd);
                     let was_delete = matches!(p.req, Req::DeleteIke);
                     let conn = self.conn(sa);
@@ -2552,7 +2703,18 @@ impl Endpoint {
                 break;
             };
             let r = match intent {
-                Intent::Rekey(spi) => self.send_rekey(now, &mut sa, spi),
+                Intent::Rekey(spi) => {
+                    let ci = sa
+                        .children
+                        .iter()
+                        .find(|c| c.info.inbound_spi == spi)
+                        .map(|c| c.cfg);
+                    match ci {
+                        Some(ci) => self.send_child(now, &mut sa, ci, Some(spi)),
+                        None => Ok(()),
+                    }
+                }
+                Intent::NewChild(ci) => self.send_child(now, &mut sa, ci, None),
                 Intent::DeleteChild(spi) => self.send_info(now, &mut sa, Req::DeleteChild(spi)),
                 Intent::DeleteIke => self.send_info(now, &mut sa, Req::DeleteIke),
                 Intent::Dpd => self.send_info(now, &mut sa, Req::Dpd),

@@ -48,6 +48,7 @@ pub fn conn(i: usize) -> Connection {
         )
     };
     c.children.push(ChildConfig::tunnel("net", l, r));
+    c.keying_tries = 3;
     c
 }
 
@@ -70,6 +71,8 @@ pub struct Faults {
     pub loss: u64,
     pub dup: u64,
     pub truncate: u64,
+    /// Flip one random bit.
+    pub corrupt: u64,
     /// Extra random delay up to this many ms (reordering).
     pub jitter_ms: u64,
 }
@@ -80,6 +83,12 @@ impl Faults {
             loss: rng.next_u64() % 300,
             dup: rng.next_u64() % 100,
             truncate: rng.next_u64() % 50,
+            // One seed in three also flips bits (never caught by a checksum here).
+            corrupt: if rng.next_u64() % 3 == 0 {
+                rng.next_u64() % 30
+            } else {
+                0
+            },
             jitter_ms: rng.next_u64() % 80,
         }
     }
@@ -153,6 +162,10 @@ impl Sim {
                     if self.chance(self.faults.truncate) && !t.bytes.is_empty() {
                         let n = (self.rng.next_u64() as usize) % t.bytes.len();
                         t.bytes.truncate(n);
+                    }
+                    if self.chance(self.faults.corrupt) && !t.bytes.is_empty() {
+                        let bit = (self.rng.next_u64() as usize) % (t.bytes.len() * 8);
+                        t.bytes[bit / 8] ^= 1 << (bit % 8);
                     }
                     let jitter = if self.faults.jitter_ms > 0 {
                         self.rng.next_u64() % self.faults.jitter_ms
