@@ -335,7 +335,7 @@ fn tsr_of(p: &Payload) -> Option<&TsPayload> {
         _ => None,
     }
 }
-fn notify<'a>(payloads: &'a [Payload], t: u16) -> Option<&'a NotifyPayload> {
+fn notify(payloads: &[Payload], t: u16) -> Option<&NotifyPayload> {
     payloads.iter().find_map(|p| match p {
         Payload::Notify(n) if n.notify_type == t => Some(n),
         _ => None,
@@ -369,7 +369,10 @@ fn id_body(id: &IdPayload) -> Vec<u8> {
     v
 }
 fn addr_matches(want: Option<SocketAddr>, got: SocketAddr) -> bool {
-    want.map_or(true, |w| w.ip() == got.ip())
+    match want {
+        None => true,
+        Some(w) => w.ip() == got.ip(),
+    }
 }
 
 /// Sizes of a CHILD_SA's keys: (encr keymat, integ key).

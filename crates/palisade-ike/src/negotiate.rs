@@ -17,14 +17,14 @@ pub struct Chosen {
 }
 
 impl Chosen {
-    pub fn is_aead(&self) -> bool {
+    pub fn is_aead(self) -> bool {
         registry::encr_info(self.encr.0, self.encr.1)
             .map(|i| i.kind == registry::EncrKind::Aead)
             .unwrap_or(false)
     }
 
     /// The single proposal a responder returns, numbered as the one it took.
-    pub fn to_proposal(&self, number: u8, protocol_id: u8, spi: Vec<u8>) -> Proposal {
+    pub fn to_proposal(self, number: u8, protocol_id: u8, spi: Vec<u8>) -> Proposal {
         let mut transforms = vec![encr_transform(self.encr)];
         if let Some(p) = self.prf {
             transforms.push(Transform::new(transform::PRF, p));

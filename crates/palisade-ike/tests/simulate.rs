@@ -404,7 +404,7 @@ fn random_life(seed: u64) -> bool {
     let mut rng = SeededRng::new(seed);
     let faults = Faults::random(&mut rng);
     let mut ca = config(A);
-    let pfs = seed % 2 == 0;
+    let pfs = seed & 1 == 0;
     if pfs {
         ca.connections[0].children[0].esp_proposals[0].ke = vec![31];
     }

@@ -84,7 +84,7 @@ impl Faults {
             dup: rng.next_u64() % 100,
             truncate: rng.next_u64() % 50,
             // One seed in three also flips bits (never caught by a checksum here).
-            corrupt: if rng.next_u64() % 3 == 0 {
+            corrupt: if rng.next_u64() % 3 < 1 {
                 rng.next_u64() % 30
             } else {
                 0
