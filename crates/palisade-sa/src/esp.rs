@@ -224,8 +224,7 @@ impl EspCrypto {
 
     /// Encrypts and authenticates the ESP packet at `pkt[esp..]`: header and
     /// IV written, plaintext (payload, padding, trailer) in place, ICV space
-    /// at the end. `pkt[..esp]` must hold at least 4 bytes (the IP header),
-    /// borrowed as scratch for GMAC with ESN.
+    /// at the end. `pkt[..esp]` (IP and UDP headers) is not touched.
     fn seal(
         &self,
         pkt: &mut [u8],
@@ -337,10 +336,12 @@ impl<'a> Aad<'a> {
         let esn = esn.then(|| {
             let mut a = [0u8; 12];
             for (d, s) in a[..4].iter_mut().zip(wire) {
+                // ok: a is [u8; 12]
                 *d = *s;
             }
-            a[4..8].copy_from_slice(&hi);
+            a[4..8].copy_from_slice(&hi); // ok: a is [u8; 12]
             for (d, s) in a[8..].iter_mut().zip(wire.iter().skip(4)) {
+                // ok: a is [u8; 12]
                 *d = *s;
             }
             a
