@@ -36,6 +36,11 @@ fn handshake_clean() {
     assert_eq!(c.integ, None);
     assert_eq!(c.mode, Mode::Tunnel);
     assert_eq!(c.inbound_encr_key.len(), 36);
+    let sel = c.selectors();
+    assert_eq!(sel.len(), 1);
+    assert!(sel[0].local.contains(&"10.1.2.3".parse().unwrap()));
+    assert!(sel[0].remote.contains(&"10.2.0.1".parse().unwrap()));
+    assert!(!sel[0].remote.contains(&"10.3.0.1".parse().unwrap()));
     assert_eq!(s.eps[A].stats().retransmits, 0);
     assert_eq!(s.eps[B].stats().integrity_failed, 0);
 }
