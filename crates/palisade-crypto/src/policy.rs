@@ -9,12 +9,20 @@ pub struct Policy {
 
 impl Policy {
     /// Secure transforms only (the default).
-    pub const SECURE: Policy = Policy { allow_insecure: false };
+    pub const SECURE: Policy = Policy {
+        allow_insecure: false,
+    };
     /// Legacy transforms allowed too.
-    pub const INSECURE: Policy = Policy { allow_insecure: true };
+    pub const INSECURE: Policy = Policy {
+        allow_insecure: true,
+    };
 
     /// Refuse `name` unless insecure transforms are allowed.
-    pub fn check_insecure(&self, name: &'static str, why: &'static str) -> Result<(), crate::Error> {
+    pub fn check_insecure(
+        &self,
+        name: &'static str,
+        why: &'static str,
+    ) -> Result<(), crate::Error> {
         if self.allow_insecure {
             Ok(())
         } else {

@@ -81,7 +81,6 @@ struct Scenario {
 
 /// The lab: namespaces `<tag>a`, `<tag>b` (and `<tag>r`), daemons, temp dir.
 struct Lab {
-    tag: String,
     dir: PathBuf,
     daemons: Vec<Child>,
     namespaces: Vec<String>,
@@ -234,7 +233,6 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
     let dir = std::env::temp_dir().join(format!("palisade-e2e-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut lab = Lab {
-        tag: tag.to_string(),
         dir: dir.clone(),
         daemons: vec![],
         namespaces: vec![],
