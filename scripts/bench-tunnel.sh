@@ -14,6 +14,9 @@
 #   BENCH_CASES="relay gcm" scripts/bench-tunnel.sh 1 5
 #   BENCH_RAW=1 ...     palisade over raw IP protocol 50 instead of UDP 4500
 #   BENCH_PERF=1 ...    also record `perf record -g` of each palisade side
+#   BENCH_SW_WAIT=120   seconds to wait for shared/peers' fixed netns swA/swB to
+#                       be free when another user has them (then skip strongSwan)
+#   PALISADE_NO_OFFLOAD=1  TUN without IFF_VNET_HDR (no TSO split / GRO coalescing)
 #   BENCH_NICE=-10 ...  run every process of the measurement (iperf3, tunnel
 #                       processes, charons) at this nice level, so that other
 #                       work on a shared machine disturbs the comparison less
@@ -197,10 +200,17 @@ tunnel() {
 
 strongswan() {
   local label=$1 scenario=$2
-  if ip netns list | grep -qwE '^(swA|swB|swR)'; then
-    echo "   $label: skipped - netns swA/swB already exist (someone else's strongSwan peers)"
-    return 0
-  fi
+  # The namespace names are fixed by strongswan-peer.sh; never take over
+  # someone else's. Wait for them to be free (BENCH_SW_WAIT seconds).
+  local waited=0
+  while ip netns list | grep -qwE '^(swA|swB|swR)'; do
+    if [ "$waited" -ge "${BENCH_SW_WAIT:-120}" ]; then
+      echo "   $label: skipped - netns swA/swB in use by someone else's strongSwan peers"
+      return 0
+    fi
+    sleep 2
+    waited=$((waited + 2))
+  done
   SW_USED=1
   "$PEERS/strongswan-peer.sh" up "$scenario" >"$OUT/sw-up-$scenario.log" 2>&1 \
     || { echo "   $label: strongswan-peer.sh up $scenario failed (see $OUT)"; "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1; return 1; }
