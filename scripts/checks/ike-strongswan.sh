@@ -17,6 +17,10 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 PEERS=${PEERS:-/work/shared/peers}
+# Our own harness state, so that `down` ends only what this script started
+# even when someone else drives the harness from the default state dir.
+export SWP_STATE=${SWP_STATE:-/tmp/swpeers-ike}
+SWP_STATE_DIR=$SWP_STATE
 P="$PEERS/strongswan-peer.sh"
 PSK=${SW_PSK:-sw-test-psk-0123456789abcdef}
 IKE=${SW_IKE:-aes256gcm16-prfsha256-x25519}
@@ -26,6 +30,15 @@ if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespaces)"; exit 
 if ! command -v swanctl >/dev/null || [ ! -x "$P" ]; then
     echo "SKIP: strongSwan or $P missing (run $P install)"; exit 0
 fi
+
+# The harness's namespace names are fixed: refuse to run over another run.
+"$P" down >/dev/null 2>&1
+for ns in swA swB swR; do
+    if ip netns list | grep -qw "$ns"; then
+        echo "FAIL: netns $ns exists and is not ours (another run of $P?); try again when it is gone"
+        exit 2
+    fi
+done
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-ike}
 cargo build -q -p palisade-ike --example ike_interop || { echo "FAIL: build"; exit 1; }
@@ -58,6 +71,40 @@ check_spis() {
     echo "  SPIs match: palisade in $in_spi out $out_spi"
 }
 
+# $1 = palisade output, $2 = strongSwan instance, $3 = palisade's role:
+# the CHILD_SA encryption keys (RFC 7296 2.17 KEYMAT, both directions) must
+# be the ones strongSwan logged (SW_LOGLEVEL=4); compared as SHA-256 prefixes.
+check_keys() {
+    local out=$1 inst=$2 role=$3 ours
+    ours=$(grep -m1 '^key digests:' "$out") || { echo "  no key digests from palisade"; return 1; }
+    python3 - "$SWP_STATE_DIR/inst/$inst/charon.log" "$role" "$ours" <<'PY'
+import hashlib, re, sys
+log, role, ours = sys.argv[1], sys.argv[2], sys.argv[3]
+lines = open(log, errors="replace").read().splitlines()
+keys = {}
+for i, l in enumerate(lines):
+    m = re.search(r"encryption (initiator|responder) key => (\d+) bytes", l)
+    if not m:
+        continue
+    n, data = int(m.group(2)), bytearray()
+    for l2 in lines[i + 1:]:
+        h = re.search(r">\s+\d+: ((?:[0-9A-F]{2} ){1,16})", l2)
+        if not h or len(data) >= n:
+            break
+        data += bytes.fromhex(h.group(1))
+    if m.group(1) not in keys:  # the first CHILD_SA's keys
+        keys[m.group(1)] = hashlib.sha256(bytes(data[:n])).hexdigest()[:16]
+f = dict(zip(ours.split()[3::2], ours.split()[4::2]))
+want_out = keys.get("initiator" if role == "initiator" else "responder")
+want_in = keys.get("responder" if role == "initiator" else "initiator")
+print(f"  strongSwan keys: initiator {keys.get('initiator')} responder {keys.get('responder')}")
+print(f"  palisade keys:   out {f.get('out-encr')} in {f.get('in-encr')}")
+ok = want_out == f.get("out-encr") and want_in == f.get("in-encr")
+print("  keys match" if ok else "  KEY MISMATCH")
+sys.exit(0 if ok else 1)
+PY
+}
+
 result() {
     if [ "$2" = 0 ]; then echo "RESULT $1: PASS"; pass=$((pass + 1));
     else echo "RESULT $1: FAIL (logs in $LOG)"; fail=$((fail + 1)); fi
@@ -65,18 +112,18 @@ result() {
 
 # 1. palisade initiates.
 echo "== palisade initiator -> strongSwan responder"
-"$P" down >/dev/null 2>&1
 "$P" net basic >/dev/null
-"$P" start --name bob --netns swB --role responder --local 192.0.2.2 --remote %any \
+SW_LOGLEVEL=4 "$P" start --name bob --netns swB --role responder --local 192.0.2.2 --remote %any \
     --local-id bob.sw.test --remote-id %any --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 \
     --psk "$PSK" --ike "$IKE" --esp "$ESP" >"$LOG/bob-start.log" 2>&1
 rc=0
 ip netns exec swA "$BIN" --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
     --local-id alice.sw.test --remote-id bob.sw.test --psk "$PSK" \
     --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 --ike "$IKE" --esp "$ESP" \
-    --timeout 30 --linger 2 >"$LOG/palisade-init.log" 2>&1 || rc=1
+    --timeout 30 --linger 2 --key-digests >"$LOG/palisade-init.log" 2>&1 || rc=1
 sed 's/^/  palisade: /' "$LOG/palisade-init.log"
 [ $rc = 0 ] && { check_spis "$LOG/palisade-init.log" bob || rc=1; }
+[ $rc = 0 ] && { check_keys "$LOG/palisade-init.log" bob initiator || rc=1; }
 result "palisade-initiator" $rc
 "$P" down >/dev/null 2>&1
 
@@ -86,10 +133,10 @@ echo "== strongSwan initiator -> palisade responder"
 ip netns exec swB "$BIN" --role responder --local 192.0.2.2 \
     --local-id bob.sw.test --remote-id alice.sw.test --psk "$PSK" \
     --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --ike "$IKE" --esp "$ESP" \
-    --timeout 60 --linger 5 >"$LOG/palisade-resp.log" 2>&1 &
+    --timeout 60 --linger 5 --key-digests >"$LOG/palisade-resp.log" 2>&1 &
 PAL_PID=$!
 sleep 0.5
-"$P" start --name alice --netns swA --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
+SW_LOGLEVEL=4 "$P" start --name alice --netns swA --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
     --local-id alice.sw.test --remote-id bob.sw.test --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 \
     --psk "$PSK" --ike "$IKE" --esp "$ESP" >"$LOG/alice-start.log" 2>&1
 rc=0
@@ -99,7 +146,9 @@ check_spis "$LOG/palisade-resp.log" alice || rc=1
 wait "$PAL_PID" || rc=1
 PAL_PID=
 sed 's/^/  palisade: /' "$LOG/palisade-resp.log"
+check_keys "$LOG/palisade-resp.log" alice responder || rc=1
 result "palisade-responder" $rc
+"$P" down >/dev/null 2>&1
 
 # $1 = palisade output: at least $2 CHILD_SAs installed, an IKE SA rekey,
 # and the IKE SA never went down.
@@ -114,7 +163,6 @@ check_rekeys() {
 
 # 3. strongSwan initiates and rekeys CHILD_SA (10 s) and IKE SA (25 s), DPD 5 s.
 echo "== strongSwan rekeys -> palisade responder"
-"$P" down >/dev/null 2>&1
 "$P" net basic >/dev/null
 ip netns exec swB "$BIN" --role responder --local 192.0.2.2 \
     --local-id bob.sw.test --remote-id alice.sw.test --psk "$PSK" \

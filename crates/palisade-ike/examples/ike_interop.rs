@@ -8,11 +8,14 @@
 //!             [--ike aes256gcm16-prfsha256-x25519] [--esp aes256gcm16]
 //!             [--timeout SECONDS] [--linger SECONDS]
 //!             [--rekey SECONDS] [--ike-rekey SECONDS] [--dpd SECONDS]
+//!             [--key-digests]
 //! ```
 //!
 //! Exit code 0 once a CHILD_SA is installed (after `--linger` seconds, so that
 //! retransmitted requests still get answers); 1 on failure or timeout.
-//! Keys are not printed; their lengths are.
+//! Keys are not printed; their lengths are, and with `--key-digests` the
+//! first 8 bytes of each key's SHA-256, so a test can compare them with the
+//! peer's key log without the keys leaving the process.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::ExitCode;
@@ -117,6 +120,11 @@ fn esp_proposal(s: &str) -> Result<EspProposal, String> {
         }),
         other => Err(format!("ESP proposal `{other}` not known to this example")),
     }
+}
+
+fn digest(k: &palisade_crypto::Secret) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, k.as_bytes());
+    hex(&d.as_ref()[..8])
 }
 
 fn hex(b: &[u8]) -> String {
@@ -237,6 +245,16 @@ fn run() -> Result<(), String> {
                         ts_display(&c.local_ts),
                         ts_display(&c.remote_ts)
                     );
+                    if args.iter().any(|a| a == "--key-digests") {
+                        println!(
+                            "key digests: {:08x} out-encr {} out-integ {} in-encr {} in-integ {}",
+                            c.inbound_spi,
+                            digest(&c.outbound_encr_key),
+                            digest(&c.outbound_integ_key),
+                            digest(&c.inbound_encr_key),
+                            digest(&c.inbound_integ_key)
+                        );
+                    }
                     done_at.get_or_insert(now + linger);
                 }
                 Event::IkeSaDown { reason, .. } => {
