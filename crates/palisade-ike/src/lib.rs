@@ -6,12 +6,38 @@
 //! randomness comes through the [`Rng`] trait so a simulator can replay a run
 //! from a seed.
 //!
-//! Supported today: IKE_SA_INIT (NAT detection, INVALID_KE_PAYLOAD retry,
-//! COOKIE under load), IKE_AUTH with a pre-shared key and the first CHILD_SA
-//! (ESP, traffic selector narrowing, transport mode), message IDs with
-//! retransmission and a response cache, INFORMATIONAL (Delete of CHILD and IKE
-//! SAs, liveness checks), CREATE_CHILD_SA to rekey a CHILD_SA (with or
-//! without PFS).
+//! ```no_run
+//! # use palisade_ike::*;
+//! # fn demo(config: Config, now: std::time::Instant, local: std::net::SocketAddr,
+//! #         remote: std::net::SocketAddr, bytes: &[u8]) {
+//! let mut ike = Endpoint::new(config, SystemRng);
+//! ike.initiate(now, "site-b").ok();
+//! ike.handle_datagram(now, local, remote, bytes); // what arrived
+//! ike.handle_timeout(now);                        // when poll_timeout() passed
+//! while let Some(_t) = ike.poll_transmit() { /* send _t.bytes from _t.local to _t.remote */ }
+//! while let Some(_ev) = ike.poll_event() { /* install / remove SAs */ }
+//! let _next = ike.poll_timeout();
+//! # }
+//! ```
+//!
+//! What it does:
+//! * IKE_SA_INIT: proposals by IANA id, NAT detection (and the move to port
+//!   4500 with the non-ESP marker), INVALID_KE_PAYLOAD retry with the group
+//!   the responder names, NO_PROPOSAL_CHOSEN logged with both sides' offers,
+//!   stateless COOKIEs once `cookie_threshold` SAs are half open;
+//! * the SK payload with AEAD (RFC 5282) or CBC + HMAC (RFC 7296 3.14);
+//! * IKE_AUTH with a pre-shared key, identities IPv4/IPv6/FQDN/RFC822/KEY_ID,
+//!   INITIAL_CONTACT, the first CHILD_SA (ESP, TS narrowing, transport mode);
+//! * message IDs, retransmission with back-off and give-up, the response
+//!   cache, dropping and counting of damaged or unauthenticated messages
+//!   ([`Stats`]), keying tries;
+//! * INFORMATIONAL: Delete of CHILD and IKE SAs, liveness checks (DPD);
+//! * CREATE_CHILD_SA: additional CHILD_SAs, CHILD_SA rekey with or without
+//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey.
+//!
+//! Not yet: certificates/EAP, IKE fragmentation (RFC 7383), MOBIKE, the
+//! simultaneous IKE SA rekey tie-break (a collision is answered with
+//! TEMPORARY_FAILURE), IKEv1.
 
 mod config;
 mod endpoint;

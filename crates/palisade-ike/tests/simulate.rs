@@ -144,6 +144,36 @@ fn cookie_when_half_open_threshold_reached() {
 }
 
 #[test]
+fn flood_of_spoofed_ike_sa_init_is_met_with_cookies() {
+    // A third endpoint plays the attacker: its IKE_SA_INIT requests (valid,
+    // from many spoofed ports) are fed to B, whose answers go nowhere.
+    let mut s = Sim::pair(40, Faults::default());
+    let mut atk_cfg = config(A);
+    atk_cfg.retransmit.tries = 1;
+    let mut atk = Endpoint::new(atk_cfg, SeededRng::new(4040));
+    for port in 0..100u16 {
+        atk.initiate(s.now, "ab").unwrap();
+        while let Some(t) = atk.poll_transmit() {
+            let from = std::net::SocketAddr::new(t.local.ip(), 20000 + port);
+            s.eps[B].handle_datagram(s.now, t.remote, from, &t.bytes);
+        }
+    }
+    while s.eps[B].poll_transmit().is_some() {}
+    assert_eq!(
+        s.eps[B].ike_sa_count(),
+        16,
+        "half-open SAs beyond the cookie threshold"
+    );
+    assert_eq!(s.eps[B].stats().cookies_sent, 84);
+    // The real peer still gets through, by returning the cookie.
+    assert!(handshake(&mut s));
+    s.check_agreement();
+    // The half-open SAs expire.
+    s.run_for(200 * SECOND);
+    assert_eq!(s.eps[B].ike_sa_count(), 1);
+}
+
+#[test]
 fn cbc_hmac_and_chacha() {
     for (ike, esp) in [
         (
