@@ -138,12 +138,15 @@ measure() {
   for i in $(seq 1 "$RUNS"); do
     local load; load=$(cut -d' ' -f1 /proc/loadavg)
     local jf="$OUT/iperf-$label-$i.json"
-    ip netns exec "$nsc" nice -n "$NICE" iperf3 -c "$dst" -B "$src" -p 5201 -t "$SECS" -J >"$jf" 2>&1
+    # iperf3 3.12 can spin after a lost control exchange: bound it.
+    timeout -k 5 $((SECS + 30)) ip netns exec "$nsc" nice -n "$NICE" iperf3 -c "$dst" -B "$src" -p 5201 -t "$SECS" -J >"$jf" 2>&1
     python3 - "$label" "$jf" "$load" >>"$OUT/results.tsv" <<'EOF'
 import json, sys
 label, jf, load = sys.argv[1:4]
 try:
     e = json.load(open(jf))['end']
+    if e['sum_received']['bytes'] == 0:
+        raise ValueError("no data")
     print("%s\t%.3f\t%d\t%s" % (label, e['sum_received']['bits_per_second'] / 1e9,
                                 e['sum_sent'].get('retransmits', -1), load))
 except Exception as ex:
