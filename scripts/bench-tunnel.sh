@@ -17,6 +17,7 @@
 #   BENCH_SW_WAIT=120   seconds to wait for shared/peers' fixed netns swA/swB to
 #                       be free when another user has them (then skip strongSwan)
 #   PALISADE_NO_OFFLOAD=1  TUN without IFF_VNET_HDR (no TSO split / GRO coalescing)
+#   BENCH_BIN=path      use that tunnel_bench binary (e.g. an older build) as is
 #   BENCH_NICE=-10 ...  run every process of the measurement (iperf3, tunnel
 #                       processes, charons) at this nice level, so that other
 #                       work on a shared machine disturbs the comparison less
@@ -40,7 +41,7 @@ NSA=pbtA
 NSB=pbtB
 OUT="${BENCH_OUT:-/tmp/palisade-bench-tunnel}"
 export SWP_STATE="$OUT/swpeers"
-BIN="$CARGO_TARGET_DIR/release/examples/tunnel_bench"
+BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/examples/tunnel_bench}"
 PIDS=()
 SW_USED=0
 NICE="${BENCH_NICE:-0}"
@@ -81,8 +82,12 @@ case " $CASES " in
       "$PEERS/strongswan-peer.sh" install || die "strongSwan install failed"
     fi ;;
 esac
-echo "== building (release)"
-(cd "$ROOT" && cargo build --release -q -p palisade-dataplane --example tunnel_bench) || die "build failed"
+if [ -z "${BENCH_BIN:-}" ]; then
+  echo "== building (release)"
+  (cd "$ROOT" && cargo build --release -q -p palisade-dataplane --example tunnel_bench) || die "build failed"
+else
+  echo "== using $BIN (BENCH_BIN, not rebuilt)"
+fi
 
 # --- topology ----------------------------------------------------------------
 net_up() {
