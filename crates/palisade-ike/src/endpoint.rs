@@ -1965,12 +1965,12 @@ impl Endpoint {
             self.stats.unexpected += 1;
             return Fate::Keep;
         };
-        let inner = match keys.inb.open(bytes) {
-            Ok(i) => i,
+        let parsed = match keys.inb.open(bytes) {
+            Ok(i) => Ok(i),
             Err(protect::OpenError::Parse(e)) => {
                 debug!("request with bad inner payloads: {e}");
                 self.stats.malformed += 1;
-                return Fate::Keep;
+                Err(e)
             }
             Err(e) => {
                 debug!("request dropped: {e:?}");
@@ -1981,6 +1981,21 @@ impl Endpoint {
         // The message is authentic from here on.
         sa.last_rx = now;
         Self::follow(sa, path);
+        let inner = match parsed {
+            Ok(i) => i,
+            Err(e) => {
+                // Authentic but unreadable: answer with what went wrong
+                // (UNSUPPORTED_CRITICAL_PAYLOAD, INVALID_SYNTAX), 2.21.
+                let n = palisade_wire::ikev2::notify_for_parse_error(&e);
+                let fate = if sa.st == St::RespAwaitAuth {
+                    Fate::Kill(DownReason::Failed(format!("peer's IKE_AUTH request: {e}")))
+                } else {
+                    Fate::Keep
+                };
+                self.reply(sa, hdr, vec![Payload::Notify(n)]);
+                return fate;
+            }
+        };
         let (reply, fate) = match (sa.st, hdr.exchange_type) {
             (St::RespAwaitAuth, exchange::IKE_AUTH) => {
                 // Remember that the peer's NAT may have moved it to 4500.
@@ -2004,19 +2019,23 @@ impl Endpoint {
                 return Fate::Keep;
             }
         };
+        self.reply(sa, hdr, reply);
+        fate
+    }
+
+    /// Send (and cache) the encrypted response to request `hdr`.
+    fn reply(&mut self, sa: &mut IkeSa, hdr: &HeaderRepr, payloads: Vec<Payload>) {
         let header = sa.header(hdr.exchange_type, true, hdr.message_id);
-        let Some(keys) = sa.keys.as_ref() else {
-            return fate;
-        };
-        match keys.out.seal(self.rng.as_mut(), header, &reply) {
-            Ok(resp) => {
-                self.send(sa.local, sa.remote, &resp);
-                sa.last_resp = Some((hdr.message_id, resp));
+        if let Some(keys) = sa.keys.as_ref() {
+            match keys.out.seal(self.rng.as_mut(), header, &payloads) {
+                Ok(resp) => {
+                    self.send(sa.local, sa.remote, &resp);
+                    sa.last_resp = Some((hdr.message_id, resp));
+                }
+                Err(e) => warn!("could not build a response: {e}"),
             }
-            Err(e) => warn!("could not build a response: {e}"),
         }
         sa.peer_req_id = sa.peer_req_id.wrapping_add(1);
-        fate
     }
 
     fn informational_request(&mut self, sa: &mut IkeSa, inner: &[Payload]) -> (Vec<Payload>, Fate) {
