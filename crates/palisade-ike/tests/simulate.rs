@@ -174,6 +174,43 @@ fn flood_of_spoofed_ike_sa_init_is_met_with_cookies() {
 }
 
 #[test]
+fn nat_traversal_floats_to_4500_and_survives_rebinding() {
+    let mut cb = config(B);
+    cb.connections[0].remote_addr = None; // A appears from the NAT's address
+    let mut s = Sim::new(41, Faults::default(), config(A), cb);
+    s.nat = true;
+    assert!(handshake(&mut s));
+    s.check_agreement();
+    for m in &s.models {
+        let c = m.children.values().next().unwrap();
+        assert!(c.encap, "NAT not detected");
+        assert_eq!(c.remote.port() == 4500 || c.local.port() == 4500, true);
+    }
+    let b = s.models[B].children.values().next().unwrap();
+    assert_eq!(
+        b.remote,
+        std::net::SocketAddr::from((NAT_IP, NAT_PORT_BASE + 1))
+    );
+    // The NAT forgets its mapping: A's next request arrives from a new port,
+    // and B follows it (2.23) so the rekey and the delete still work.
+    s.nat_epoch = 7;
+    let id = ike_id(&s, A);
+    let spi = *s.models[A].children.keys().next().unwrap();
+    s.eps[A].rekey_child_sa(s.now, id, spi).unwrap();
+    s.run_for(30 * SECOND);
+    s.check_agreement();
+    let b = s.models[B].children.values().next().unwrap();
+    assert_eq!(
+        b.remote,
+        std::net::SocketAddr::from((NAT_IP, NAT_PORT_BASE + 15))
+    );
+    let id = ike_id(&s, B);
+    s.eps[B].delete_ike_sa(s.now, id).unwrap();
+    s.run_for(30 * SECOND);
+    assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+}
+
+#[test]
 fn cbc_hmac_and_chacha() {
     for (ike, esp) in [
         (

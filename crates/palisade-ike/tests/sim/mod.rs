@@ -118,7 +118,15 @@ pub struct Sim {
     /// Endpoints that are cut off (vanished peer).
     pub dead: [bool; 2],
     pub delivered: u64,
+    /// A NAT in front of A: its source address and ports are rewritten to
+    /// NAT_IP with ports from NAT_PORT_BASE (RFC 3948 / 7296 2.23 territory).
+    pub nat: bool,
+    /// Changes the NAT's port mapping (a rebinding NAT).
+    pub nat_epoch: u16,
 }
+
+pub const NAT_IP: [u8; 4] = [203, 0, 113, 1];
+pub const NAT_PORT_BASE: u16 = 20000;
 
 impl Sim {
     pub fn new(seed: u64, faults: Faults, ca: Config, cb: Config) -> Sim {
@@ -138,6 +146,8 @@ impl Sim {
             seq: 0,
             dead: [false; 2],
             delivered: 0,
+            nat: false,
+            nat_epoch: 0,
         }
     }
 
@@ -152,7 +162,24 @@ impl Sim {
     fn collect(&mut self) {
         for i in 0..2 {
             while let Some(t) = self.eps[i].poll_transmit() {
-                let to = if t.remote.ip() == addr(A).ip() { A } else { B };
+                let nat_ip = std::net::IpAddr::from(NAT_IP);
+                let to = if t.remote.ip() == addr(A).ip() || t.remote.ip() == nat_ip {
+                    A
+                } else {
+                    B
+                };
+                let mut t = t;
+                if self.nat && i == A {
+                    // Outbound through the NAT: one external port per inner port.
+                    let p = NAT_PORT_BASE + self.nat_epoch * 2 + u16::from(t.local.port() == 4500);
+                    t.local = SocketAddr::new(nat_ip, p);
+                }
+                if self.nat && to == A {
+                    // Inbound: back to A's real address and port (any epoch).
+                    let off = t.remote.port().wrapping_sub(NAT_PORT_BASE);
+                    let port = if off % 2 == 1 { 4500 } else { 500 };
+                    t.remote = SocketAddr::new(addr(A).ip(), port);
+                }
                 if self.dead[i] || self.dead[to] || self.chance(self.faults.loss) {
                     continue;
                 }
