@@ -143,15 +143,14 @@ fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
     let tun = open_tun()?;
     let mut net = NetConfig::new();
     net.link_up(TUN_NAME, TUN_MTU).map_err(|e| e.to_string())?;
-    for (addr, len) in [s.remote_net] {
-        net.route_add(
-            &format!("{addr}/{len}"),
-            TUN_NAME,
-            None,
-            Some(&s.inner.to_string()),
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    let (addr, len) = s.remote_net;
+    net.route_add(
+        &format!("{addr}/{len}"),
+        TUN_NAME,
+        None,
+        Some(&s.inner.to_string()),
+    )
+    .map_err(|e| e.to_string())?;
     let (worker, handle) = Worker::new(plane, tun, raw_eps, udp_eps).map_err(|e| e.to_string())?;
     let wait = block_signals();
     let h2 = handle.clone();

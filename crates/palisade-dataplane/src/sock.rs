@@ -624,9 +624,7 @@ impl SendRing {
     ) -> bool {
         let i = self.queued.len();
         if i >= self.bufs.len()
-            || start
-                .checked_add(len)
-                .map_or(true, |e| e > self.bufs[i].len())
+            || !matches!(start.checked_add(len), Some(e) if e <= self.bufs[i].len())
         {
             return false;
         }

@@ -222,16 +222,16 @@ impl Worker {
                 return Ok(self);
             }
             if fds[1].revents != 0 {
-                self.from_tun(&mut ring, &mut big, &mut pending);
+                self.on_tun(&mut ring, &mut big, &mut pending);
             }
             for i in 0..self.raw.len() {
                 if fds[2 + i].revents != 0 {
-                    self.from_raw(i, &mut raw_batch, &mut coalescer);
+                    self.on_raw(i, &mut raw_batch, &mut coalescer);
                 }
             }
             for i in 0..self.udp.len() {
                 if fds[2 + self.raw.len() + i].revents != 0 {
-                    self.from_udp(i, &mut udp_batch, &mut coalescer);
+                    self.on_udp(i, &mut udp_batch, &mut coalescer);
                 }
             }
         }
@@ -260,7 +260,7 @@ impl Worker {
     /// Cleartext from the TUN: read up to a ring's worth, seal each in its own
     /// buffer, send the lot with one sendmmsg (runs of same-size ESP-in-UDP
     /// datagrams as one UDP GSO message); a few rounds per wakeup.
-    fn from_tun(&mut self, ring: &mut SendRing, big: &mut [u8], pending: &mut (usize, usize)) {
+    fn on_tun(&mut self, ring: &mut SendRing, big: &mut [u8], pending: &mut (usize, usize)) {
         for _ in 0..TUN_ROUNDS {
             let now = self.now();
             let mut drained = false;
@@ -377,7 +377,7 @@ impl Worker {
         }
     }
 
-    fn from_raw(&mut self, i: usize, batch: &mut RecvBatch, gro: &mut Coalescer) {
+    fn on_raw(&mut self, i: usize, batch: &mut RecvBatch, gro: &mut Coalescer) {
         let fd = self.raw[i].sock.as_raw_fd();
         let (local, proto, v6) = (
             self.raw[i].local,
@@ -420,7 +420,7 @@ impl Worker {
     /// ESP-in-UDP from the wire. With UDP GRO one datagram may hold many
     /// same-size segments back to back: each is opened in place, its outer
     /// header rebuilt in the bytes of the segment before it (already done).
-    fn from_udp(&mut self, i: usize, batch: &mut RecvBatch, gro: &mut Coalescer) {
+    fn on_udp(&mut self, i: usize, batch: &mut RecvBatch, gro: &mut Coalescer) {
         let fd = self.udp[i].sock.as_raw_fd();
         let local = self.udp[i].local;
         for _ in 0..WIRE_ROUNDS {
