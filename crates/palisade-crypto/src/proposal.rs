@@ -18,59 +18,16 @@
 use crate::Policy;
 use std::fmt;
 
-/// IANA IKEv2 transform IDs used by the keyword table. Kept here (not borrowed
-/// from `registry`) because the parser must also name transforms palisade parses
-/// but does not implement (Camellia, Blowfish, ECP-192...), so that the error can
-/// say "not supported" instead of "unknown keyword".
+/// IANA IKEv2 transform IDs used by the keyword table. ENCR, PRF and INTEG
+/// come from the registry (it names every IANA value, implemented or not); the
+/// key-exchange list is kept here because it also names groups palisade parses
+/// but does not implement (ECP-192, Brainpool...), so that the error can say
+/// "not supported" instead of "unknown keyword".
 pub mod ids {
-    /// Transform Type 1 (ENCR).
-    pub mod encr {
-        pub const DES: u16 = 2;
-        pub const TRIPLE_DES: u16 = 3;
-        pub const CAST: u16 = 6;
-        pub const BLOWFISH: u16 = 7;
-        pub const NULL: u16 = 11;
-        pub const AES_CBC: u16 = 12;
-        pub const AES_CTR: u16 = 13;
-        pub const AES_CCM_8: u16 = 14;
-        pub const AES_CCM_12: u16 = 15;
-        pub const AES_CCM_16: u16 = 16;
-        pub const AES_GCM_8: u16 = 18;
-        pub const AES_GCM_12: u16 = 19;
-        pub const AES_GCM_16: u16 = 20;
-        pub const NULL_AUTH_AES_GMAC: u16 = 21;
-        pub const CAMELLIA_CBC: u16 = 23;
-        pub const CAMELLIA_CTR: u16 = 24;
-        pub const CAMELLIA_CCM_8: u16 = 25;
-        pub const CAMELLIA_CCM_12: u16 = 26;
-        pub const CAMELLIA_CCM_16: u16 = 27;
-        pub const CHACHA20_POLY1305: u16 = 28;
-    }
-    /// Transform Type 2 (PRF).
-    pub mod prf {
-        pub const HMAC_MD5: u16 = 1;
-        pub const HMAC_SHA1: u16 = 2;
-        pub const AES128_XCBC: u16 = 4;
-        pub const HMAC_SHA2_256: u16 = 5;
-        pub const HMAC_SHA2_384: u16 = 6;
-        pub const HMAC_SHA2_512: u16 = 7;
-        pub const AES128_CMAC: u16 = 8;
-    }
-    /// Transform Type 3 (INTEG).
-    pub mod integ {
-        pub const HMAC_MD5_96: u16 = 1;
-        pub const HMAC_SHA1_96: u16 = 2;
-        pub const AES_XCBC_96: u16 = 5;
-        pub const HMAC_MD5_128: u16 = 6;
-        pub const HMAC_SHA1_160: u16 = 7;
-        pub const AES_CMAC_96: u16 = 8;
-        pub const AES_128_GMAC: u16 = 9;
-        pub const AES_192_GMAC: u16 = 10;
-        pub const AES_256_GMAC: u16 = 11;
-        pub const HMAC_SHA2_256_128: u16 = 12;
-        pub const HMAC_SHA2_384_192: u16 = 13;
-        pub const HMAC_SHA2_512_256: u16 = 14;
-    }
+    pub use crate::registry::encr;
+    pub use crate::registry::integ_id as integ;
+    pub use crate::registry::prf_id as prf;
+
     /// Transform Type 4 (Key Exchange Method; "D-H group" before RFC 9370).
     pub mod ke {
         pub const MODP_768: u16 = 1;
