@@ -22,6 +22,9 @@ pub enum OpenError {
     Short,
     Integrity,
     Padding,
+    /// The outer message does not parse: unauthenticated, drop it.
+    Locate(palisade_wire::Error),
+    /// Authentic (the ICV verified) but the inner payloads do not parse.
     Parse(palisade_wire::Error),
 }
 
@@ -105,7 +108,7 @@ impl SkCrypt {
     /// Check and decrypt the SK payload of `bytes`; returns the inner payloads.
     pub fn open(&self, bytes: &[u8]) -> Result<Vec<Payload>, OpenError> {
         let loc = locate_encrypted(bytes)
-            .map_err(OpenError::Parse)?
+            .map_err(OpenError::Locate)?
             .ok_or(OpenError::NoSk)?;
         if loc.fragment.is_some() {
             return Err(OpenError::Fragmented);

@@ -205,6 +205,14 @@ impl Sim {
                 }
             }
             while let Some(ev) = self.eps[i].poll_event() {
+                if std::env::var_os("PALISADE_SIM_TRACE").is_some() {
+                    let line = format!("{ev:?}");
+                    println!(
+                        "{:>8.3}s side {i}: {}",
+                        (self.now - self.start).as_secs_f64(),
+                        &line[..line.len().min(160)]
+                    );
+                }
                 let m = &mut self.models[i];
                 match ev {
                     Event::IkeSaUp { ike_sa, .. } => {
@@ -270,8 +278,24 @@ impl Sim {
                 let n = self.flight.iter().take_while(|f| f.0 <= now).count();
                 self.flight.drain(..n).collect()
             };
+            let trace = std::env::var_os("PALISADE_SIM_TRACE").is_some();
             for (_, _, to, t) in ready {
                 self.delivered += 1;
+                if trace {
+                    let b = t.bytes.strip_prefix(&[0u8; 4][..]).unwrap_or(&t.bytes);
+                    if b.len() >= 28 {
+                        println!(
+                            "{:>8.3}s {} -> {}: exch {} flags {:02x} id {} len {}",
+                            (now - self.start).as_secs_f64(),
+                            1 - to,
+                            to,
+                            b[18],
+                            b[19],
+                            u32::from_be_bytes([b[20], b[21], b[22], b[23]]),
+                            b.len()
+                        );
+                    }
+                }
                 self.eps[to].handle_datagram(now, t.remote, t.local, &t.bytes);
             }
             for e in &mut self.eps {
