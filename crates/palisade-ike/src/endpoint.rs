@@ -1967,6 +1967,11 @@ impl Endpoint {
         };
         let parsed = match keys.inb.open(bytes) {
             Ok(i) => Ok(i),
+            Err(protect::OpenError::Locate(e)) => {
+                debug!("request dropped, outer payloads: {e}");
+                self.stats.malformed += 1;
+                return Fate::Keep;
+            }
             Err(protect::OpenError::Parse(e)) => {
                 debug!("request with bad inner payloads: {e}");
                 self.stats.malformed += 1;
