@@ -40,7 +40,7 @@ for ns in swA swB swR; do
     fi
 done
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-ike}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build -q -p palisade-ike --example ike_interop || { echo "FAIL: build"; exit 1; }
 BIN="$CARGO_TARGET_DIR/debug/examples/ike_interop"
 LOG=$(mktemp -d /tmp/ike-strongswan.XXXXXX)
