@@ -10,7 +10,7 @@ use palisade_sa::encap::{classify, Inbound};
 use palisade_sa::lifetime::Timestamp;
 use palisade_sa::sa::{Encap, Opened, SecurityAssociation};
 use palisade_sa::sad::{SaHandle, Sad, SecurityProtocol};
-use palisade_sa::selector::{Direction, Selector, SelectorKey};
+use palisade_sa::selector::{Direction, Selector};
 use palisade_sa::spd::{Action, Bundle, Spd};
 use palisade_wire::ip::{IpPacket, IpProtocol};
 use palisade_wire::{ipv4, ipv6};
@@ -24,8 +24,6 @@ pub struct InstalledSa {
     /// Inbound SAs: what the decapsulated packet must match (RFC 4301 5.2
     /// step 4, "the packet must match the SA's selectors"). Empty = anything.
     pub selectors: Vec<Selector>,
-    /// Drops the SA itself does not see (inbound policy mismatch, seal errors).
-    pub extra_drops: DropCounters,
 }
 
 impl InstalledSa {
@@ -34,7 +32,6 @@ impl InstalledSa {
             name: name.into(),
             sa,
             selectors,
-            extra_drops: DropCounters::default(),
         }
     }
 }
@@ -83,39 +80,10 @@ pub struct Plane {
     pub totals: SaCounters,
 }
 
-/// Read the selector fields of an IP packet (RFC 4301 4.4.1.1): addresses,
-/// next-layer protocol and ports, ICMP type/code in the port positions, and
-/// OPAQUE ports for non-initial fragments.
-pub fn selector_key(packet: &[u8]) -> Result<SelectorKey, palisade_wire::Error> {
-    let ip = IpPacket::new_checked(packet)?;
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let (proto, l4, fragment) = match &ip {
-        IpPacket::V4(p) => (p.protocol(), p.payload(), p.frag_offset() != 0),
-        IpPacket::V6(p) => {
-            let ul = p.upper_layer()?;
-            (
-                ul.protocol,
-                packet.get(ul.offset..).unwrap_or(&[]),
-                ul.non_first_fragment,
-            )
-        }
-    };
-    let two = |at: usize| l4.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let key = match proto {
-        _ if fragment => SelectorKey::without_ports(src, dst, proto.0),
-        IpProtocol::ICMP | IpProtocol::ICMPV6 => match (l4.first(), l4.get(1)) {
-            (Some(&t), Some(&c)) => SelectorKey::icmp(src, dst, proto.0, t, c),
-            _ => SelectorKey::without_ports(src, dst, proto.0),
-        },
-        // TCP, UDP, SCTP, UDP-Lite, DCCP: ports in the first four bytes.
-        IpProtocol(6 | 17 | 33 | 132 | 136) => match (two(0), two(2)) {
-            (Some(s), Some(d)) => SelectorKey::new(src, dst, proto.0, s, d),
-            _ => SelectorKey::without_ports(src, dst, proto.0),
-        },
-        _ => SelectorKey::without_ports(src, dst, proto.0),
-    };
-    Ok(key)
-}
+/// The selector fields of an IP packet (RFC 4301 4.4.1.1); the SA layer's
+/// parser, so the outbound SPD lookup and the inbound SA check read packets
+/// the same way.
+pub use palisade_sa::encap::selector_key;
 
 /// Where an outer packet goes: its destination address and protocol.
 fn outer_dst(packet: &[u8]) -> Option<(IpAddr, u8)> {
@@ -165,10 +133,8 @@ impl Plane {
             };
             match entry.sa.seal(now, buf) {
                 Ok(sealed) => last = Some((entry.sa.encap(), sealed.l4_offset)),
-                Err(e) => {
-                    entry.extra_drops.record(e.reason());
-                    return OutVerdict::Drop(e.reason());
-                }
+                // The SA counted the drop itself.
+                Err(e) => return OutVerdict::Drop(e.reason()),
             }
         }
         let Some((encap, l4_offset)) = last else {
@@ -231,18 +197,12 @@ impl Plane {
                     {
                         continue;
                     }
-                    let Ok(key) = selector_key(buf.data()) else {
-                        entry.extra_drops.record(DropReason::Malformed);
-                        return InVerdict::Drop(DropReason::Malformed);
-                    };
-                    if !entry.selectors.is_empty()
-                        && !entry
-                            .selectors
-                            .iter()
-                            .any(|s| s.matches(&key, Direction::Inbound))
-                    {
-                        entry.extra_drops.record(DropReason::PolicyMismatch);
-                        return InVerdict::Drop(DropReason::PolicyMismatch);
+                    // RFC 4301 5.2 step 4; the SA counts a mismatch itself.
+                    if !entry.selectors.is_empty() {
+                        if let Err(e) = entry.sa.check_inbound_policy(buf.data(), &entry.selectors)
+                        {
+                            return InVerdict::Drop(e.reason());
+                        }
                     }
                     return InVerdict::Deliver;
                 }

@@ -249,9 +249,8 @@ impl Dataplane for Userspace {
                             palisade_sa::sa::Protocol::Ah => "ah",
                         };
                         let c = e.sa.counters();
-                        let mut drops = c.drops;
-                        drops.merge(&e.extra_drops);
-                        let drops = drops
+                        let drops = c
+                            .drops
                             .iter()
                             .map(|(r, n)| (r.name().to_string(), n))
                             .collect();
