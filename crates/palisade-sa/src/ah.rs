@@ -106,19 +106,8 @@ fn write_ah(h: &mut [u8], next: IpProtocol, spi: u32, seq: u64) -> Result<(), Se
     Ok(())
 }
 
-/// AH seal (see [`SecurityAssociation::seal`]). Errors are counted.
+/// AH seal (see [`SecurityAssociation::seal`], which counts errors).
 pub(crate) fn seal(
-    sa: &mut SecurityAssociation,
-    now: Timestamp,
-    buf: &mut PacketBuf<'_>,
-) -> Result<Sealed, SealError> {
-    seal_impl(sa, now, buf).map_err(|e| {
-        sa.counters.drop_packet(e.reason());
-        e
-    })
-}
-
-fn seal_impl(
     sa: &mut SecurityAssociation,
     now: Timestamp,
     buf: &mut PacketBuf<'_>,
@@ -208,19 +197,8 @@ fn seal_impl(
     })
 }
 
-/// AH open (see [`SecurityAssociation::open`]). Errors are counted.
+/// AH open (see [`SecurityAssociation::open`], which counts errors).
 pub(crate) fn open(
-    sa: &mut SecurityAssociation,
-    now: Timestamp,
-    buf: &mut PacketBuf<'_>,
-) -> Result<Opened, OpenError> {
-    open_impl(sa, now, buf).map_err(|e| {
-        sa.counters.drop_packet(e.reason());
-        e
-    })
-}
-
-fn open_impl(
     sa: &mut SecurityAssociation,
     now: Timestamp,
     buf: &mut PacketBuf<'_>,

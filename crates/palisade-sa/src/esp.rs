@@ -391,32 +391,6 @@ fn fill_iv(kind: IvKind, iv: &mut [u8], seq: u64, forced: Option<&[u8]>) -> Resu
     }
 }
 
-/// ESP seal (see [`SecurityAssociation::seal`]).
-pub(crate) fn seal(
-    sa: &mut SecurityAssociation,
-    now: Timestamp,
-    buf: &mut PacketBuf<'_>,
-    iv: Option<&[u8]>,
-) -> Result<Sealed, SealError> {
-    seal_impl(sa, now, buf, iv, None).map_err(|e| {
-        sa.counters.drop_packet(e.reason());
-        e
-    })
-}
-
-/// ESP dummy packet (see [`SecurityAssociation::seal_dummy`]).
-pub(crate) fn seal_dummy(
-    sa: &mut SecurityAssociation,
-    now: Timestamp,
-    buf: &mut PacketBuf<'_>,
-    len: usize,
-) -> Result<Sealed, SealError> {
-    seal_impl(sa, now, buf, None, Some(len)).map_err(|e| {
-        sa.counters.drop_packet(e.reason());
-        e
-    })
-}
-
 fn udp_len(encap: Encap) -> usize {
     match encap {
         Encap::None => 0,
@@ -452,7 +426,9 @@ fn write_esp_header(h: &mut [u8], spi: u32, seq: u64) {
     }
 }
 
-fn seal_impl(
+/// ESP seal (see [`SecurityAssociation::seal`], which counts errors); a
+/// dummy packet (next header 59) of `dummy` bytes when it is `Some`.
+pub(crate) fn seal(
     sa: &mut SecurityAssociation,
     now: Timestamp,
     buf: &mut PacketBuf<'_>,
@@ -601,19 +577,8 @@ fn room(buf: &PacketBuf<'_>, head: usize, tail: usize) -> Result<(), SealError> 
     Ok(())
 }
 
-/// ESP open (see [`SecurityAssociation::open`]). Every error is counted.
+/// ESP open (see [`SecurityAssociation::open`], which counts errors).
 pub(crate) fn open(
-    sa: &mut SecurityAssociation,
-    now: Timestamp,
-    buf: &mut PacketBuf<'_>,
-) -> Result<Opened, OpenError> {
-    open_impl(sa, now, buf).map_err(|e| {
-        sa.counters.drop_packet(e.reason());
-        e
-    })
-}
-
-fn open_impl(
     sa: &mut SecurityAssociation,
     now: Timestamp,
     buf: &mut PacketBuf<'_>,

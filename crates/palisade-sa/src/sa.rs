@@ -422,6 +422,13 @@ impl SecurityAssociation {
         (head, tail)
     }
 
+    /// Counts and returns an outbound error.
+    #[inline]
+    pub(crate) fn drop_out(&mut self, e: SealError) -> SealError {
+        self.counters.drop_packet(e.reason());
+        e
+    }
+
     /// Counts and returns an inbound error.
     #[inline]
     pub(crate) fn drop_in(&mut self, e: OpenError) -> OpenError {
@@ -480,10 +487,11 @@ impl SecurityAssociation {
     /// Protects one packet in place. `buf` holds an IP packet (v4 or v6); on
     /// success it holds the outer packet. Allocation-free.
     pub fn seal(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> Result<Sealed, SealError> {
-        match self.protocol {
-            Protocol::Esp => crate::esp::seal(self, now, buf, None),
+        let result = match self.protocol {
+            Protocol::Esp => crate::esp::seal(self, now, buf, None, None),
             Protocol::Ah => crate::ah::seal(self, now, buf),
-        }
+        };
+        result.map_err(|e| self.drop_out(e))
     }
 
     /// Sends an ESP dummy packet (next header 59, RFC 4303 2.6) of `len`
@@ -499,7 +507,7 @@ impl SecurityAssociation {
         if self.protocol != Protocol::Esp {
             return Err(SealError::WrongUse("AH (dummy packets are ESP only)"));
         }
-        crate::esp::seal_dummy(self, now, buf, len)
+        crate::esp::seal(self, now, buf, None, Some(len)).map_err(|e| self.drop_out(e))
     }
 
     /// Like [`Self::seal`] with a caller-chosen IV, for known-answer tests
@@ -515,7 +523,7 @@ impl SecurityAssociation {
         if self.protocol != Protocol::Esp {
             return Err(SealError::WrongUse("AH (no IV)"));
         }
-        crate::esp::seal(self, now, buf, Some(iv))
+        crate::esp::seal(self, now, buf, Some(iv), None).map_err(|e| self.drop_out(e))
     }
 
     /// The inbound policy check of RFC 4301 5.2 step 4, after [`Self::open`]
@@ -551,10 +559,11 @@ impl SecurityAssociation {
     /// IP packet (with the UDP header for ESP-in-UDP). Every drop is counted
     /// on this SA before the error is returned. Allocation-free.
     pub fn open(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> Result<Opened, OpenError> {
-        match self.protocol {
+        let result = match self.protocol {
             Protocol::Esp => crate::esp::open(self, now, buf),
             Protocol::Ah => crate::ah::open(self, now, buf),
-        }
+        };
+        result.map_err(|e| self.drop_in(e))
     }
 }
 
