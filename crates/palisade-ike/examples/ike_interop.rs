@@ -21,6 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use palisade_crypto::proposal;
 use palisade_ike::*;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -85,41 +86,13 @@ fn cidr(s: &str) -> Result<TrafficSelector, String> {
 }
 
 fn ike_proposal(s: &str) -> Result<IkeProposal, String> {
-    match s {
-        "aes256gcm16-prfsha256-x25519" => Ok(IkeProposal::aes256gcm16_prfsha256_x25519()),
-        "aes256-sha256-modp2048" => Ok(IkeProposal::aes256_sha256_modp2048()),
-        "aes128gcm16-prfsha256-ecp256" => Ok(IkeProposal {
-            encr: vec![(20, Some(128))],
-            prf: vec![5],
-            integ: vec![],
-            ke: vec![19],
-        }),
-        "chacha20poly1305-prfsha256-x25519" => Ok(IkeProposal {
-            encr: vec![(28, None)],
-            prf: vec![5],
-            integ: vec![],
-            ke: vec![31],
-        }),
-        other => Err(format!("IKE proposal `{other}` not known to this example")),
-    }
+    let p = proposal::parse_one(proposal::Protocol::Ike, s).map_err(|e| e.to_string())?;
+    Ok(IkeProposal::from_parsed(&p))
 }
 
 fn esp_proposal(s: &str) -> Result<EspProposal, String> {
-    match s {
-        "aes256gcm16" => Ok(EspProposal::aes256gcm16()),
-        "aes256gcm16-x25519" => Ok(EspProposal {
-            ke: vec![31],
-            ..EspProposal::aes256gcm16()
-        }),
-        "aes256-sha256" => Ok(EspProposal::aes256_sha256()),
-        "chacha20poly1305" => Ok(EspProposal {
-            encr: vec![(28, None)],
-            integ: vec![],
-            ke: vec![],
-            esn: vec![false, true],
-        }),
-        other => Err(format!("ESP proposal `{other}` not known to this example")),
-    }
+    let p = proposal::parse_one(proposal::Protocol::Esp, s).map_err(|e| e.to_string())?;
+    Ok(EspProposal::from_parsed(&p))
 }
 
 fn digest(k: &palisade_crypto::Secret) -> String {

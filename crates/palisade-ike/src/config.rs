@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use palisade_crypto::proposal::{Proposal, Transform};
 use palisade_crypto::{Policy, Secret};
 use palisade_wire::ikev2::consts::id;
 use palisade_wire::ikev2::{IdPayload, TrafficSelector};
@@ -140,6 +141,41 @@ impl IkeProposal {
     }
 }
 
+fn encr_of(p: &Proposal) -> Vec<(u16, Option<u16>)> {
+    p.encr.iter().map(|t| (t.id, t.key_bits)).collect()
+}
+
+fn ids_of(ts: &[Transform]) -> Vec<u16> {
+    ts.iter().map(|t| t.id).collect()
+}
+
+impl IkeProposal {
+    /// From a proposal parsed from strongSwan syntax
+    /// (`palisade_crypto::proposal::parse(Protocol::Ike, ..)`), which has
+    /// already filled in the PRF strongSwan would derive.
+    pub fn from_parsed(p: &Proposal) -> Self {
+        IkeProposal {
+            encr: encr_of(p),
+            prf: ids_of(&p.prf),
+            integ: ids_of(&p.integ),
+            ke: ids_of(&p.ke),
+        }
+    }
+}
+
+impl EspProposal {
+    /// From a proposal parsed from strongSwan syntax for ESP. Without an
+    /// `esn`/`noesn` keyword the parser proposes no ESN, as strongSwan does.
+    pub fn from_parsed(p: &Proposal) -> Self {
+        EspProposal {
+            encr: encr_of(p),
+            integ: ids_of(&p.integ),
+            ke: ids_of(&p.ke),
+            esn: p.esn.iter().map(|t| t.id == 1).collect(),
+        }
+    }
+}
+
 /// One ESP proposal. `ke` empty: no PFS on rekey (IKE_AUTH never carries KE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EspProposal {
@@ -256,5 +292,37 @@ impl std::fmt::Display for Identity {
                 k.iter().try_for_each(|b| write!(f, "{b:02x}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_crypto::proposal::{parse, Protocol};
+
+    #[test]
+    fn strongswan_syntax_becomes_iana_ids() {
+        let ike = parse(Protocol::Ike, "aes256gcm16-prfsha256-x25519").unwrap();
+        assert_eq!(
+            IkeProposal::from_parsed(&ike[0]),
+            IkeProposal::aes256gcm16_prfsha256_x25519()
+        );
+        let ike = parse(Protocol::Ike, "aes256-sha256-modp2048").unwrap();
+        assert_eq!(
+            IkeProposal::from_parsed(&ike[0]),
+            IkeProposal::aes256_sha256_modp2048()
+        );
+        let esp = parse(Protocol::Esp, "aes256-sha256").unwrap();
+        let e = EspProposal::from_parsed(&esp[0]);
+        assert_eq!(
+            (e.encr, e.integ, e.esn),
+            (vec![(12, Some(256))], vec![12], vec![false])
+        );
+        let esp = parse(Protocol::Esp, "chacha20poly1305-x25519-esn").unwrap();
+        let e = EspProposal::from_parsed(&esp[0]);
+        assert_eq!(
+            (e.encr, e.ke, e.esn),
+            (vec![(28, None)], vec![31], vec![true])
+        );
     }
 }
