@@ -125,6 +125,65 @@ impl ChildSaInfo {
     }
 }
 
+/// Where an IKE SA is in its life, as shown to the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IkeState {
+    /// IKE_SA_INIT or IKE_AUTH under way (either role).
+    Connecting,
+    Established,
+    /// Established, and a rekey of the IKE SA itself is in flight.
+    Rekeying,
+    /// A Delete is under way, or the SA was replaced by a rekey and waits
+    /// for its Delete.
+    Deleting,
+}
+
+impl std::fmt::Display for IkeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IkeState::Connecting => "connecting",
+            IkeState::Established => "established",
+            IkeState::Rekeying => "rekeying",
+            IkeState::Deleting => "deleting",
+        })
+    }
+}
+
+/// The transforms an IKE SA uses (IANA ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkeTransforms {
+    /// ENCR id and key length (bits) if the transform has one.
+    pub encr: (u16, Option<u16>),
+    pub prf: u16,
+    /// `None` with an AEAD.
+    pub integ: Option<u16>,
+    pub ke: u16,
+}
+
+/// A snapshot of one IKE SA for status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    pub id: IkeSaId,
+    pub connection: String,
+    pub state: IkeState,
+    /// We sent the IKE_SA_INIT that made it (or the rekey that replaced it).
+    pub initiator: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub spi_i: [u8; 8],
+    /// All zero until the responder has answered.
+    pub spi_r: [u8; 8],
+    /// Once authenticated.
+    pub remote_id: Option<Identity>,
+    /// A NAT was detected between us (IKE and ESP on port 4500).
+    pub nat: bool,
+    pub created: Instant,
+    pub established: Option<Instant>,
+    /// Once IKE_SA_INIT has completed.
+    pub transforms: Option<IkeTransforms>,
+    pub children: Vec<ChildSaInfo>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownReason {
     /// We deleted it (`delete_ike_sa`), and the peer confirmed or did not answer.
@@ -298,6 +357,8 @@ struct IkeSa {
     /// Unauthenticated error notifications seen in IKE_SA_INIT responses.
     init_errors: u32,
     init_error: Option<String>,
+    /// When IKE_AUTH completed (or the rekey that made this SA).
+    established: Option<Instant>,
 }
 
 /// How long a rekeyed IKE SA waits for its Delete before it is dropped.
@@ -344,6 +405,9 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: Stats,
     cookie_secret: [u8; 32],
+    /// Per entry of `config.connections`: false once removed. Entries are
+    /// never renumbered (IKE SAs point at them by index).
+    live: Vec<bool>,
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -439,6 +503,7 @@ impl Endpoint {
         let mut rng: Box<dyn Rng> = Box::new(rng);
         let mut cookie_secret = [0u8; 32];
         rng.fill(&mut cookie_secret);
+        let config_len = config.connections.len();
         Endpoint {
             config,
             rng,
@@ -448,11 +513,134 @@ impl Endpoint {
             events: VecDeque::new(),
             stats: Stats::default(),
             cookie_secret,
+            live: vec![true; config_len],
         }
     }
 
+    /// The configuration, with removed connections still in
+    /// `connections` (see [`Endpoint::connection_names`] for the live ones).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Names of the connections in use (added and not removed), in the
+    /// order they were added.
+    pub fn connection_names(&self) -> Vec<String> {
+        self.config
+            .connections
+            .iter()
+            .zip(&self.live)
+            .filter(|(_, &l)| l)
+            .map(|(c, _)| c.name.clone())
+            .collect()
+    }
+
+    fn live_conn(&self, name: &str) -> Option<usize> {
+        self.config
+            .connections
+            .iter()
+            .zip(&self.live)
+            .position(|(c, &l)| l && c.name == name)
+    }
+
+    fn is_live(&self, ci: usize) -> bool {
+        self.live.get(ci).copied().unwrap_or(false)
+    }
+
+    /// Add a connection: from now on it can be initiated and accepts peers
+    /// as responder. Its name must not be taken by a live connection.
+    pub fn add_connection(&mut self, c: Connection) -> Result<(), Error> {
+        if c.name.is_empty() {
+            return Err(Error::BadConfig {
+                name: c.name,
+                why: "the connection name is empty".into(),
+            });
+        }
+        if self.live_conn(&c.name).is_some() {
+            return Err(Error::ConnectionExists(c.name));
+        }
+        self.config.connections.push(c);
+        self.live.push(true);
+        Ok(())
+    }
+
+    /// Retire connection `name`: it is no longer initiated nor matched as
+    /// responder, and each of its IKE SAs is deleted (INFORMATIONAL with
+    /// Delete; the usual `ChildSaDeleted`/`IkeSaDown` events follow). A
+    /// half-open SA the peer is setting up with us is left to pick another
+    /// connection in IKE_AUTH, or to fail there.
+    pub fn remove_connection(&mut self, now: Instant, name: &str) -> Result<(), Error> {
+        let ci = self
+            .live_conn(name)
+            .ok_or_else(|| Error::UnknownConnection(name.to_string()))?;
+        // ok: live_conn found ci, and live has one entry per connection
+        self.live[ci] = false;
+        let mut ids: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.conn == ci && s.st != St::RespAwaitAuth)
+            .map(|(&k, _)| k)
+            .collect();
+        ids.sort();
+        info!(connection = name, ike_sas = ids.len(), "connection removed");
+        for id in ids {
+            self.delete_ike_sa(now, IkeSaId(id))?;
+        }
+        Ok(())
+    }
+
+    fn state_of(sa: &IkeSa) -> IkeState {
+        match sa.st {
+            St::InitSent | St::AuthSent | St::RespAwaitAuth => IkeState::Connecting,
+            St::Deleting => IkeState::Deleting,
+            St::Established
+                if sa.queue.contains(&Intent::DeleteIke)
+                    || sa
+                        .pending
+                        .as_ref()
+                        .is_some_and(|p| matches!(p.req, Req::DeleteIke)) =>
+            {
+                IkeState::Deleting
+            }
+            St::Established if sa.ike_rekey_started => IkeState::Rekeying,
+            St::Established => IkeState::Established,
+        }
+    }
+
+    fn info_of(&self, sa: &IkeSa) -> IkeSaInfo {
+        IkeSaInfo {
+            id: IkeSaId(sa.our_spi()),
+            connection: self.conn(sa).name.clone(),
+            state: Self::state_of(sa),
+            initiator: sa.initiator,
+            local: sa.local,
+            remote: sa.remote,
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            remote_id: sa.peer_id.clone(),
+            nat: sa.nat,
+            created: sa.created,
+            established: sa.established,
+            transforms: sa.keys.as_ref().map(|k| IkeTransforms {
+                encr: k.chosen.encr,
+                prf: k.chosen.prf.unwrap_or(0),
+                integ: k.chosen.integ.filter(|_| !k.chosen.is_aead()),
+                ke: k.chosen.ke.unwrap_or(sa.group),
+            }),
+            children: sa.children.iter().map(|c| c.info.clone()).collect(),
+        }
+    }
+
+    /// A snapshot of one IKE SA, `None` if there is no such SA.
+    pub fn ike_sa_info(&self, id: IkeSaId) -> Option<IkeSaInfo> {
+        self.sas.get(&id.0).map(|sa| self.info_of(sa))
+    }
+
+    /// Snapshots of every IKE SA (half-open ones included), by id.
+    pub fn ike_sa_infos(&self) -> Vec<IkeSaInfo> {
+        let mut v: Vec<IkeSaInfo> = self.sas.values().map(|sa| self.info_of(sa)).collect();
+        v.sort_by_key(|i| i.id);
+        v
     }
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -529,22 +717,21 @@ impl Endpoint {
 
     /// Start an IKE SA (and its first CHILD_SA) for connection `name`.
     pub fn initiate(&mut self, now: Instant, name: &str) -> Result<IkeSaId, Error> {
-        self.initiate_attempt(now, name, 1)
+        let ci = self
+            .live_conn(name)
+            .ok_or_else(|| Error::UnknownConnection(name.to_string()))?;
+        self.initiate_attempt(now, ci, 1)
     }
 
     fn initiate_attempt(
         &mut self,
         now: Instant,
-        name: &str,
+        ci: usize,
         attempt: u32,
     ) -> Result<IkeSaId, Error> {
-        let ci = self
-            .config
-            .connections
-            .iter()
-            .position(|c| c.name == name)
-            .ok_or_else(|| Error::UnknownConnection(name.to_string()))?;
-        let conn = &self.config.connections[ci]; // ok: position() found it
+        let conn = &self.config.connections[ci]; // ok: callers pass a live index
+        let name = conn.name.clone();
+        let name = name.as_str();
         let remote = conn
             .remote_addr
             .ok_or_else(|| Error::NoRemoteAddress(name.to_string()))?;
@@ -597,6 +784,7 @@ impl Endpoint {
             attempt,
             init_errors: 0,
             init_error: None,
+            established: None,
         };
         self.send_init(now, &mut sa)?;
         info!(connection = name, ike_sa = %IkeSaId(spi), %remote, "initiating IKE SA");
@@ -749,8 +937,8 @@ impl Endpoint {
                 reason: reason.clone(),
             });
         }
-        if reason == (DownReason::DeadPeer { restart: true }) {
-            let _ = self.initiate(_now, &name);
+        if reason == (DownReason::DeadPeer { restart: true }) && self.is_live(sa.conn) {
+            let _ = self.initiate_attempt(_now, sa.conn, 1);
         }
         // Setting up failed on a timeout (lost or damaged IKE_SA_INIT, say):
         // start over while keying tries remain.
@@ -760,9 +948,10 @@ impl Endpoint {
             && reason == DownReason::Timeout
             && sa.attempt > 0
             && sa.attempt < tries
+            && self.is_live(sa.conn)
         {
             info!(connection = %name, "retrying, keying try {} of {tries}", sa.attempt + 1);
-            let _ = self.initiate_attempt(_now, &name, sa.attempt + 1);
+            let _ = self.initiate_attempt(_now, sa.conn, sa.attempt + 1);
         }
     }
 
@@ -920,9 +1109,13 @@ impl Endpoint {
             );
             return;
         };
-        let Some(ci) =
-            self.config.connections.iter().position(|c| {
-                addr_matches(c.remote_addr, remote) && addr_matches(c.local_addr, local)
+        let Some(ci) = self
+            .config
+            .connections
+            .iter()
+            .zip(&self.live)
+            .position(|(c, &l)| {
+                l && addr_matches(c.remote_addr, remote) && addr_matches(c.local_addr, local)
             })
         else {
             info!(%remote, "IKE_SA_INIT from a peer no connection accepts");
@@ -1074,6 +1267,7 @@ impl Endpoint {
             attempt: 0,
             init_errors: 0,
             init_error: None,
+            established: None,
         };
         self.init_index.insert((remote, hdr.spi_i), spi);
         self.sas.insert(spi, sa);
@@ -1289,7 +1483,9 @@ impl Endpoint {
         let cands: Vec<usize> = (0..self.config.connections.len())
             .filter(|&i| {
                 let c = &self.config.connections[i]; // ok: i < len
-                addr_matches(c.remote_addr, sa.remote) && addr_matches(c.local_addr, sa.local)
+                self.is_live(i)
+                    && addr_matches(c.remote_addr, sa.remote)
+                    && addr_matches(c.local_addr, sa.local)
             })
             .collect();
         cands
@@ -1367,6 +1563,7 @@ impl Endpoint {
         };
         sa.peer_id = Some(peer.clone());
         sa.st = St::Established;
+        sa.established = Some(now);
         sa.last_rx = now;
         if notify(inner, notify::INITIAL_CONTACT).is_some() {
             self.initial_contact(now, sa.conn, &peer);
@@ -1674,6 +1871,7 @@ impl Endpoint {
             )));
         }
         sa.st = St::Established;
+        sa.established = Some(now);
         sa.peer_id = peer.clone();
         let id = IkeSaId(sa.our_spi());
         info!(connection = %conn.name, ike_sa = %id, remote = %sa.remote, "IKE SA established (initiator)");
@@ -2429,6 +2627,7 @@ impl Endpoint {
             attempt: 0,
             init_errors: 0,
             init_error: None,
+            established: Some(now),
         };
         let (old_id, new_id) = (old.our_spi(), new.our_spi());
         let mut new = new;
@@ -2715,13 +2914,12 @@ impl Endpoint {
                     }
                     let dpd = matches!(p.req, Req::Dpd);
                     let was_delete = matches!(p.req, Req::DeleteIke);
-                    let conn = self.conn(sa);
+                    let restart =
+                        self.conn(sa).dpd_action == DpdAction::Restart && self.is_live(sa.conn);
                     return Fate::Kill(if was_delete {
                         DownReason::DeletedLocally
                     } else if dpd {
-                        DownReason::DeadPeer {
-                            restart: conn.dpd_action == DpdAction::Restart,
-                        }
+                        DownReason::DeadPeer { restart }
                     } else {
                         DownReason::Timeout
                     });

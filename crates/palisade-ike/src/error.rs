@@ -5,6 +5,8 @@
 pub enum Error {
     #[error("no connection named `{0}` in the configuration")]
     UnknownConnection(String),
+    #[error("a connection named `{0}` exists already; remove it first or pick another name")]
+    ConnectionExists(String),
     #[error("connection `{0}` has no remote address to initiate to")]
     NoRemoteAddress(String),
     #[error("connection `{name}`: {why}")]

@@ -50,7 +50,10 @@ pub use config::{
     ChildConfig, Config, Connection, DpdAction, EspProposal, Identity, IkeProposal, Mode,
     Retransmit,
 };
-pub use endpoint::{ChildSaInfo, DownReason, Endpoint, Event, IkeSaId, Stats, Transmit};
+pub use endpoint::{
+    ChildSaInfo, DownReason, Endpoint, Event, IkeSaId, IkeSaInfo, IkeState, IkeTransforms, Stats,
+    Transmit,
+};
 pub use error::Error;
 pub use negotiate::{narrow, ts_display};
 pub use rng::{Rng, SeededRng, SystemRng};

@@ -149,6 +149,8 @@ impl SkCrypt {
 
 /// The keys of one IKE SA, oriented: `out` protects what we send.
 pub struct IkeKeys {
+    /// The transforms these keys were made for.
+    pub chosen: Chosen,
     pub prf: &'static dyn Prf,
     pub sk_d: Secret,
     pub sk_pi: Secret,
@@ -191,6 +193,7 @@ impl IkeKeys {
         let cr = SkCrypt::new(&chosen, &k.sk_er, &k.sk_ar, policy)?;
         let (out, inb) = if we_initiated { (ci, cr) } else { (cr, ci) };
         Ok(IkeKeys {
+            chosen,
             prf,
             sk_d: k.sk_d,
             sk_pi: k.sk_pi,

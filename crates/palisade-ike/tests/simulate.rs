@@ -607,3 +607,146 @@ fn handshakes_per_second() {
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
 }
+
+#[test]
+fn connections_added_removed_and_shown() {
+    let mut cb = config(B);
+    cb.connections.clear();
+    let mut s = Sim::new(50, Faults::default(), config(A), cb);
+    assert!(s.eps[B].connection_names().is_empty());
+    // B knows no connection yet: A's attempt fails.
+    let id = s.eps[A].initiate(s.now, "ab").unwrap();
+    let info = s.eps[A].ike_sa_info(id).unwrap();
+    assert_eq!(
+        (
+            info.state,
+            info.initiator,
+            info.transforms,
+            info.established
+        ),
+        (IkeState::Connecting, true, None, None)
+    );
+    assert_eq!(info.state.to_string(), "connecting");
+    s.run_for(30 * SECOND);
+    assert!(!s.established());
+    assert_eq!(s.eps[A].ike_sa_count(), 0);
+
+    s.eps[B].add_connection(conn(B)).unwrap();
+    assert_eq!(
+        s.eps[B].add_connection(conn(B)),
+        Err(Error::ConnectionExists("ba".into()))
+    );
+    assert!(matches!(
+        s.eps[B].add_connection(Connection::psk("", Identity::Fqdn("x".into()), None, b"k")),
+        Err(Error::BadConfig { .. })
+    ));
+    assert_eq!(s.eps[B].connection_names(), vec!["ba".to_string()]);
+    assert!(handshake(&mut s));
+    s.check_agreement();
+    let (ia, ib) = (s.eps[A].ike_sa_infos(), s.eps[B].ike_sa_infos());
+    assert_eq!((ia.len(), ib.len()), (1, 1));
+    let (ia, ib) = (&ia[0], &ib[0]);
+    assert_eq!(
+        (ia.state, ib.state),
+        (IkeState::Established, IkeState::Established)
+    );
+    assert_eq!((ia.initiator, ib.initiator), (true, false));
+    assert_eq!((ia.spi_i, ia.spi_r), (ib.spi_i, ib.spi_r));
+    assert_eq!(
+        (ia.connection.as_str(), ib.connection.as_str()),
+        ("ab", "ba")
+    );
+    assert_eq!((ia.local, ia.remote), (ib.remote, ib.local));
+    assert_eq!(ia.remote_id, Some(Identity::Fqdn("b.sim.test".into())));
+    assert_eq!(ib.remote_id, Some(Identity::Fqdn("a.sim.test".into())));
+    assert!(!ia.nat && !ib.nat);
+    assert!(ia.established.is_some_and(|t| t >= ia.created));
+    let want = IkeTransforms {
+        encr: (20, Some(256)),
+        prf: 5,
+        integ: None,
+        ke: 31,
+    };
+    assert_eq!((ia.transforms, ib.transforms), (Some(want), Some(want)));
+    assert_eq!(ia.children.len(), 1);
+    assert_eq!(ia.children[0].outbound_spi, ib.children[0].inbound_spi);
+    assert_eq!(s.eps[A].ike_sa_info(IkeSaId(1)), None);
+
+    // The state follows rekeys and deletes.
+    s.eps[A].rekey_ike_sa(s.now, ia.id).unwrap();
+    assert_eq!(
+        s.eps[A].ike_sa_info(ia.id).unwrap().state,
+        IkeState::Rekeying
+    );
+    s.run_for(10 * SECOND);
+    let new_a = s.eps[A].ike_sa_infos();
+    assert_eq!(new_a.len(), 1);
+    assert_eq!(new_a[0].state, IkeState::Established);
+    assert_ne!(new_a[0].id, ia.id);
+    assert_eq!(new_a[0].children.len(), 1);
+
+    // Removing B's connection deletes its IKE SA; A hears about it.
+    assert_eq!(
+        s.eps[B].remove_connection(s.now, "nope"),
+        Err(Error::UnknownConnection("nope".into()))
+    );
+    s.eps[B].remove_connection(s.now, "ba").unwrap();
+    assert_eq!(s.eps[B].ike_sa_infos()[0].state, IkeState::Deleting);
+    assert!(s.eps[B].connection_names().is_empty());
+    s.run_for(10 * SECOND);
+    assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+    assert_eq!(s.models[A].downs.last(), Some(&DownReason::DeletedByPeer));
+    assert_eq!(s.models[B].downs, vec![DownReason::DeletedLocally]);
+    assert!(s.models.iter().all(|m| m.children.is_empty()));
+    // ... and B no longer answers as responder for it.
+    s.eps[A].initiate(s.now, "ab").unwrap();
+    s.run_for(30 * SECOND);
+    assert!(s.models[B].ike_up.is_empty());
+    assert!(
+        matches!(s.models[A].downs.last(), Some(DownReason::Failed(w)) if w.contains("NO_PROPOSAL_CHOSEN"))
+    );
+
+    // Same name again, now on A's side too: removed connections are gone
+    // for initiate, and a fresh one under the old name works.
+    s.eps[A].remove_connection(s.now, "ab").unwrap();
+    assert_eq!(
+        s.eps[A].initiate(s.now, "ab"),
+        Err(Error::UnknownConnection("ab".into()))
+    );
+    s.eps[A].add_connection(conn(A)).unwrap();
+    s.eps[B].add_connection(conn(B)).unwrap();
+    assert_eq!(s.eps[A].config().connections.len(), 2);
+    assert!(handshake(&mut s));
+    s.check_agreement();
+    assert_eq!(s.eps[A].ike_sa_infos()[0].connection, "ab");
+}
+
+#[test]
+fn removing_a_connection_stops_its_setup_and_restarts() {
+    // An IKE SA still being set up is dropped at once; a DPD restart does
+    // not bring a removed connection back.
+    let mut ca = config(A);
+    ca.connections[0].dpd_delay = Some(10 * SECOND);
+    ca.connections[0].dpd_action = DpdAction::Restart;
+    let mut s = Sim::new(51, Faults::default(), ca, config(B));
+    s.eps[A].initiate(s.now, "ab").unwrap();
+    s.eps[A].remove_connection(s.now, "ab").unwrap();
+    assert_eq!(s.eps[A].ike_sa_count(), 0);
+    s.run_for(60 * SECOND);
+    assert_eq!(s.eps[A].ike_sa_count(), 0);
+    s.eps[A]
+        .add_connection({
+            let mut c = conn(A);
+            c.dpd_delay = Some(10 * SECOND);
+            c.dpd_action = DpdAction::Restart;
+            c
+        })
+        .unwrap();
+    assert!(handshake(&mut s));
+    s.dead[B] = true;
+    // While the DPD is failing, the connection goes away.
+    s.run_for(12 * SECOND);
+    s.eps[A].remove_connection(s.now, "ab").unwrap();
+    assert!(s.run_until(600 * SECOND, |s| s.models[A].ike_up.is_empty()));
+    assert_eq!(s.eps[A].ike_sa_count(), 0, "restarted a removed connection");
+}
