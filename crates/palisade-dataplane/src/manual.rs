@@ -243,7 +243,18 @@ pub fn install(
     spec: &ManualSpec,
     priority: u32,
 ) -> Result<Installed, InstallError> {
-    let selectors = spec.selectors()?;
+    install_with_selectors(plane, spec, spec.selectors()?, priority)
+}
+
+/// [`install`] with explicit selectors instead of the prefixes of
+/// `spec.local_ts`/`remote_ts` (IKE traffic selectors are ranges with
+/// protocols and ports).
+pub fn install_with_selectors(
+    plane: &mut Plane,
+    spec: &ManualSpec,
+    selectors: Vec<Selector>,
+    priority: u32,
+) -> Result<Installed, InstallError> {
     let mut done = Installed::default();
     let add_in = |plane: &mut Plane, protocol: Protocol, spi: u32, done: &mut Installed| {
         let sa = spec.build(protocol, spi, true)?;
@@ -368,8 +379,15 @@ pub fn route(net: &mut NetConfig, dev: &str, spec: &ManualSpec) -> Result<(), In
 /// Open the raw and UDP sockets that every spec needs (one per local address,
 /// protocol and port), marked to bypass the TUN.
 pub fn sockets(specs: &[ManualSpec]) -> Result<(Vec<RawEndpoint>, Vec<UdpEndpoint>), InstallError> {
-    let mut raw: Vec<RawEndpoint> = Vec::new();
-    let mut udp: Vec<UdpEndpoint> = Vec::new();
+    let (raw, udp) = socket_needs(specs);
+    open_sockets(&raw, &udp)
+}
+
+/// The (local address, IP protocol) raw sockets and the UDP sockets `specs`
+/// need, for [`open_sockets`].
+pub fn socket_needs(specs: &[ManualSpec]) -> (Vec<(IpAddr, u8)>, Vec<SocketAddr>) {
+    let mut raw = Vec::new();
+    let mut udp = Vec::new();
     for spec in specs {
         let protos: &[u8] = match spec.wire {
             Wire::Esp => &[IPPROTO_ESP],
@@ -377,52 +395,115 @@ pub fn sockets(specs: &[ManualSpec]) -> Result<(Vec<RawEndpoint>, Vec<UdpEndpoin
             Wire::Ah => &[IPPROTO_AH],
             Wire::AhEsp => &[IPPROTO_AH, IPPROTO_ESP],
         };
-        for &proto in protos {
-            if raw
-                .iter()
-                .any(|r| r.local == spec.local && r.sock.protocol() == proto)
-            {
-                continue;
-            }
-            let what = || format!("IP protocol {proto} on {}", spec.local);
-            let sock = RawSocket::open(spec.local.is_ipv6(), proto, Some(BYPASS_MARK)).map_err(
-                |source| InstallError::Socket {
-                    what: what(),
-                    source,
-                },
-            )?;
-            sock.bind(spec.local)
-                .map_err(|source| InstallError::Socket {
-                    what: what(),
-                    source,
-                })?;
-            grow_receive_buffer(std::os::fd::AsRawFd::as_raw_fd(&sock));
-            raw.push(RawEndpoint {
-                local: spec.local,
-                sock,
-            });
-        }
+        raw.extend(protos.iter().map(|&p| (spec.local, p)));
         if let Wire::EspUdp { local_port, .. } = spec.wire {
-            let local = SocketAddr::new(spec.local, local_port);
-            if udp.iter().any(|u| u.local == local) {
-                continue;
-            }
-            let what = || format!("ESP-in-UDP on {local}");
-            let sock = UdpSocket::bind(local).map_err(|source| InstallError::Socket {
+            udp.push(SocketAddr::new(spec.local, local_port));
+        }
+    }
+    (raw, udp)
+}
+
+/// Open a raw socket per (local address, IP protocol) and a UDP socket per
+/// local address and port, each once however often it is named, marked to
+/// bypass the TUN. An unspecified address (0.0.0.0, ::) receives on every
+/// local address of its family.
+pub fn open_sockets(
+    raw_needs: &[(IpAddr, u8)],
+    udp_needs: &[SocketAddr],
+) -> Result<(Vec<RawEndpoint>, Vec<UdpEndpoint>), InstallError> {
+    let mut raw: Vec<RawEndpoint> = Vec::new();
+    let mut udp: Vec<UdpEndpoint> = Vec::new();
+    for &(local, proto) in raw_needs {
+        if raw
+            .iter()
+            .any(|r| r.local == local && r.sock.protocol() == proto)
+        {
+            continue;
+        }
+        let what = || format!("IP protocol {proto} on {local}");
+        let sock =
+            RawSocket::open(local.is_ipv6(), proto, Some(BYPASS_MARK)).map_err(|source| {
+                InstallError::Socket {
+                    what: what(),
+                    source,
+                }
+            })?;
+        if !local.is_unspecified() {
+            sock.bind(local).map_err(|source| InstallError::Socket {
                 what: what(),
                 source,
             })?;
-            crate::sock::set_mark(std::os::fd::AsRawFd::as_raw_fd(&sock), BYPASS_MARK).map_err(
-                |source| InstallError::Socket {
-                    what: what(),
-                    source,
-                },
-            )?;
-            grow_receive_buffer(std::os::fd::AsRawFd::as_raw_fd(&sock));
-            udp.push(UdpEndpoint { local, sock });
         }
+        grow_receive_buffer(std::os::fd::AsRawFd::as_raw_fd(&sock));
+        raw.push(RawEndpoint { local, sock });
+    }
+    for &local in udp_needs {
+        if udp.iter().any(|u| u.local == local) {
+            continue;
+        }
+        let what = || format!("ESP-in-UDP on {local}");
+        let sock = bind_udp(local).map_err(|source| InstallError::Socket {
+            what: what(),
+            source,
+        })?;
+        crate::sock::set_mark(std::os::fd::AsRawFd::as_raw_fd(&sock), BYPASS_MARK).map_err(
+            |source| InstallError::Socket {
+                what: what(),
+                source,
+            },
+        )?;
+        grow_receive_buffer(std::os::fd::AsRawFd::as_raw_fd(&sock));
+        udp.push(UdpEndpoint { local, sock });
     }
     Ok((raw, udp))
+}
+
+/// A UDP socket on `local`; an IPv6 wildcard is IPv6-only so that an IPv4
+/// wildcard socket on the same port can exist beside it.
+pub fn bind_udp(local: SocketAddr) -> std::io::Result<UdpSocket> {
+    if !(local.is_ipv6() && local.ip().is_unspecified()) {
+        return UdpSocket::bind(local);
+    }
+    // SAFETY: socket(2) with constant arguments; checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is fresh and owned by nothing else.
+    let sock = unsafe { <UdpSocket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: setting an int option on a socket we own.
+    if unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    let addr = libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: local.port().to_be(),
+        sin6_flowinfo: 0,
+        sin6_addr: libc::in6_addr { s6_addr: [0; 16] },
+        sin6_scope_id: 0,
+    };
+    // SAFETY: binding our socket to a live sockaddr_in6 of the given size.
+    if unsafe {
+        libc::bind(
+            fd,
+            &addr as *const libc::sockaddr_in6 as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(sock)
 }
 
 /// A burst of tunnel traffic (a TCP window's worth of segments) must not

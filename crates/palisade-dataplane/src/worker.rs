@@ -104,8 +104,14 @@ impl Handle {
 #[error("the data-plane worker has stopped")]
 pub struct WorkerGone;
 
+/// Where IKE messages that arrive on an ESP-in-UDP socket (RFC 3948: port
+/// 4500, after the non-ESP marker) are handed: `(local, remote, datagram)`,
+/// the datagram as received, marker included.
+pub type IkeSink = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) + Send>;
+
 pub struct Worker {
     pub plane: Plane,
+    ike_sink: Option<IkeSink>,
     tun: Tun,
     raw: Vec<RawEndpoint>,
     udp: Vec<UdpEndpoint>,
@@ -146,6 +152,7 @@ impl Worker {
         Ok((
             Worker {
                 plane,
+                ike_sink: None,
                 tun,
                 raw,
                 udp,
@@ -156,6 +163,12 @@ impl Worker {
             },
             handle,
         ))
+    }
+
+    /// Hand IKE messages received on the UDP sockets to `sink` instead of
+    /// counting and dropping them.
+    pub fn set_ike_sink(&mut self, sink: IkeSink) {
+        self.ike_sink = Some(sink);
     }
 
     fn now(&self) -> Timestamp {
@@ -449,6 +462,19 @@ impl Worker {
                         continue;
                     }
                     let verdict = self.plane.inbound(now, &mut buf);
+                    if let (InVerdict::Ike, Some(sink)) = (&verdict, self.ike_sink.as_mut()) {
+                        // The outer header rebuilt above is 28 (IPv4 + UDP)
+                        // or 48 (IPv6 + UDP) bytes.
+                        let hdr = if buf.data().first().is_some_and(|b| b >> 4 == 6) {
+                            48
+                        } else {
+                            28
+                        };
+                        if let Some(dgram) = buf.data().get(hdr..) {
+                            sink(local, src, dgram);
+                        }
+                        continue;
+                    }
                     self.deliver(gro, verdict, buf.data());
                 }
             }

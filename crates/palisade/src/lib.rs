@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod ike;
 pub mod userspace;

@@ -76,6 +76,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Set up an IKE connection (IKE SA and first CHILD_SA) and wait until it
+    /// is up, like `swanctl --initiate`.
+    Up {
+        /// The connection's name in the config.
+        name: String,
+    },
+    /// Delete an IKE connection's SAs (telling the peer).
+    Down {
+        /// The connection's name in the config.
+        name: String,
+    },
     /// Stop the daemon (it removes everything it created).
     Stop,
 }
@@ -114,6 +125,8 @@ fn main() -> ExitCode {
             cmd: ListCmd::List { json },
         } => cli::policy_list(&cli::socket_path(socket), json),
         Command::Reload { json } => cli::reload(&cli::socket_path(socket), json),
+        Command::Up { name } => cli::up(&cli::socket_path(socket), &name),
+        Command::Down { name } => cli::down(&cli::socket_path(socket), &name),
         Command::Stop => cli::stop(&cli::socket_path(socket)),
     }
 }

@@ -7,13 +7,16 @@
 
 use crate::config::{Config, ConfigDiff, Encapsulation, ManualSa, Mode};
 use crate::control::dataplane::{manual_policies, manual_sa_status, Dataplane};
-use crate::control::protocol::{PolicyStatus, SaStatus};
+use crate::control::protocol::{IkeSaStatus, PolicyStatus, SaStatus};
+use crate::ike::convert::{self, Loaded};
+use crate::ike::{open_ike_socket, IkeService, IkeSockets, NATT_PORT};
 use palisade_dataplane::manual::{self, DirKeys, Installed, ManualSpec, Wire};
 use palisade_dataplane::netcfg::NetConfig;
 use palisade_dataplane::plane::Plane;
 use palisade_dataplane::worker::{Command, Handle, Worker};
 use palisade_dataplane::Tun;
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -25,6 +28,8 @@ struct Entry {
 
 struct Running {
     handle: Handle,
+    /// The IKE thread, when the config has connections.
+    ike: Option<IkeService>,
     thread: Option<JoinHandle<std::io::Result<Worker>>>,
     tun_name: String,
     entries: HashMap<String, Entry>,
@@ -41,7 +46,68 @@ pub struct Userspace {
     manual: Mutex<Vec<ManualSa>>,
 }
 
+fn no_ike(name: &str) -> String {
+    format!("no connection `{name}`: the config has no [[connection]], so IKE is not running")
+}
+
+/// Every `[[connection]]` in the engine's form, or why it cannot run.
+fn load_connections(config: &Config) -> Vec<(String, Result<Loaded, String>)> {
+    config
+        .connections
+        .iter()
+        .map(|c| (c.name.clone(), convert::connection(c)))
+        .collect()
+}
+
+/// The local addresses IKE needs sockets on: each connection's own, or the
+/// wildcard of the peer's family (both when the peer is `%any`). A wildcard
+/// replaces the specific addresses of its family, which it covers.
+fn ike_local_addrs(conns: &[(String, Result<Loaded, String>)]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    let mut push = |a: IpAddr| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for (_, c) in conns {
+        let Ok(l) = c else { continue };
+        match (l.engine.local_addr, l.engine.remote_addr) {
+            (Some(a), _) => push(a.ip()),
+            (None, Some(r)) if r.is_ipv6() => push(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            (None, Some(_)) => push(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            (None, None) => {
+                push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                push(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+            }
+        }
+    }
+    let wild4 = out.contains(&IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let wild6 = out.contains(&IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    out.retain(|a| a.is_unspecified() || !(if a.is_ipv4() { wild4 } else { wild6 }));
+    out
+}
+
+/// The IKE port for local address `a` (500 unless a connection there says
+/// otherwise).
+fn ike_port(conns: &[(String, Result<Loaded, String>)], a: IpAddr) -> u16 {
+    conns
+        .iter()
+        .filter_map(|(_, c)| c.as_ref().ok())
+        .filter_map(|l| l.engine.local_addr)
+        .find(|l| l.ip() == a)
+        .map_or(crate::ike::IKE_PORT, |l| l.port())
+}
+
 impl Userspace {
+    fn ike_handle(&self) -> Option<crate::ike::IkeHandle> {
+        let guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref()?.ike.as_ref().map(|i| i.handle().clone())
+    }
+
+    fn with_ike<R>(&self, f: impl FnOnce(&crate::ike::IkeHandle) -> R) -> Option<R> {
+        self.ike_handle().map(|h| f(&h))
+    }
+
     fn configured(&self) -> Vec<ManualSa> {
         self.manual
             .lock()
@@ -170,15 +236,49 @@ impl Dataplane for Userspace {
         // strict reverse-path filtering would drop them.
         let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{tun_name}/rp_filter"), "0");
         let specs: Vec<ManualSpec> = config.manual.iter().map(spec_of).collect();
-        let (raw, udp) = manual::sockets(&specs).map_err(|e| e.to_string())?;
-        let (worker, handle) =
+        let conns = load_connections(config);
+        let ike_addrs = ike_local_addrs(&conns);
+        let (mut raw_needs, mut udp_needs) = manual::socket_needs(&specs);
+        for a in &ike_addrs {
+            raw_needs.push((*a, palisade_dataplane::sock::IPPROTO_ESP));
+            udp_needs.push(SocketAddr::new(*a, NATT_PORT));
+        }
+        let (raw, udp) = manual::open_sockets(&raw_needs, &udp_needs).map_err(|e| e.to_string())?;
+        let mut ike_sockets = IkeSockets {
+            ike: Vec::new(),
+            natt: Vec::new(),
+        };
+        if !conns.is_empty() {
+            for u in udp.iter().filter(|u| u.local.port() == NATT_PORT) {
+                ike_sockets.natt.push(u.sock.try_clone().map_err(|e| {
+                    format!("cannot share the UDP {} socket with IKE: {e}", u.local)
+                })?);
+            }
+            for a in &ike_addrs {
+                let port = ike_port(&conns, *a);
+                let at = SocketAddr::new(*a, port);
+                ike_sockets.ike.push(open_ike_socket(at).map_err(|e| {
+                    format!("cannot open the IKE socket on UDP {at}: {e} (is another IKE daemon, e.g. strongSwan, running?)")
+                })?);
+            }
+        }
+        let (mut worker, handle) =
             Worker::new(Plane::new(), tun, raw, udp).map_err(|e| e.to_string())?;
+        let ike = if conns.is_empty() {
+            None
+        } else {
+            let service = IkeService::start(conns, ike_sockets, handle.clone(), tun_name.clone())
+                .map_err(|e| format!("cannot start the IKE thread: {e}"))?;
+            worker.set_ike_sink(service.handle().datagram_sink());
+            Some(service)
+        };
         let thread = std::thread::Builder::new()
             .name("palisade-dataplane".into())
             .spawn(move || worker.run())
             .map_err(|e| format!("cannot start the data-plane thread: {e}"))?;
         let mut running = Running {
             handle,
+            ike,
             thread: Some(thread),
             tun_name,
             entries: HashMap::new(),
@@ -226,6 +326,18 @@ impl Dataplane for Userspace {
             }
         }
         *self.manual.lock().unwrap_or_else(|e| e.into_inner()) = new.manual.clone();
+        let c = &diff.connections;
+        if !(c.added.is_empty() && c.removed.is_empty() && c.changed.is_empty()) {
+            let Some(ike) = running.ike.as_ref() else {
+                return Err("connections were added, but the daemon started without any [[connection]] and so without IKE sockets; restart it (`palisade stop`, then start it again)".into());
+            };
+            let removed: Vec<String> = c.removed.iter().chain(&c.changed).cloned().collect();
+            let added = load_connections(new)
+                .into_iter()
+                .filter(|(n, _)| c.added.contains(n) || c.changed.contains(n))
+                .collect();
+            ike.handle().apply(removed, added)?;
+        }
         Ok(())
     }
 
@@ -267,8 +379,13 @@ impl Dataplane for Userspace {
                     .collect()
             })
             .unwrap_or_default();
+        let ike_rows = running
+            .ike
+            .as_ref()
+            .map(|i| i.handle().sas())
+            .unwrap_or_default();
         drop(guard);
-        let mut rows = Vec::new();
+        let mut rows = ike_rows;
         rows.extend(self.configured().iter().flat_map(|m| {
             manual_sa_status(m, "installed").into_iter().map(|mut s| {
                 if let Some((p, b, d)) =
@@ -285,12 +402,39 @@ impl Dataplane for Userspace {
     }
 
     fn policies(&self) -> Vec<PolicyStatus> {
-        self.configured().iter().flat_map(manual_policies).collect()
+        let mut rows: Vec<PolicyStatus> =
+            self.configured().iter().flat_map(manual_policies).collect();
+        rows.extend(self.with_ike(|i| i.policies()).unwrap_or_default());
+        rows
+    }
+
+    fn up(&self, name: &str) -> Result<String, String> {
+        // The handle is cloned out so the wait does not hold the lock.
+        let h = self.ike_handle().ok_or_else(|| no_ike(name))?;
+        h.up(name)
+    }
+
+    fn down(&self, name: &str) -> Result<String, String> {
+        let h = self.ike_handle().ok_or_else(|| no_ike(name))?;
+        h.down(name)
+    }
+
+    fn ike_sas(&self) -> Vec<IkeSaStatus> {
+        self.with_ike(|i| i.ike_sas()).unwrap_or_default()
+    }
+
+    fn connection_states(&self) -> BTreeMap<String, String> {
+        self.with_ike(|i| i.connection_states()).unwrap_or_default()
     }
 
     fn shutdown(&self) {
         let mut guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(mut running) = guard.take() {
+            // IKE first: its Deletes go out while the data plane still runs,
+            // and it removes the SAs and routes it installed.
+            if let Some(mut ike) = running.ike.take() {
+                ike.stop();
+            }
             for (_, mut entry) in running.entries.drain() {
                 entry.net.undo();
             }

@@ -38,6 +38,7 @@ impl Daemon {
 
     fn status(&self) -> Status {
         let cfg = self.config();
+        let states = self.dataplane.connection_states();
         Status {
             daemon: DaemonInfo {
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -56,10 +57,14 @@ impl Daemon {
                     name: c.name.clone(),
                     version: c.version,
                     remote_addrs: c.remote_addrs.clone(),
-                    state: "configured (the IKE engine is not wired into the daemon yet)".into(),
+                    state: states
+                        .get(&c.name)
+                        .cloned()
+                        .unwrap_or_else(|| "configured (IKE is off without a data plane)".into()),
                     children: c.children.iter().map(|ch| ch.name.clone()).collect(),
                 })
                 .collect(),
+            ike_sas: self.dataplane.ike_sas(),
         }
     }
 
@@ -147,6 +152,14 @@ impl Handler for Daemon {
             Request::SaList => Response::ok(self.dataplane.sas()),
             Request::PolicyList => Response::ok(self.dataplane.policies()),
             Request::Reload => match self.reload() {
+                Ok(r) => Response::ok(r),
+                Err(e) => Response::err(e),
+            },
+            Request::Up { name } => match self.dataplane.up(&name) {
+                Ok(r) => Response::ok(r),
+                Err(e) => Response::err(e),
+            },
+            Request::Down { name } => match self.dataplane.down(&name) {
                 Ok(r) => Response::ok(r),
                 Err(e) => Response::err(e),
             },

@@ -143,3 +143,31 @@ pub fn stop(socket: &Path) -> ExitCode {
         Ok(())
     })
 }
+
+/// `palisade up NAME`: waits until the CHILD_SA is up (or failed).
+pub fn up(socket: &Path, name: &str) -> ExitCode {
+    call(
+        socket,
+        Request::Up {
+            name: name.to_string(),
+        },
+        |data| {
+            println!("{}", data.as_str().unwrap_or("up"));
+            Ok(())
+        },
+    )
+}
+
+/// `palisade down NAME`.
+pub fn down(socket: &Path, name: &str) -> ExitCode {
+    call(
+        socket,
+        Request::Down {
+            name: name.to_string(),
+        },
+        |data| {
+            println!("{}", data.as_str().unwrap_or("down"));
+            Ok(())
+        },
+    )
+}

@@ -1,6 +1,8 @@
 //! Human-readable renderings of the control-socket answers.
 
-use crate::control::protocol::{NameChanges, PolicyStatus, ReloadReport, SaStatus, Status};
+use crate::control::protocol::{
+    IkeSaStatus, NameChanges, PolicyStatus, ReloadReport, SaStatus, Status,
+};
 use std::fmt::Write;
 
 fn duration(s: u64) -> String {
@@ -43,6 +45,45 @@ pub fn status(st: &Status) -> String {
             c.children.join(","),
             c.state
         );
+    }
+    if !st.ike_sas.is_empty() {
+        let _ = writeln!(o);
+        o.push_str(&ike_sas(&st.ike_sas));
+    }
+    o
+}
+
+pub fn ike_sas(list: &[IkeSaStatus]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "IKE SAs ({}):", list.len());
+    for i in list {
+        let _ = writeln!(
+            o,
+            "  {}[{}]  {}  {} ... {}{}  {}{}",
+            i.connection,
+            i.id,
+            i.state,
+            i.local,
+            i.remote,
+            i.remote_id
+                .as_ref()
+                .map_or(String::new(), |r| format!("[{r}]")),
+            if i.initiator {
+                "initiator"
+            } else {
+                "responder"
+            },
+            if i.nat { ", NAT-T" } else { "" }
+        );
+        if let Some(a) = &i.algorithms {
+            let _ = writeln!(o, "      {a}");
+        }
+        if let Some(s) = i.established_s {
+            let _ = writeln!(o, "      established {} ago", duration(s));
+        }
+        for c in &i.children {
+            let _ = writeln!(o, "      CHILD_SA {c}");
+        }
     }
     o
 }

@@ -50,7 +50,7 @@
 
 mod diag;
 pub mod diff;
-mod keys;
+pub(crate) mod keys;
 mod raw;
 mod validate;
 

@@ -4,7 +4,8 @@
 //! [`crate::cli::daemon::run`].
 
 use crate::config::{Config, ConfigDiff, Encapsulation, ManualKeys, ManualSa};
-use crate::control::protocol::{zero_drops, Lifetime, PolicyStatus, SaStatus};
+use crate::control::protocol::{zero_drops, IkeSaStatus, Lifetime, PolicyStatus, SaStatus};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// What the daemon needs from a data plane. Methods take `&self` because they
@@ -29,6 +30,29 @@ pub trait Dataplane: Send + Sync {
     fn policies(&self) -> Vec<PolicyStatus>;
     /// Remove everything `start`/`apply` created (TUN, routes, sockets).
     fn shutdown(&self);
+    /// `palisade up NAME`: negotiate the connection; the text says what came up.
+    fn up(&self, name: &str) -> Result<String, String> {
+        Err(format!(
+            "cannot start connection `{name}`: this daemon runs without a data plane ({}), so IKE is off",
+            self.name()
+        ))
+    }
+    /// `palisade down NAME`.
+    fn down(&self, name: &str) -> Result<String, String> {
+        Err(format!(
+            "connection `{name}` cannot be up: this daemon runs without a data plane ({}), so IKE is off",
+            self.name()
+        ))
+    }
+    /// IKE SAs for status.
+    fn ike_sas(&self) -> Vec<IkeSaStatus> {
+        Vec::new()
+    }
+    /// Per connection name, its state for status ("established", "down", ...);
+    /// connections not listed are shown as configured.
+    fn connection_states(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
 }
 
 /// The stand-in data plane: it reports the configured manual SAs and their

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub const MAX_LINE: usize = 4 << 20;
 
 /// A request: `{"cmd":"status"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     Ping,
@@ -18,10 +18,19 @@ pub enum Request {
     PolicyList,
     Reload,
     Stop,
+    /// Set up a connection's IKE SA and first CHILD_SA; answers when it is up.
+    Up {
+        name: String,
+    },
+    /// Delete a connection's IKE SAs (and their CHILD_SAs).
+    Down {
+        name: String,
+    },
 }
 
 impl Request {
-    pub const NAMES: &'static str = "ping, status, sa_list, policy_list, reload, stop";
+    pub const NAMES: &'static str =
+        "ping, status, sa_list, policy_list, reload, stop, up (with name), down (with name)";
 }
 
 /// A response: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
@@ -61,6 +70,30 @@ pub struct Status {
     pub sas: Vec<SaStatus>,
     pub policies: Vec<PolicyStatus>,
     pub connections: Vec<ConnectionStatus>,
+    /// IKE SAs, half-open ones included.
+    #[serde(default)]
+    pub ike_sas: Vec<IkeSaStatus>,
+}
+
+/// One IKE SA. Keys are never part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeSaStatus {
+    /// Our SPI, in hex.
+    pub id: String,
+    pub connection: String,
+    /// "connecting", "established", "rekeying", "deleting".
+    pub state: String,
+    pub initiator: bool,
+    pub local: String,
+    pub remote: String,
+    pub remote_id: Option<String>,
+    /// A NAT was detected: IKE and ESP use UDP 4500.
+    pub nat: bool,
+    /// The IKE SA's transforms, once negotiated.
+    pub algorithms: Option<String>,
+    pub established_s: Option<u64>,
+    /// "child in-SPI/out-SPI" per CHILD_SA.
+    pub children: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

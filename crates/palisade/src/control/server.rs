@@ -138,7 +138,12 @@ pub async fn serve_connection(stream: UnixStream, handler: Arc<dyn Handler>) {
         let resp = if line.len() > MAX_LINE {
             Response::err(format!("request longer than {MAX_LINE} bytes"))
         } else {
-            handle_line(&line, handler.as_ref())
+            // Some requests wait (`up` until the CHILD_SA is there): answer
+            // them off the runtime's only thread so others are still served.
+            let (h, l) = (handler.clone(), line.clone());
+            tokio::task::spawn_blocking(move || handle_line(&l, h.as_ref()))
+                .await
+                .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
         };
         let mut out = serde_json::to_vec(&resp)
             .unwrap_or_else(|_| br#"{"ok":false,"error":"encoding"}"#.to_vec());
