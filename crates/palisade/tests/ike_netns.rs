@@ -1,0 +1,685 @@
+//! End to end with IKEv2: two `palisade daemon`s in network namespaces
+//! negotiate their SAs with PSK (no keys in the config), and real traffic
+//! flows through them. Checked: the connection comes up (by itself with
+//! `start_action = "start"`, or with `palisade up`), ping passes, both sides'
+//! ESP counters move, `palisade down` removes the SAs and routes on both
+//! sides, reload adds and removes connections, a NAT in between moves
+//! everything to UDP 4500, and a connection the daemon cannot run is shown
+//! with the reason.
+//!
+//! Needs root; skips otherwise unless PALISADE_REQUIRE_NETNS=1. Each test
+//! makes and removes its own namespaces (prefix `pik`).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_palisade");
+const PSK: &str = "0x6b3a9c1e5f20d4879a0b1c2d3e4f50617283949a5b6c7d8e9f00112233445566";
+
+fn root_or_skip() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("PALISADE_REQUIRE_NETNS").as_deref(),
+        Ok("1"),
+        "PALISADE_REQUIRE_NETNS=1 but not root"
+    );
+    eprintln!("skipping: needs root");
+    false
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn sh(args: &[&str]) {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ns_sh(ns: &str, args: &[&str]) {
+    let mut v = vec!["ip", "netns", "exec", ns];
+    v.extend_from_slice(args);
+    sh(&v);
+}
+
+/// One side: its namespace, addresses and daemon.
+struct Side {
+    ns: String,
+    dir: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Side {
+    fn sock(&self) -> String {
+        self.dir.join("palisade.sock").display().to_string()
+    }
+    fn config(&self) -> PathBuf {
+        self.dir.join("palisade.toml")
+    }
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut v = vec![EXE, "--socket"];
+        let s = self.sock();
+        v.push(&s);
+        v.extend_from_slice(args);
+        run(&v)
+    }
+    fn status(&self) -> serde_json::Value {
+        let out = self.cli(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+    fn conn_state(&self, name: &str) -> String {
+        self.status()["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["state"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+    /// ESP packets through the installed SAs of `conn` in `dir`.
+    fn packets(&self, conn: &str, dir: &str) -> u64 {
+        self.status()["sas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["name"].as_str().unwrap().starts_with(&format!("{conn}/"))
+                    && s["direction"] == dir
+            })
+            .map(|s| s["packets"].as_u64().unwrap())
+            .sum()
+    }
+    fn start(&mut self, toml: &str) {
+        std::fs::write(self.config(), toml).unwrap();
+        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, EXE, "daemon", "--config"])
+            .arg(self.config())
+            .env("RUST_LOG", "info,palisade_ike=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let t0 = Instant::now();
+        while self.cli(&["status"]).status.code() != Some(0) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "daemon in {} did not start:\n{}",
+                self.ns,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+    fn wait_state(&self, name: &str, want: &str, limit: Duration) {
+        let t0 = Instant::now();
+        loop {
+            let st = self.conn_state(name);
+            if st == want {
+                return;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "{}: connection `{name}` is `{st}`, wanted `{want}`; log:\n{}",
+                self.ns,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Namespaces `pik<tag>a`, `pik<tag>b` (and `pik<tag>r` for NAT) with their
+/// daemons; all removed on drop.
+struct Lab {
+    a: Side,
+    b: Side,
+    namespaces: Vec<String>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for s in [&mut self.a, &mut self.b] {
+            if s.daemon.is_some() {
+                let _ = s.cli(&["stop"]);
+            }
+            if let Some(mut d) = s.daemon.take() {
+                let t0 = Instant::now();
+                while d.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(5)
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = d.kill();
+                let _ = d.wait();
+            }
+        }
+        for ns in &self.namespaces {
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.a.dir);
+        let _ = std::fs::remove_dir_all(&self.b.dir);
+    }
+}
+
+struct Addrs {
+    a_outer: &'static str,
+    b_outer: &'static str,
+    a_inner: &'static str,
+    b_inner: &'static str,
+    a_net: &'static str,
+    b_net: &'static str,
+}
+
+const V4: Addrs = Addrs {
+    a_outer: "192.0.2.1",
+    b_outer: "192.0.2.2",
+    a_inner: "10.1.0.1",
+    b_inner: "10.2.0.1",
+    a_net: "10.1.0.0/16",
+    b_net: "10.2.0.0/16",
+};
+
+const V6: Addrs = Addrs {
+    a_outer: "2001:db8:2::1",
+    b_outer: "2001:db8:2::2",
+    a_inner: "fd00:1::1",
+    b_inner: "fd00:2::1",
+    a_net: "fd00:1::/64",
+    b_net: "fd00:2::/64",
+};
+
+fn lab(tag: &str, ad: &Addrs, nat: bool) -> Lab {
+    let (na, nb, nr) = (
+        format!("pik{tag}a"),
+        format!("pik{tag}b"),
+        format!("pik{tag}r"),
+    );
+    for n in [&na, &nb, &nr] {
+        let _ = run(&["ip", "netns", "del", n]);
+    }
+    let mut namespaces = vec![na.clone(), nb.clone()];
+    let dir = |n: &str| {
+        let d = std::env::temp_dir().join(format!("palisade-ike-{n}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let mut lab = Lab {
+        a: Side {
+            ns: na.clone(),
+            dir: dir(&na),
+            daemon: None,
+        },
+        b: Side {
+            ns: nb.clone(),
+            dir: dir(&nb),
+            daemon: None,
+        },
+        namespaces: Vec::new(),
+    };
+    for n in [&na, &nb] {
+        sh(&["ip", "netns", "add", n]);
+        ns_sh(n, &["ip", "link", "set", "lo", "up"]);
+    }
+    let v6 = ad.a_outer.contains(':');
+    let plen = if v6 { "64" } else { "24" };
+    let (va, vb) = (format!("pik{tag}a0"), format!("pik{tag}b0"));
+    if nat {
+        // A (198.51.100.10) -> R (masquerade) -> B (203.0.113.2).
+        sh(&["ip", "netns", "add", &nr]);
+        namespaces.push(nr.clone());
+        let (ra, rb) = (format!("pik{tag}ra"), format!("pik{tag}rb"));
+        sh(&[
+            "ip", "link", "add", &va, "netns", &na, "type", "veth", "peer", "name", &ra, "netns",
+            &nr,
+        ]);
+        sh(&[
+            "ip", "link", "add", &vb, "netns", &nb, "type", "veth", "peer", "name", &rb, "netns",
+            &nr,
+        ]);
+        ns_sh(&na, &["ip", "addr", "add", "198.51.100.10/24", "dev", &va]);
+        ns_sh(&nr, &["ip", "addr", "add", "198.51.100.1/24", "dev", &ra]);
+        ns_sh(&nr, &["ip", "addr", "add", "203.0.113.1/24", "dev", &rb]);
+        ns_sh(&nb, &["ip", "addr", "add", "203.0.113.2/24", "dev", &vb]);
+        for (n, d) in [(&na, &va), (&nr, &ra), (&nr, &rb), (&nb, &vb)] {
+            ns_sh(n, &["ip", "link", "set", d, "up"]);
+        }
+        ns_sh(
+            &na,
+            &["ip", "route", "add", "default", "via", "198.51.100.1"],
+        );
+        ns_sh(&nr, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        let rules = format!(
+            "table ip piknat {{\n chain post {{\n  type nat hook postrouting priority 100;\n  oifname \"{rb}\" meta l4proto udp masquerade to :20000-20999\n  oifname \"{rb}\" masquerade\n }}\n}}\n"
+        );
+        let file = lab.a.dir.join("nat.nft");
+        std::fs::write(&file, rules).unwrap();
+        ns_sh(&nr, &["nft", "-f", &file.display().to_string()]);
+    } else {
+        sh(&[
+            "ip", "link", "add", &va, "netns", &na, "type", "veth", "peer", "name", &vb, "netns",
+            &nb,
+        ]);
+        for (n, addr, dev) in [(&na, ad.a_outer, &va), (&nb, ad.b_outer, &vb)] {
+            let cidr = format!("{addr}/{plen}");
+            let mut cmd = vec!["ip", "addr", "add", &cidr, "dev", dev];
+            if v6 {
+                cmd.push("nodad"); // usable at once, not after duplicate detection
+            }
+            ns_sh(n, &cmd);
+        }
+        ns_sh(&na, &["ip", "link", "set", &va, "up"]);
+        ns_sh(&nb, &["ip", "link", "set", &vb, "up"]);
+    }
+    let host = if v6 { "128" } else { "32" };
+    ns_sh(
+        &na,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/{host}", ad.a_inner),
+            "dev",
+            "lo",
+        ],
+    );
+    ns_sh(
+        &nb,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/{host}", ad.b_inner),
+            "dev",
+            "lo",
+        ],
+    );
+    lab.namespaces = namespaces;
+    lab
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conn_toml(
+    side: &Side,
+    name: &str,
+    local: &str,
+    remote: &str,
+    ids: (&str, &str),
+    start: &str,
+    children: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"[daemon]
+control_socket = "{sock}"
+tun_name = "{tun}"
+
+[[connection]]
+name = "{name}"
+local_addrs = ["{local}"]
+remote_addrs = ["{remote}"]
+local_id = "{lid}"
+remote_id = "{rid}"
+auth = "psk"
+psk = "{PSK}"
+ike_proposals = ["aes256gcm16-prfsha256-x25519"]
+start_action = "{start}"
+{extra}
+{children}
+"#,
+        sock = side.sock(),
+        tun = format!("{}t", side.ns),
+        lid = ids.0,
+        rid = ids.1,
+    )
+}
+
+fn child(name: &str, local_ts: &str, remote_ts: &str, mode: &str) -> String {
+    format!(
+        r#"  [[connection.child]]
+  name = "{name}"
+  local_ts = ["{local_ts}"]
+  remote_ts = ["{remote_ts}"]
+  esp_proposals = ["aes256gcm16"]
+  mode = "{mode}"
+"#
+    )
+}
+
+fn ping(ns: &str, from: &str, to: &str, count: u32) -> bool {
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "ping",
+        "-c",
+        &count.to_string(),
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "-I",
+        from,
+        to,
+    ])
+    .status
+    .success()
+}
+
+fn routes(ns: &str) -> String {
+    let out = run(&[
+        "ip", "netns", "exec", ns, "ip", "-4", "route", "show", "table", "all",
+    ]);
+    let out6 = run(&[
+        "ip", "netns", "exec", ns, "ip", "-6", "route", "show", "table", "all",
+    ]);
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out6.stdout)
+}
+
+/// Both sides up (A starts it), traffic, then down from B and up again from B.
+fn tunnel_round_trip(tag: &str, ad: &Addrs) {
+    let mut l = lab(tag, ad, false);
+    let a_cfg = conn_toml(
+        &l.a,
+        "ab",
+        ad.a_outer,
+        ad.b_outer,
+        ("a.test", "b.test"),
+        "start",
+        &child("net", ad.a_net, ad.b_net, "tunnel"),
+        "",
+    );
+    let b_cfg = conn_toml(
+        &l.b,
+        "ab",
+        ad.b_outer,
+        ad.a_outer,
+        ("b.test", "a.test"),
+        "none",
+        &child("net", ad.b_net, ad.a_net, "tunnel"),
+        "",
+    );
+    l.b.start(&b_cfg);
+    l.a.start(&a_cfg);
+    l.a.wait_state("ab", "established", Duration::from_secs(15));
+    l.b.wait_state("ab", "established", Duration::from_secs(5));
+    assert!(
+        ping(&l.a.ns, ad.a_inner, ad.b_inner, 3),
+        "ping through the IKE tunnel failed\nA:\n{}\nB:\n{}",
+        l.a.log(),
+        l.b.log()
+    );
+    assert!(
+        l.a.packets("ab", "out") >= 3 && l.b.packets("ab", "in") >= 3,
+        "ESP counters did not move: {}",
+        l.a.status()
+    );
+    let ike = l.a.status()["ike_sas"].clone();
+    assert_eq!(ike.as_array().unwrap().len(), 1, "{ike}");
+    assert_eq!(ike[0]["remote_id"], "b.test");
+    assert_eq!(ike[0]["initiator"], true);
+    let net = ad.b_net.split('/').next().unwrap();
+    assert!(routes(&l.a.ns).contains(net), "no route for {net}");
+
+    // Down from the responder side: both sides drop everything.
+    let out = l.b.cli(&["down", "ab"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is down"));
+    l.a.wait_state("ab", "down", Duration::from_secs(5));
+    assert!(l.a.status()["sas"].as_array().unwrap().is_empty());
+    assert!(
+        !routes(&l.a.ns).contains(net),
+        "route for {net} left behind:\n{}",
+        routes(&l.a.ns)
+    );
+    assert!(
+        !ping(&l.a.ns, ad.a_inner, ad.b_inner, 1),
+        "ping passed without an SA"
+    );
+
+    // Up from B this time; `up` returns once the CHILD_SA is installed.
+    let out = l.b.cli(&["up", "ab"]);
+    assert!(
+        out.status.success(),
+        "up: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        l.b.log()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("established"));
+    assert!(ping(&l.b.ns, ad.b_inner, ad.a_inner, 2));
+    let again = l.b.cli(&["up", "ab"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already up"));
+}
+
+#[test]
+fn ikev2_tunnel_v4_up_traffic_down_up() {
+    if root_or_skip() {
+        tunnel_round_trip("4", &V4);
+    }
+}
+
+#[test]
+fn ikev2_tunnel_v6_outer_and_inner() {
+    if root_or_skip() {
+        tunnel_round_trip("6", &V6);
+    }
+}
+
+#[test]
+fn ikev2_transport_mode_v4() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut l = lab("t", &V4, false);
+    let host = |a: &str| format!("{a}/32");
+    let a_cfg = conn_toml(
+        &l.a,
+        "tr",
+        V4.a_outer,
+        V4.b_outer,
+        ("192.0.2.1", "192.0.2.2"),
+        "start",
+        &child("host", &host(V4.a_outer), &host(V4.b_outer), "transport"),
+        "",
+    );
+    let b_cfg = conn_toml(
+        &l.b,
+        "tr",
+        V4.b_outer,
+        V4.a_outer,
+        ("192.0.2.2", "192.0.2.1"),
+        "none",
+        &child("host", &host(V4.b_outer), &host(V4.a_outer), "transport"),
+        "",
+    );
+    l.b.start(&b_cfg);
+    l.a.start(&a_cfg);
+    l.a.wait_state("tr", "established", Duration::from_secs(15));
+    // IKE itself runs between the same two addresses the policy covers: it
+    // must keep working (its sockets bypass the transport-mode routing).
+    assert!(
+        ping(&l.a.ns, V4.a_outer, V4.b_outer, 3),
+        "A:\n{}\nB:\n{}",
+        l.a.log(),
+        l.b.log()
+    );
+    assert!(l.b.packets("tr", "in") >= 3);
+    let out = l.a.cli(&["down", "tr"]);
+    assert!(out.status.success());
+    l.b.wait_state("tr", "down", Duration::from_secs(5));
+    assert!(
+        ping(&l.a.ns, V4.a_outer, V4.b_outer, 1),
+        "plain traffic must flow again once the SA is gone"
+    );
+}
+
+#[test]
+fn ikev2_through_nat_uses_udp_4500() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut l = lab("n", &V4, true);
+    let a_cfg = conn_toml(
+        &l.a,
+        "nat",
+        "198.51.100.10",
+        "203.0.113.2",
+        ("a.test", "b.test"),
+        "start",
+        &child("net", V4.a_net, V4.b_net, "tunnel"),
+        "",
+    );
+    // The responder cannot know the NAT's address: it accepts any peer.
+    let b_cfg = conn_toml(
+        &l.b,
+        "nat",
+        "203.0.113.2",
+        "%any",
+        ("b.test", "a.test"),
+        "none",
+        &child("net", V4.b_net, V4.a_net, "tunnel"),
+        "",
+    );
+    l.b.start(&b_cfg);
+    l.a.start(&a_cfg);
+    l.a.wait_state("nat", "established", Duration::from_secs(15));
+    assert!(
+        ping(&l.a.ns, V4.a_inner, V4.b_inner, 3),
+        "A:\n{}\nB:\n{}",
+        l.a.log(),
+        l.b.log()
+    );
+    let st = l.b.status();
+    let ike = &st["ike_sas"][0];
+    assert_eq!(ike["nat"], true, "{st}");
+    assert!(
+        ike["remote"].as_str().unwrap().starts_with("203.0.113.1:"),
+        "B sees the NAT's address: {ike}"
+    );
+    assert!(
+        !ike["remote"].as_str().unwrap().ends_with(":4500"),
+        "the NAT picked a port from 20000-20999: {ike}"
+    );
+    let sa = st["sas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["direction"] == "out")
+        .unwrap()
+        .clone();
+    assert!(
+        sa["encapsulation"]
+            .as_str()
+            .unwrap()
+            .starts_with("esp-udp(4500->"),
+        "{sa}"
+    );
+}
+
+#[test]
+fn reload_adds_and_removes_connections_and_refuses_what_it_cannot_run() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut l = lab("r", &V4, false);
+    let ch_a = child("net", V4.a_net, V4.b_net, "tunnel");
+    let ch_b = child("net", V4.b_net, V4.a_net, "tunnel");
+    let a_cfg = conn_toml(
+        &l.a,
+        "ab",
+        V4.a_outer,
+        V4.b_outer,
+        ("a.test", "b.test"),
+        "start",
+        &ch_a,
+        "",
+    );
+    let b_cfg = conn_toml(
+        &l.b,
+        "ab",
+        V4.b_outer,
+        V4.a_outer,
+        ("b.test", "a.test"),
+        "none",
+        &ch_b,
+        "",
+    );
+    // A second connection B cannot run: IKEv1.
+    let v1 = r#"
+[[connection]]
+name = "old"
+version = 1
+remote_addrs = ["192.0.2.9"]
+auth = "psk"
+psk = "0x00112233445566778899aabbccddeeff"
+ike_proposals = ["aes256-sha256-modp2048"]
+"#;
+    l.b.start(&(b_cfg.clone() + v1));
+    l.a.start(&a_cfg);
+    l.a.wait_state("ab", "established", Duration::from_secs(15));
+    let st = l.b.conn_state("old");
+    assert!(st.starts_with("not loaded") && st.contains("IKEv1"), "{st}");
+    let out = l.b.cli(&["up", "old"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("IKEv1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = l.b.cli(&["up", "nosuch"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("configured: ab, old"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Remove `ab` from A's config: A deletes it, B follows.
+    let without = conn_toml(
+        &l.a,
+        "other",
+        V4.a_outer,
+        "192.0.2.77",
+        ("a.test", "c.test"),
+        "none",
+        &child("x", "10.9.0.0/16", "10.8.0.0/16", "tunnel"),
+        "",
+    );
+    std::fs::write(l.a.config(), &without).unwrap();
+    let out = l.a.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    l.b.wait_state("ab", "down", Duration::from_secs(5));
+    assert!(l.a.status()["ike_sas"].as_array().unwrap().is_empty());
+    // Put it back: start_action = start brings it up again.
+    std::fs::write(l.a.config(), &a_cfg).unwrap();
+    assert!(l.a.cli(&["reload"]).status.success());
+    l.a.wait_state("ab", "established", Duration::from_secs(15));
+    assert!(ping(&l.a.ns, V4.a_inner, V4.b_inner, 2));
+}
