@@ -35,9 +35,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Two network namespaces, two daemons, an ESP tunnel with fresh keys,
-    /// real traffic through it and a look at the wire (needs root).
-    Demo,
+    /// Two network namespaces, two daemons, an ESP tunnel set up with IKEv2
+    /// (fresh pre-shared key), real traffic through it and a look at the wire
+    /// (needs root).
+    Demo {
+        /// Key the tunnel by hand (manual SAs with fresh random keys) instead
+        /// of with IKEv2.
+        #[arg(long)]
+        manual: bool,
+    },
     /// Run the daemon in the foreground (logs to stderr; SIGHUP reloads,
     /// SIGTERM/SIGINT stop).
     Daemon {
@@ -108,7 +114,7 @@ fn main() -> ExitCode {
             no_throughput,
             json,
         } => selftest::run(!no_throughput, json),
-        Command::Demo => demo::run(),
+        Command::Demo { manual } => demo::run(manual),
         Command::Daemon { config, dataplane } => {
             let dp: Box<dyn palisade::control::dataplane::Dataplane> = match dataplane.as_str() {
                 "none" => Box::<ConfigOnly>::default(),

@@ -44,9 +44,9 @@
 //! secrets: keys live in [`Secret`], whose `Debug` prints only a length, so a
 //! config can be logged with `{:?}` without leaking a key.
 //!
-//! IKE connections (`[[connection]]`) are parsed and validated in full even
-//! though the IKE engine is not wired into the daemon yet, so that configs
-//! written today keep working when it is.
+//! IKE connections (`[[connection]]`) are parsed and validated in full, also
+//! for what the daemon cannot run yet (IKEv1, certificates): the daemon then
+//! refuses that connection alone, with the reason (`crate::ike::convert`).
 
 mod diag;
 pub mod diff;
@@ -266,8 +266,8 @@ pub enum Auth {
     },
 }
 
-/// An IKE connection (`[[connection]]`), validated but not yet run by the
-/// daemon (the IKE engine is not wired in).
+/// An IKE connection (`[[connection]]`), validated; `crate::ike::convert`
+/// turns it into the engine's form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     pub name: String,
