@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use palisade_crypto::kdf::ikev2 as kdf;
 use palisade_crypto::kex::{self, KeyExchange};
@@ -14,7 +14,7 @@ use palisade_wire::ikev2::{
 };
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, Connection, DpdAction, Identity, Mode};
+use crate::config::{lifetimes, Config, Connection, DpdAction, Identity, Mode};
 use crate::negotiate::{self, Chosen};
 use crate::protect::{self, IkeKeys};
 use crate::rng::Rng;
@@ -308,7 +308,10 @@ struct Pending {
 struct Child {
     info: ChildSaInfo,
     cfg: usize,
-    installed: Instant,
+    /// When the rekey timer fires (rekey_time minus jitter), if configured.
+    rekey_at: Option<Instant>,
+    /// When the hard lifetime ends, if configured; cleared once acted on.
+    expire_at: Option<Instant>,
     rekey_started: bool,
     /// The peer rekeyed this SA too: (their nonce Ni, our nonce Nr, the new
     /// SA's inbound SPI) for the simultaneous-rekey tie-break (2.8.1).
@@ -359,10 +362,16 @@ struct IkeSa {
     init_error: Option<String>,
     /// When IKE_AUTH completed (or the rekey that made this SA).
     established: Option<Instant>,
+    /// Rekey timer (ike_rekey_time minus jitter) and hard lifetime end.
+    rekey_at: Option<Instant>,
+    expire_at: Option<Instant>,
 }
 
 /// How long a rekeyed IKE SA waits for its Delete before it is dropped.
-const REKEYED_LINGER: std::time::Duration = std::time::Duration::from_secs(30);
+const REKEYED_LINGER: Duration = Duration::from_secs(30);
+/// A rekey that failed (the peer was busy, say) is tried again after this
+/// plus a random half of it.
+const REKEY_RETRY: Duration = Duration::from_secs(10);
 
 impl IkeSa {
     fn our_spi(&self) -> u64 {
@@ -691,19 +700,21 @@ impl Endpoint {
                     if let Some(d) = conn.dpd_delay {
                         at(sa.last_rx + d);
                     }
-                    if let Some(t) = conn
-                        .ike_rekey_time
+                    if let Some(t) = sa
+                        .rekey_at
                         .filter(|_| sa.initiator && !sa.ike_rekey_started)
                     {
-                        at(sa.created + t);
+                        at(t);
                     }
-                    if sa.initiator {
-                        for c in &sa.children {
-                            if let Some(r) = conn.children.get(c.cfg).and_then(|cc| cc.rekey_time) {
-                                if !c.rekey_started && !c.replaced {
-                                    at(c.installed + r);
-                                }
-                            }
+                    if let Some(t) = sa.expire_at {
+                        at(t);
+                    }
+                    for c in &sa.children {
+                        if let Some(t) = c.rekey_at.filter(|_| !c.rekey_started && !c.replaced) {
+                            at(t);
+                        }
+                        if let Some(t) = c.expire_at {
+                            at(t);
                         }
                     }
                 }
@@ -785,6 +796,8 @@ impl Endpoint {
             init_errors: 0,
             init_error: None,
             established: None,
+            rekey_at: None,
+            expire_at: None,
         };
         self.send_init(now, &mut sa)?;
         info!(connection = name, ike_sa = %IkeSaId(spi), %remote, "initiating IKE SA");
@@ -862,6 +875,54 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The data plane reports that a CHILD_SA (named by its inbound SPI)
+    /// reached a volume limit (`rekey_bytes`/`rekey_packets`: `hard` false,
+    /// the SA is rekeyed; `life_*`: `hard` true, it is deleted). `ike` may
+    /// be an IKE SA that was rekeyed (and even deleted) since: the CHILD_SA
+    /// is then looked up by its inbound SPI under the IKE SA holding it now.
+    pub fn child_sa_expired(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        inbound_spi: u32,
+        hard: bool,
+    ) -> Result<(), Error> {
+        let mut id = ike.0;
+        while let Some((new, _)) = self.sas.get(&id).and_then(|s| s.rekeyed) {
+            id = new;
+        }
+        if !self.sas.contains_key(&id) {
+            id = self
+                .sas
+                .iter()
+                .find(|(_, s)| s.children.iter().any(|c| c.info.inbound_spi == inbound_spi))
+                .map(|(&k, _)| k)
+                .ok_or(Error::UnknownIkeSa(ike.0))?;
+        }
+        let sa = self.sas.get_mut(&id).ok_or(Error::UnknownIkeSa(ike.0))?;
+        let c = sa
+            .children
+            .iter_mut()
+            .find(|c| c.info.inbound_spi == inbound_spi)
+            .ok_or(Error::UnknownChildSa {
+                ike: ike.0,
+                spi: inbound_spi,
+            })?;
+        if hard {
+            info!(ike_sa = %IkeSaId(id), child = %c.info.name, "CHILD_SA {inbound_spi:08x}: hard limit reached, deleting it");
+            c.expire_at = None;
+            if !sa.queue.contains(&Intent::DeleteChild(inbound_spi)) {
+                sa.queue.push_back(Intent::DeleteChild(inbound_spi));
+            }
+        } else if !c.rekey_started && !c.replaced {
+            debug!(ike_sa = %IkeSaId(id), child = %c.info.name, "CHILD_SA {inbound_spi:08x}: soft limit reached, rekeying it");
+            c.rekey_started = true;
+            sa.queue.push_back(Intent::Rekey(inbound_spi));
+        }
+        self.pump(now, id);
+        Ok(())
+    }
+
     // ----------------------------------------------------------- plumbing
 
     fn fresh_spi(&mut self) -> u64 {
@@ -885,6 +946,42 @@ impl Endpoint {
                 return v;
             }
         }
+    }
+
+    /// A random duration in 0..d.
+    fn draw(&mut self, d: Duration) -> Duration {
+        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        let mut b = [0u8; 8];
+        self.rng.fill(&mut b);
+        Duration::from_nanos(u64::from_le_bytes(b) % n)
+    }
+
+    /// (rekey at, expire at) for an SA starting `now`.
+    fn deadlines(
+        &mut self,
+        now: Instant,
+        rekey: Option<Duration>,
+        life: Option<Duration>,
+        rand: Option<Duration>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let (r, l) = lifetimes(rekey, life, rand, |d| self.draw(d));
+        (r.map(|r| now + r), l.map(|l| now + l))
+    }
+
+    fn ike_deadlines(&mut self, now: Instant, conn: usize) -> (Option<Instant>, Option<Instant>) {
+        let (r, l, j) = match self.config.connections.get(conn) {
+            Some(c) => (c.ike_rekey_time, c.ike_life_time, c.ike_rand_time),
+            None => return (None, None),
+        };
+        self.deadlines(now, r, l, j)
+    }
+
+    /// When to try a failed rekey again.
+    fn retry_at(&mut self, now: Instant) -> Instant {
+        now + REKEY_RETRY + self.draw(REKEY_RETRY / 2)
     }
 
     fn send(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
@@ -1268,6 +1365,8 @@ impl Endpoint {
             init_errors: 0,
             init_error: None,
             established: None,
+            rekey_at: None,
+            expire_at: None,
         };
         self.init_index.insert((remote, hdr.spi_i), spi);
         self.sas.insert(spi, sa);
@@ -1564,6 +1663,7 @@ impl Endpoint {
         sa.peer_id = Some(peer.clone());
         sa.st = St::Established;
         sa.established = Some(now);
+        (sa.rekey_at, sa.expire_at) = self.ike_deadlines(now, sa.conn);
         sa.last_rx = now;
         if notify(inner, notify::INITIAL_CONTACT).is_some() {
             self.initial_contact(now, sa.conn, &peer);
@@ -1798,6 +1898,13 @@ impl Endpoint {
     }
 
     fn install_child(&mut self, now: Instant, sa: &mut IkeSa, info: ChildSaInfo, cfg: usize) {
+        let (rekey_at, expire_at) = match self.conn(sa).children.get(cfg) {
+            Some(c) => {
+                let (r, l, j) = (c.rekey_time, c.life_time, c.rand_time);
+                self.deadlines(now, r, l, j)
+            }
+            None => (None, None),
+        };
         info!(
             ike_sa = %info.ike_sa, child = %info.name,
             "CHILD_SA installed: SPIs in {:08x} out {:08x}, {} === {}",
@@ -1808,7 +1915,8 @@ impl Endpoint {
         sa.children.push(Child {
             info,
             cfg,
-            installed: now,
+            rekey_at,
+            expire_at,
             rekey_started: false,
             peer_rekey: None,
             replaced: false,
@@ -1872,6 +1980,7 @@ impl Endpoint {
         }
         sa.st = St::Established;
         sa.established = Some(now);
+        (sa.rekey_at, sa.expire_at) = self.ike_deadlines(now, sa.conn);
         sa.peer_id = peer.clone();
         let id = IkeSaId(sa.our_spi());
         info!(connection = %conn.name, ike_sa = %id, remote = %sa.remote, "IKE SA established (initiator)");
@@ -2369,6 +2478,12 @@ impl Endpoint {
                 .find(|c| Some(c.info.inbound_spi) == old_inbound)
             {
                 o.peer_rekey = Some((ni.clone(), nr.clone(), new_inbound));
+                // The peer's rekey does our job: ours is not started unless
+                // it is already in flight (then 2.8.1 settles it).
+                o.rekey_started = true;
+            }
+            if let Some(old) = old_inbound {
+                sa.queue.retain(|i| *i != Intent::Rekey(old));
             }
             let pos = out
                 .iter()
@@ -2504,6 +2619,7 @@ impl Endpoint {
             .get(ci)
             .map(|c| c.name.clone())
             .unwrap_or_default();
+        let retry = self.retry_at(now);
         let fail = |this: &mut Self, sa: &mut IkeSa, why: String| {
             info!(ike_sa = %id, child = %name, "CREATE_CHILD_SA failed: {why}");
             if old_inbound.is_none() {
@@ -2519,9 +2635,12 @@ impl Endpoint {
                 .iter_mut()
                 .find(|c| Some(c.info.inbound_spi) == old_inbound)
             {
-                // Try again at the next timer only if the peer was just busy.
+                // A timed rekey is tried again a little later (the peer may
+                // have been busy); a manual one is left to the caller.
                 o.rekey_started = false;
-                o.installed = now;
+                if o.rekey_at.is_some() {
+                    o.rekey_at = Some(retry);
+                }
             }
         };
         let Some(nonce) = find(inner, nonce_of) else {
@@ -2628,9 +2747,12 @@ impl Endpoint {
             init_errors: 0,
             init_error: None,
             established: Some(now),
+            rekey_at: None,
+            expire_at: None,
         };
         let (old_id, new_id) = (old.our_spi(), new.our_spi());
         let mut new = new;
+        (new.rekey_at, new.expire_at) = self.ike_deadlines(now, new.conn);
         for c in &mut new.children {
             c.info.ike_sa = IkeSaId(new_id);
         }
@@ -2797,10 +2919,13 @@ impl Endpoint {
     ) {
         let conn = self.conn(sa).clone();
         let id = IkeSaId(sa.our_spi());
+        let again = self.retry_at(now);
         let retry = |sa: &mut IkeSa, why: String| {
             info!(connection = %conn.name, ike_sa = %id, "IKE SA rekey failed: {why}");
             sa.ike_rekey_started = false;
-            sa.created = now;
+            if sa.rekey_at.is_some() {
+                sa.rekey_at = Some(again);
+            }
         };
         if sa.rekeyed.is_some() {
             return; // the peer's rekey won meanwhile
@@ -2943,24 +3068,27 @@ impl Endpoint {
                 sa.queue.push_back(Intent::Dpd);
             }
         }
-        if sa.initiator
-            && !sa.ike_rekey_started
-            && conn.ike_rekey_time.is_some_and(|t| now >= sa.created + t)
-        {
+        if sa.expire_at.is_some_and(|t| now >= t) {
+            // 2.8: the hard lifetime is over and no rekey replaced the SA.
+            info!(connection = %conn.name, ike_sa = %IkeSaId(sa.our_spi()), "IKE SA lifetime over, deleting it");
+            sa.expire_at = None;
+            sa.queue.clear();
+            sa.queue.push_back(Intent::DeleteIke);
+            return Fate::Keep;
+        }
+        if sa.initiator && !sa.ike_rekey_started && sa.rekey_at.is_some_and(|t| now >= t) {
             sa.ike_rekey_started = true;
             sa.queue.push_back(Intent::RekeyIke);
         }
-        if sa.initiator {
-            for c in sa.children.iter_mut() {
-                let due = conn
-                    .children
-                    .get(c.cfg)
-                    .and_then(|cc| cc.rekey_time)
-                    .is_some_and(|r| now >= c.installed + r);
-                if due && !c.rekey_started && !c.replaced {
-                    c.rekey_started = true;
-                    sa.queue.push_back(Intent::Rekey(c.info.inbound_spi));
-                }
+        for c in sa.children.iter_mut() {
+            let spi = c.info.inbound_spi;
+            if c.expire_at.is_some_and(|t| now >= t) {
+                info!(ike_sa = %c.info.ike_sa, child = %c.info.name, "CHILD_SA {spi:08x}: lifetime over, deleting it");
+                c.expire_at = None;
+                sa.queue.push_back(Intent::DeleteChild(spi));
+            } else if !c.rekey_started && !c.replaced && c.rekey_at.is_some_and(|t| now >= t) {
+                c.rekey_started = true;
+                sa.queue.push_back(Intent::Rekey(spi));
             }
         }
         Fate::Keep

@@ -33,7 +33,14 @@
 //!   ([`Stats`]), keying tries;
 //! * INFORMATIONAL: Delete of CHILD and IKE SAs, liveness checks (DPD);
 //! * CREATE_CHILD_SA: additional CHILD_SAs, CHILD_SA rekey with or without
-//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey.
+//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey;
+//! * lifetimes as strongSwan has them: rekey at `rekey_time` minus a random
+//!   0..`rand_time`, delete at `life_time`, for CHILD_SAs (either end rekeys
+//!   on its own timer) and the IKE SA (rekeyed by the end that set it up);
+//!   byte/packet limits are counted by the data plane, which reports them
+//!   through [`Endpoint::child_sa_expired`];
+//! * connections added and removed at run time, status snapshots
+//!   ([`Endpoint::ike_sa_infos`]).
 //!
 //! Not yet: certificates/EAP, IKE fragmentation (RFC 7383), MOBIKE, the
 //! simultaneous IKE SA rekey tie-break (a collision is answered with

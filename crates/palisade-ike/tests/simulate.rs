@@ -750,3 +750,145 @@ fn removing_a_connection_stops_its_setup_and_restarts() {
     assert!(s.run_until(600 * SECOND, |s| s.models[A].ike_up.is_empty()));
     assert_eq!(s.eps[A].ike_sa_count(), 0, "restarted a removed connection");
 }
+
+/// Gaps between successive rekeys of the one CHILD_SA, as seen on side `i`.
+fn rekey_gaps(s: &Sim, i: usize) -> Vec<Duration> {
+    let times: Vec<Duration> = s.models[i].installs.iter().map(|x| x.0).collect();
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[test]
+fn child_lifetimes_with_jitter_rekey_from_both_ends() {
+    let mut ca = config(A);
+    let mut cb = config(B);
+    for c in [&mut ca, &mut cb] {
+        let ch = &mut c.connections[0].children[0];
+        ch.rekey_time = Some(60 * SECOND);
+        ch.life_time = Some(80 * SECOND); // rand_time 20 s
+    }
+    let mut s = Sim::new(60, Faults::default(), ca, cb);
+    assert!(handshake(&mut s));
+    s.run_for(1200 * SECOND);
+    s.run_until(60 * SECOND, |s| {
+        s.models[A].children.len() == 1 && s.models[B].children.len() == 1
+    });
+    s.check_agreement();
+    let gaps = rekey_gaps(&s, A);
+    assert!(gaps.len() >= 19, "{} rekeys in 1200 s", gaps.len());
+    for g in &gaps {
+        assert!(
+            *g >= 40 * SECOND && *g <= 61 * SECOND,
+            "rekey {g:?} after the previous one, outside rekey_time - rand_time"
+        );
+    }
+    let mut distinct = gaps.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() > gaps.len() / 2, "no jitter: {gaps:?}");
+    // Every install is a rekey of the previous SA: nothing expired hard.
+    assert!(s.models[A].installs[1..].iter().all(|x| x.2.is_some()));
+    assert!(s.models.iter().all(|m| m.downs.is_empty()));
+}
+
+#[test]
+fn ike_responder_rekeys_children_on_its_own_timer() {
+    // Only B, the IKE SA responder, has a rekey time: it rekeys itself
+    // (before, only the IKE SA initiator did, and B's limits were ignored).
+    let mut cb = config(B);
+    cb.connections[0].children[0].rekey_time = Some(30 * SECOND);
+    let mut s = Sim::new(61, Faults::default(), config(A), cb);
+    assert!(handshake(&mut s));
+    s.run_for(100 * SECOND);
+    s.run_until(30 * SECOND, |s| {
+        s.models[A].children.len() == 1 && s.models[B].children.len() == 1
+    });
+    s.check_agreement();
+    assert_eq!(rekey_gaps(&s, B).len(), 3, "{:?}", s.models[B].installs);
+}
+
+#[test]
+fn child_hard_lifetime_deletes_without_rekey() {
+    let mut cb = config(B);
+    cb.connections[0].children[0].life_time = Some(30 * SECOND);
+    let mut s = Sim::new(62, Faults::default(), config(A), cb);
+    assert!(handshake(&mut s));
+    let t0 = s.now - s.start;
+    assert!(s.run_until(60 * SECOND, |s| s.models[A].children.is_empty()));
+    let gone = s.now - s.start - t0;
+    assert!(gone >= 30 * SECOND && gone < 31 * SECOND, "{gone:?}");
+    s.run_for(5 * SECOND);
+    s.check_agreement();
+    assert!(s.established(), "the IKE SA stays");
+}
+
+#[test]
+fn ike_rekey_jitter_and_hard_lifetime() {
+    let mut ca = config(A);
+    ca.connections[0].ike_rekey_time = Some(100 * SECOND);
+    ca.connections[0].ike_life_time = Some(150 * SECOND); // jitter 0..50 s
+                                                          // B would never rekey (it is the responder) but has a hard limit that
+                                                          // A's rekeys always beat.
+    let mut cb = config(B);
+    cb.connections[0].ike_life_time = Some(101 * SECOND);
+    let mut s = Sim::new(63, Faults::default(), ca, cb);
+    assert!(handshake(&mut s));
+    s.run_for(1000 * SECOND);
+    s.check_agreement();
+    assert!(s.models.iter().all(|m| m.downs.is_empty()));
+    let t = &s.models[A].ike_rekey_times;
+    assert!(t.len() >= 10, "{t:?}");
+    let gaps: Vec<Duration> = t.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|g| *g >= 50 * SECOND && *g <= 101 * SECOND),
+        "{gaps:?}"
+    );
+    assert!(gaps.iter().any(|g| *g != gaps[0]), "no jitter: {gaps:?}");
+    assert_eq!(s.models[A].children.len(), 1);
+
+    // Now A stops rekeying: B's hard limit deletes the IKE SA.
+    let mut cb = config(B);
+    cb.connections[0].ike_life_time = Some(101 * SECOND);
+    let mut s = Sim::new(64, Faults::default(), config(A), cb);
+    assert!(handshake(&mut s));
+    let t0 = s.now;
+    assert!(s.run_until(200 * SECOND, |s| s.models[B].ike_up.is_empty()));
+    assert!(s.now - t0 >= 101 * SECOND);
+    s.run_for(10 * SECOND);
+    assert_eq!(s.models[B].downs, vec![DownReason::DeletedLocally]);
+    assert_eq!(s.models[A].downs, vec![DownReason::DeletedByPeer]);
+    assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+}
+
+#[test]
+fn data_plane_volume_limits() {
+    let mut s = Sim::pair(65, Faults::default());
+    assert!(handshake(&mut s));
+    let id = ike_id(&s, B);
+    let spi = *s.models[B].children.keys().next().unwrap();
+    assert_eq!(
+        s.eps[B].child_sa_expired(s.now, IkeSaId(7), 999, false),
+        Err(Error::UnknownIkeSa(7))
+    );
+    assert!(matches!(
+        s.eps[B].child_sa_expired(s.now, id, 12345, true),
+        Err(Error::UnknownChildSa { spi: 12345, .. })
+    ));
+    // Soft limit: rekeyed (the repeat while it runs is ignored).
+    s.eps[B].child_sa_expired(s.now, id, spi, false).unwrap();
+    s.eps[B].child_sa_expired(s.now, id, spi, false).unwrap();
+    s.run_for(10 * SECOND);
+    s.check_agreement();
+    let (&new, c) = s.models[B].children.iter().next().unwrap();
+    assert_eq!((s.models[B].children.len(), c.rekeys), (1, Some(spi)));
+    // Through an IKE SA rekey the old IKE SA id still finds it.
+    let ida = ike_id(&s, A);
+    s.eps[A].rekey_ike_sa(s.now, ida).unwrap();
+    s.run_for(10 * SECOND);
+    assert_eq!(s.models[B].ike_rekeys, 1);
+    // Hard limit: deleted on both sides, the IKE SA stays.
+    s.eps[B].child_sa_expired(s.now, id, new, true).unwrap();
+    s.run_for(10 * SECOND);
+    s.check_agreement();
+    assert!(s.models[A].children.is_empty());
+    assert!(s.established());
+}
