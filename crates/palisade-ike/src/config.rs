@@ -58,6 +58,10 @@ pub enum DpdAction {
     Clear,
     /// Remove the SAs and initiate the connection again.
     Restart,
+    /// Remove the SAs; the daemon keeps (or reinstalls) the trap policies so
+    /// that the next matching packet sets them up again through
+    /// [`crate::Endpoint::acquire`].
+    Trap,
 }
 
 #[derive(Debug, Clone)]

@@ -191,9 +191,12 @@ pub enum DownReason {
     DeletedByPeer,
     /// The peer stopped answering our requests.
     Timeout,
-    /// Liveness check failed; `restart` tells whether we initiate again.
+    /// Liveness check failed; `action` is what the engine did about it:
+    /// `Restart`, it initiates the connection again; `Trap`, the daemon is to
+    /// keep the connection's trap policies; `Clear` (also for a connection
+    /// removed meanwhile), nothing.
     DeadPeer {
-        restart: bool,
+        action: DpdAction,
     },
     /// The peer started over (INITIAL_CONTACT in a new IKE SA).
     Replaced,
@@ -273,8 +276,9 @@ enum Intent {
     Dpd,
     Rekey(u32),
     RekeyIke,
-    /// An additional CHILD_SA for this child config index.
-    NewChild(usize),
+    /// An additional CHILD_SA for this child config index, with the packet
+    /// that triggered it if it was acquired.
+    NewChild(usize, Option<TriggerPacket>),
 }
 
 enum Req {
@@ -365,6 +369,96 @@ struct IkeSa {
     /// Rekey timer (ike_rekey_time minus jitter) and hard lifetime end.
     rekey_at: Option<Instant>,
     expire_at: Option<Instant>,
+    /// Initiator: the CHILD_SA to set up in IKE_AUTH (config index, the
+    /// packet that triggered it), and whether the connection's other
+    /// children follow (`initiate`) or not (`acquire`).
+    first_child: Option<(usize, Option<TriggerPacket>)>,
+    all_children: bool,
+}
+
+/// What an initiated IKE SA is to set up.
+struct Plan {
+    first: Option<(usize, Option<TriggerPacket>)>,
+    all: bool,
+    /// Further CHILD_SAs (`Intent::NewChild`) queued for after IKE_AUTH.
+    more: VecDeque<Intent>,
+}
+
+impl Plan {
+    fn all() -> Plan {
+        Plan {
+            first: Some((0, None)),
+            all: true,
+            more: VecDeque::new(),
+        }
+    }
+}
+
+/// The packet that hit a trap policy (RFC 7296 2.9): its exact selectors go
+/// first in TSi/TSr so the responder can pick the right policy. Ports are
+/// used with TCP, UDP, SCTP and UDP-Lite; other protocols get any port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TriggerPacket {
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+    /// IP protocol number (0: unknown, then any).
+    pub protocol: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl TriggerPacket {
+    /// (TSi, TSr) for it: source first, as we send it.
+    fn selectors(&self) -> Option<(TrafficSelector, TrafficSelector)> {
+        use palisade_wire::ikev2::AddressRange;
+        use std::net::IpAddr;
+        let ports = |p: u16| match self.protocol {
+            6 | 17 | 132 | 136 => (p, p),
+            _ => (0, 65535),
+        };
+        let one = |a: IpAddr, port: u16| {
+            let (start_port, end_port) = ports(port);
+            let addresses = match a {
+                IpAddr::V4(a) => AddressRange::V4 { start: a, end: a },
+                IpAddr::V6(a) => AddressRange::V6 { start: a, end: a },
+            };
+            TrafficSelector {
+                ip_protocol: self.protocol,
+                start_port,
+                end_port,
+                addresses,
+            }
+        };
+        (self.src.is_ipv4() == self.dst.is_ipv4())
+            .then(|| (one(self.src, self.src_port), one(self.dst, self.dst_port)))
+    }
+}
+
+impl std::fmt::Display for TriggerPacket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{} -> {}:{} proto {}",
+            self.src, self.src_port, self.dst, self.dst_port, self.protocol
+        )
+    }
+}
+
+/// The TSi/TSr we propose for a new CHILD_SA of `cfg`: the triggering
+/// packet's selectors first (if any), then the configured ranges (2.9).
+fn proposed_ts(
+    cfg: &crate::config::ChildConfig,
+    trigger: Option<TriggerPacket>,
+) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
+    let mut l = Vec::new();
+    let mut r = Vec::new();
+    if let Some((tsi, tsr)) = trigger.and_then(|t| t.selectors()) {
+        l.push(tsi);
+        r.push(tsr);
+    }
+    l.extend(cfg.local_ts.iter().copied());
+    r.extend(cfg.remote_ts.iter().copied());
+    (l, r)
 }
 
 /// How long a rekeyed IKE SA waits for its Delete before it is dropped.
@@ -731,7 +825,92 @@ impl Endpoint {
         let ci = self
             .live_conn(name)
             .ok_or_else(|| Error::UnknownConnection(name.to_string()))?;
-        self.initiate_attempt(now, ci, 1)
+        self.initiate_attempt(now, ci, 1, Plan::all())
+    }
+
+    /// `start_action = trap`: a packet matched the trap policy of `child`
+    /// of `connection`. Without an IKE SA for the connection, one is
+    /// initiated whose first (and only) CHILD_SA is `child`, with the
+    /// packet's own selectors first in TSi/TSr (RFC 7296 2.9); with an
+    /// established one, an additional CHILD_SA is negotiated on it. If an
+    /// IKE SA is being set up, or a CHILD_SA for `child` is being negotiated,
+    /// nothing new starts, so a burst of packets causes one negotiation. The
+    /// IKE SA that carries (or will carry) the CHILD_SA is returned.
+    pub fn acquire(
+        &mut self,
+        now: Instant,
+        connection: &str,
+        child: &str,
+        packet: Option<TriggerPacket>,
+    ) -> Result<IkeSaId, Error> {
+        let ci = self
+            .live_conn(connection)
+            .ok_or_else(|| Error::UnknownConnection(connection.to_string()))?;
+        let conn = &self.config.connections[ci]; // ok: live_conn found it
+        let cc = conn
+            .children
+            .iter()
+            .position(|c| c.name == child)
+            .ok_or_else(|| Error::UnknownChild {
+                connection: connection.to_string(),
+                child: child.to_string(),
+            })?;
+        if let Some(p) = packet {
+            let cfg = &conn.children[cc]; // ok: position() found it
+            let inside = p.selectors().is_some_and(|(l, r)| {
+                negotiate::within(&[l], &cfg.local_ts) && negotiate::within(&[r], &cfg.remote_ts)
+            });
+            if !inside {
+                return Err(Error::TriggerOutsideSelectors {
+                    connection: connection.to_string(),
+                    child: child.to_string(),
+                    packet: p.to_string(),
+                });
+            }
+        }
+        let usable = |s: &IkeSa| {
+            s.conn == ci
+                && s.rekeyed.is_none()
+                && Self::state_of(s) != IkeState::Deleting
+                && (s.initiator || s.st != St::RespAwaitAuth)
+        };
+        let mut cands: Vec<(bool, u64)> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| usable(s))
+            .map(|(&k, s)| (s.st != St::Established, k))
+            .collect();
+        cands.sort();
+        let Some(&(connecting, id)) = cands.first() else {
+            let plan = Plan {
+                first: Some((cc, packet)),
+                all: false,
+                more: VecDeque::new(),
+            };
+            let id = self.initiate_attempt(now, ci, 1, plan)?;
+            debug!(connection, child, ike_sa = %id, "acquire: initiating");
+            return Ok(id);
+        };
+        let sa = self.sas.get_mut(&id).ok_or(Error::UnknownIkeSa(id))?;
+        let busy = sa
+            .queue
+            .iter()
+            .any(|i| matches!(i, Intent::NewChild(c, _) if *c == cc))
+            || sa.pending.as_ref().is_some_and(
+                |p| matches!(p.req, Req::Rekey { cfg, old_inbound: None, .. } if cfg == cc),
+            )
+            || (connecting
+                && (sa.all_children
+                    || sa.first_child.is_some_and(|f| f.0 == cc)
+                    || sa.auth_child.is_some_and(|a| a.0 == cc)));
+        if busy {
+            debug!(connection, child, ike_sa = %IkeSaId(id), "acquire: already under way");
+            return Ok(IkeSaId(id));
+        }
+        debug!(connection, child, ike_sa = %IkeSaId(id), "acquire: additional CHILD_SA");
+        sa.queue.push_back(Intent::NewChild(cc, packet));
+        self.pump(now, id);
+        Ok(IkeSaId(id))
     }
 
     fn initiate_attempt(
@@ -739,6 +918,7 @@ impl Endpoint {
         now: Instant,
         ci: usize,
         attempt: u32,
+        plan: Plan,
     ) -> Result<IkeSaId, Error> {
         let conn = &self.config.connections[ci]; // ok: callers pass a live index
         let name = conn.name.clone();
@@ -798,7 +978,10 @@ impl Endpoint {
             established: None,
             rekey_at: None,
             expire_at: None,
+            first_child: plan.first,
+            all_children: plan.all,
         };
+        sa.queue = plan.more;
         self.send_init(now, &mut sa)?;
         info!(connection = name, ike_sa = %IkeSaId(spi), %remote, "initiating IKE SA");
         self.sas.insert(spi, sa);
@@ -1034,8 +1217,11 @@ impl Endpoint {
                 reason: reason.clone(),
             });
         }
-        if reason == (DownReason::DeadPeer { restart: true }) && self.is_live(sa.conn) {
-            let _ = self.initiate_attempt(_now, sa.conn, 1);
+        let restart = DownReason::DeadPeer {
+            action: DpdAction::Restart,
+        };
+        if reason == restart && self.is_live(sa.conn) {
+            let _ = self.initiate_attempt(_now, sa.conn, 1, Plan::all());
         }
         // Setting up failed on a timeout (lost or damaged IKE_SA_INIT, say):
         // start over while keying tries remain.
@@ -1048,7 +1234,18 @@ impl Endpoint {
             && self.is_live(sa.conn)
         {
             info!(connection = %name, "retrying, keying try {} of {tries}", sa.attempt + 1);
-            let _ = self.initiate_attempt(_now, sa.conn, sa.attempt + 1);
+            // What was asked of this attempt is asked of the next.
+            let plan = Plan {
+                first: sa.first_child,
+                all: sa.all_children,
+                more: sa
+                    .queue
+                    .iter()
+                    .filter(|i| matches!(i, Intent::NewChild(..)))
+                    .copied()
+                    .collect(),
+            };
+            let _ = self.initiate_attempt(_now, sa.conn, sa.attempt + 1, plan);
         }
     }
 
@@ -1367,6 +1564,8 @@ impl Endpoint {
             established: None,
             rekey_at: None,
             expire_at: None,
+            first_child: None,
+            all_children: false,
         };
         self.init_index.insert((remote, hdr.spi_i), spi);
         self.sas.insert(spi, sa);
@@ -1542,7 +1741,11 @@ impl Endpoint {
             method: auth::SHARED_KEY_MIC,
             data: auth_v.as_bytes().to_vec(),
         }));
-        if let Some(child) = conn.children.first() {
+        let first = sa
+            .first_child
+            .and_then(|(ci, pkt)| Some((ci, pkt, conn.children.get(ci)?)));
+        if let Some((ci, pkt, child)) = first {
+            let (tsi, tsr) = proposed_ts(child, pkt);
             let spi = self.fresh_child_spi();
             if child.mode == Mode::Transport {
                 inner.push(Payload::Notify(NotifyPayload::new(
@@ -1555,13 +1758,9 @@ impl Endpoint {
                 spi,
                 false,
             )));
-            inner.push(Payload::TsI(TsPayload {
-                selectors: child.local_ts.clone(),
-            }));
-            inner.push(Payload::TsR(TsPayload {
-                selectors: child.remote_ts.clone(),
-            }));
-            sa.auth_child = Some((0, spi));
+            inner.push(Payload::TsI(TsPayload { selectors: tsi }));
+            inner.push(Payload::TsR(TsPayload { selectors: tsr }));
+            sa.auth_child = Some((ci, spi));
         }
         let id = sa.next_req_id;
         sa.next_req_id += 1;
@@ -1742,12 +1941,29 @@ impl Endpoint {
         else {
             return err(notify::INVALID_SYNTAX);
         };
+        // 2.9: the first TSi/TSr may be the exact selectors of the packet
+        // that made the peer start this; a child that takes that packet is
+        // preferred over the first one that merely overlaps.
         let mut fits = None;
-        for (i, c) in conn.children.iter().enumerate() {
-            let ti = negotiate::narrow(&tsi.selectors, &c.remote_ts);
-            let tr = negotiate::narrow(&tsr.selectors, &c.local_ts);
-            if !ti.is_empty() && !tr.is_empty() {
-                fits = Some((i, ti, tr));
+        let first = (tsi.selectors.first(), tsr.selectors.first());
+        for want_first in [true, false] {
+            for (i, c) in conn.children.iter().enumerate() {
+                if want_first {
+                    let (Some(fi), Some(fr)) = first else { break };
+                    if !negotiate::within(&[*fi], &c.remote_ts)
+                        || !negotiate::within(&[*fr], &c.local_ts)
+                    {
+                        continue;
+                    }
+                }
+                let ti = negotiate::narrow(&tsi.selectors, &c.remote_ts);
+                let tr = negotiate::narrow(&tsr.selectors, &c.local_ts);
+                if !ti.is_empty() && !tr.is_empty() {
+                    fits = Some((i, ti, tr));
+                    break;
+                }
+            }
+            if fits.is_some() {
                 break;
             }
         }
@@ -1996,8 +2212,11 @@ impl Endpoint {
             nat_detected: sa.nat,
         });
         // CHILD_SAs beyond the first come through CREATE_CHILD_SA (1.3.1).
-        for ci in 1..conn.children.len() {
-            sa.queue.push_back(Intent::NewChild(ci));
+        if sa.all_children {
+            let first = sa.first_child.map(|f| f.0);
+            for ci in (0..conn.children.len()).filter(|&i| Some(i) != first) {
+                sa.queue.push_back(Intent::NewChild(ci, None));
+            }
         }
         if let Some((ci, our_spi)) = sa.auth_child.take() {
             let cfg = &conn.children[ci]; // ok: auth_child indexes this connection's children
@@ -2057,8 +2276,10 @@ impl Endpoint {
             ));
         };
         // The narrowed selectors must lie within what we proposed.
-        if negotiate::narrow(&tsi.selectors, &cfg.local_ts) != tsi.selectors
-            || negotiate::narrow(&tsr.selectors, &cfg.remote_ts) != tsr.selectors
+        if !negotiate::within(&tsi.selectors, &cfg.local_ts)
+            || !negotiate::within(&tsr.selectors, &cfg.remote_ts)
+            || tsi.selectors.is_empty()
+            || tsr.selectors.is_empty()
         {
             return Err(format!(
                 "responder's selectors {} === {} are wider than ours",
@@ -2505,6 +2726,7 @@ impl Endpoint {
         sa: &mut IkeSa,
         ci: usize,
         old_inbound: Option<u32>,
+        trigger: Option<TriggerPacket>,
     ) -> Result<(), Error> {
         let conn = self.conn(sa).clone();
         let Some(cfg) = conn.children.get(ci) else {
@@ -2521,11 +2743,10 @@ impl Endpoint {
                     old.info.mode == Mode::Transport,
                 )
             }
-            None => (
-                cfg.local_ts.clone(),
-                cfg.remote_ts.clone(),
-                cfg.mode == Mode::Transport,
-            ),
+            None => {
+                let (l, r) = proposed_ts(cfg, trigger);
+                (l, r, cfg.mode == Mode::Transport)
+            }
         };
         let pfs_group = cfg
             .esp_proposals
@@ -2749,6 +2970,8 @@ impl Endpoint {
             established: Some(now),
             rekey_at: None,
             expire_at: None,
+            first_child: None,
+            all_children: false,
         };
         let (old_id, new_id) = (old.our_spi(), new.our_spi());
         let mut new = new;
@@ -2763,7 +2986,7 @@ impl Endpoint {
             .filter(|i| {
                 matches!(
                     i,
-                    Intent::DeleteChild(_) | Intent::Rekey(_) | Intent::NewChild(_)
+                    Intent::DeleteChild(_) | Intent::Rekey(_) | Intent::NewChild(..)
                 )
             })
             .collect();
@@ -3039,12 +3262,15 @@ impl Endpoint {
                     }
                     let dpd = matches!(p.req, Req::Dpd);
                     let was_delete = matches!(p.req, Req::DeleteIke);
-                    let restart =
-                        self.conn(sa).dpd_action == DpdAction::Restart && self.is_live(sa.conn);
+                    let action = if self.is_live(sa.conn) {
+                        self.conn(sa).dpd_action
+                    } else {
+                        DpdAction::Clear
+                    };
                     return Fate::Kill(if was_delete {
                         DownReason::DeletedLocally
                     } else if dpd {
-                        DownReason::DeadPeer { restart }
+                        DownReason::DeadPeer { action }
                     } else {
                         DownReason::Timeout
                     });
@@ -3112,11 +3338,11 @@ impl Endpoint {
                         .find(|c| c.info.inbound_spi == spi)
                         .map(|c| c.cfg);
                     match ci {
-                        Some(ci) => self.send_child(now, &mut sa, ci, Some(spi)),
+                        Some(ci) => self.send_child(now, &mut sa, ci, Some(spi), None),
                         None => Ok(()),
                     }
                 }
-                Intent::NewChild(ci) => self.send_child(now, &mut sa, ci, None),
+                Intent::NewChild(ci, pkt) => self.send_child(now, &mut sa, ci, None, pkt),
                 Intent::DeleteChild(spi) => self.send_info(now, &mut sa, Req::DeleteChild(spi)),
                 Intent::DeleteIke => self.send_info(now, &mut sa, Req::DeleteIke),
                 Intent::Dpd => self.send_info(now, &mut sa, Req::Dpd),
