@@ -58,6 +58,10 @@ pub enum DpdAction {
     Clear,
     /// Remove the SAs and initiate the connection again.
     Restart,
+    /// Remove the SAs; the daemon keeps (or reinstalls) the trap policies so
+    /// that the next matching packet sets them up again through
+    /// [`crate::Endpoint::acquire`].
+    Trap,
 }
 
 #[derive(Debug, Clone)]
@@ -79,8 +83,16 @@ pub struct Connection {
     pub dpd_action: DpdAction,
     /// Attempts to set up the IKE SA when an attempt times out (1 = no retry).
     pub keying_tries: u32,
-    /// Rekey the IKE SA this long after it was set up (if we initiated it).
+    /// Rekey the IKE SA this long after it was set up, minus a random
+    /// 0..`ike_rand_time` (RFC 7296 2.8: the jitter keeps both ends from
+    /// rekeying at once).
     pub ike_rekey_time: Option<Duration>,
+    /// Delete the IKE SA this long after it was set up if no rekey has
+    /// replaced it by then (strongSwan's `rekey_time + over_time`).
+    pub ike_life_time: Option<Duration>,
+    /// Jitter subtracted from `ike_rekey_time`; `None` means
+    /// `ike_life_time - ike_rekey_time` when both are set, else none.
+    pub ike_rand_time: Option<Duration>,
     pub policy: Policy,
     /// Send INITIAL_CONTACT in IKE_AUTH (we hold no other SA with this peer).
     pub initial_contact: bool,
@@ -102,6 +114,8 @@ impl Connection {
             dpd_delay: None,
             dpd_action: DpdAction::Clear,
             ike_rekey_time: None,
+            ike_life_time: None,
+            ike_rand_time: None,
             keying_tries: 1,
             policy: Policy::SECURE,
             initial_contact: true,
@@ -218,9 +232,48 @@ pub struct ChildConfig {
     pub remote_ts: Vec<TrafficSelector>,
     pub esp_proposals: Vec<EspProposal>,
     pub mode: Mode,
-    /// Rekey the CHILD_SA this long after it was installed (initiator side of
-    /// the IKE SA only, to keep simultaneous rekeys rare).
+    /// Rekey the CHILD_SA this long after it was installed, minus a random
+    /// 0..`rand_time`. Either end rekeys on its own timer (as strongSwan
+    /// does); a collision is settled by the 2.8.1 tie-break.
     pub rekey_time: Option<Duration>,
+    /// Delete the CHILD_SA this long after it was installed (the hard
+    /// limit; a rekey normally replaces it before).
+    pub life_time: Option<Duration>,
+    /// Jitter subtracted from `rekey_time`; `None` means
+    /// `life_time - rekey_time` when both are set (strongSwan's default),
+    /// else none.
+    pub rand_time: Option<Duration>,
+    /// Volume limits. The engine does not see traffic: the data plane counts
+    /// and reports reaching a soft (`rekey_*`) or hard (`life_*`) limit
+    /// through [`crate::Endpoint::child_sa_expired`]. They are here so one
+    /// configuration carries everything.
+    pub rekey_bytes: Option<u64>,
+    pub life_bytes: Option<u64>,
+    pub rekey_packets: Option<u64>,
+    pub life_packets: Option<u64>,
+}
+
+/// `rekey - random(0..rand)` and `life` as offsets from the start of an SA,
+/// strongSwan's rules: `rand` defaults to `life - rekey`, and is cut so the
+/// rekey never falls before the start. `draw(d)` returns a value in 0..d.
+pub(crate) fn lifetimes(
+    rekey: Option<Duration>,
+    life: Option<Duration>,
+    rand: Option<Duration>,
+    draw: impl FnOnce(Duration) -> Duration,
+) -> (Option<Duration>, Option<Duration>) {
+    let rekey_at = rekey.map(|r| {
+        let jitter = rand
+            .or_else(|| life.map(|l| l.saturating_sub(r)))
+            .unwrap_or_default()
+            .min(r);
+        if jitter.is_zero() {
+            r
+        } else {
+            r - draw(jitter)
+        }
+    });
+    (rekey_at, life)
 }
 
 impl ChildConfig {
@@ -232,6 +285,12 @@ impl ChildConfig {
             esp_proposals: vec![EspProposal::aes256gcm16()],
             mode: Mode::Tunnel,
             rekey_time: None,
+            life_time: None,
+            rand_time: None,
+            rekey_bytes: None,
+            life_bytes: None,
+            rekey_packets: None,
+            life_packets: None,
         }
     }
 }
@@ -299,6 +358,41 @@ impl std::fmt::Display for Identity {
 mod tests {
     use super::*;
     use palisade_crypto::proposal::{parse, Protocol};
+
+    #[test]
+    fn lifetimes_follow_strongswan() {
+        let s = Duration::from_secs;
+        let no_draw = |_| panic!("no jitter expected");
+        assert_eq!(lifetimes(None, None, None, no_draw), (None, None));
+        assert_eq!(
+            lifetimes(Some(s(60)), None, None, no_draw),
+            (Some(s(60)), None)
+        );
+        assert_eq!(
+            lifetimes(None, Some(s(60)), Some(s(5)), no_draw),
+            (None, Some(s(60)))
+        );
+        // rand_time defaults to life - rekey; the draw is below it.
+        let mut asked = None;
+        let r = lifetimes(Some(s(60)), Some(s(80)), None, |d| {
+            asked = Some(d);
+            d - Duration::from_nanos(1)
+        });
+        assert_eq!(asked, Some(s(20)));
+        assert_eq!(r, (Some(s(40) + Duration::from_nanos(1)), Some(s(80))));
+        // An explicit rand_time wins, and is cut to rekey_time.
+        let mut asked = None;
+        lifetimes(Some(s(60)), Some(s(80)), Some(s(500)), |d| {
+            asked = Some(d);
+            Duration::ZERO
+        });
+        assert_eq!(asked, Some(s(60)));
+        // life <= rekey: no jitter (nothing to spread into).
+        assert_eq!(
+            lifetimes(Some(s(60)), Some(s(50)), None, no_draw),
+            (Some(s(60)), Some(s(50)))
+        );
+    }
 
     #[test]
     fn strongswan_syntax_becomes_iana_ids() {

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use palisade_crypto::kdf::ikev2 as kdf;
 use palisade_crypto::kex::{self, KeyExchange};
@@ -14,7 +14,7 @@ use palisade_wire::ikev2::{
 };
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, Connection, DpdAction, Identity, Mode};
+use crate::config::{lifetimes, Config, Connection, DpdAction, Identity, Mode};
 use crate::negotiate::{self, Chosen};
 use crate::protect::{self, IkeKeys};
 use crate::rng::Rng;
@@ -191,9 +191,12 @@ pub enum DownReason {
     DeletedByPeer,
     /// The peer stopped answering our requests.
     Timeout,
-    /// Liveness check failed; `restart` tells whether we initiate again.
+    /// Liveness check failed; `action` is what the engine did about it:
+    /// `Restart`, it initiates the connection again; `Trap`, the daemon is to
+    /// keep the connection's trap policies; `Clear` (also for a connection
+    /// removed meanwhile), nothing.
     DeadPeer {
-        restart: bool,
+        action: DpdAction,
     },
     /// The peer started over (INITIAL_CONTACT in a new IKE SA).
     Replaced,
@@ -273,8 +276,9 @@ enum Intent {
     Dpd,
     Rekey(u32),
     RekeyIke,
-    /// An additional CHILD_SA for this child config index.
-    NewChild(usize),
+    /// An additional CHILD_SA for this child config index, with the packet
+    /// that triggered it if it was acquired.
+    NewChild(usize, Option<TriggerPacket>),
 }
 
 enum Req {
@@ -308,7 +312,10 @@ struct Pending {
 struct Child {
     info: ChildSaInfo,
     cfg: usize,
-    installed: Instant,
+    /// When the rekey timer fires (rekey_time minus jitter), if configured.
+    rekey_at: Option<Instant>,
+    /// When the hard lifetime ends, if configured; cleared once acted on.
+    expire_at: Option<Instant>,
     rekey_started: bool,
     /// The peer rekeyed this SA too: (their nonce Ni, our nonce Nr, the new
     /// SA's inbound SPI) for the simultaneous-rekey tie-break (2.8.1).
@@ -359,10 +366,106 @@ struct IkeSa {
     init_error: Option<String>,
     /// When IKE_AUTH completed (or the rekey that made this SA).
     established: Option<Instant>,
+    /// Rekey timer (ike_rekey_time minus jitter) and hard lifetime end.
+    rekey_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    /// Initiator: the CHILD_SA to set up in IKE_AUTH (config index, the
+    /// packet that triggered it), and whether the connection's other
+    /// children follow (`initiate`) or not (`acquire`).
+    first_child: Option<(usize, Option<TriggerPacket>)>,
+    all_children: bool,
+}
+
+/// What an initiated IKE SA is to set up.
+struct Plan {
+    first: Option<(usize, Option<TriggerPacket>)>,
+    all: bool,
+    /// Further CHILD_SAs (`Intent::NewChild`) queued for after IKE_AUTH.
+    more: VecDeque<Intent>,
+}
+
+impl Plan {
+    fn all() -> Plan {
+        Plan {
+            first: Some((0, None)),
+            all: true,
+            more: VecDeque::new(),
+        }
+    }
+}
+
+/// The packet that hit a trap policy (RFC 7296 2.9): its exact selectors go
+/// first in TSi/TSr so the responder can pick the right policy. Ports are
+/// used with TCP, UDP, SCTP and UDP-Lite; other protocols get any port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TriggerPacket {
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+    /// IP protocol number (0: unknown, then any).
+    pub protocol: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl TriggerPacket {
+    /// (TSi, TSr) for it: source first, as we send it.
+    fn selectors(&self) -> Option<(TrafficSelector, TrafficSelector)> {
+        use palisade_wire::ikev2::AddressRange;
+        use std::net::IpAddr;
+        let ports = |p: u16| match self.protocol {
+            6 | 17 | 132 | 136 => (p, p),
+            _ => (0, 65535),
+        };
+        let one = |a: IpAddr, port: u16| {
+            let (start_port, end_port) = ports(port);
+            let addresses = match a {
+                IpAddr::V4(a) => AddressRange::V4 { start: a, end: a },
+                IpAddr::V6(a) => AddressRange::V6 { start: a, end: a },
+            };
+            TrafficSelector {
+                ip_protocol: self.protocol,
+                start_port,
+                end_port,
+                addresses,
+            }
+        };
+        (self.src.is_ipv4() == self.dst.is_ipv4())
+            .then(|| (one(self.src, self.src_port), one(self.dst, self.dst_port)))
+    }
+}
+
+impl std::fmt::Display for TriggerPacket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{} -> {}:{} proto {}",
+            self.src, self.src_port, self.dst, self.dst_port, self.protocol
+        )
+    }
+}
+
+/// The TSi/TSr we propose for a new CHILD_SA of `cfg`: the triggering
+/// packet's selectors first (if any), then the configured ranges (2.9).
+fn proposed_ts(
+    cfg: &crate::config::ChildConfig,
+    trigger: Option<TriggerPacket>,
+) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
+    let mut l = Vec::new();
+    let mut r = Vec::new();
+    if let Some((tsi, tsr)) = trigger.and_then(|t| t.selectors()) {
+        l.push(tsi);
+        r.push(tsr);
+    }
+    l.extend(cfg.local_ts.iter().copied());
+    r.extend(cfg.remote_ts.iter().copied());
+    (l, r)
 }
 
 /// How long a rekeyed IKE SA waits for its Delete before it is dropped.
-const REKEYED_LINGER: std::time::Duration = std::time::Duration::from_secs(30);
+const REKEYED_LINGER: Duration = Duration::from_secs(30);
+/// A rekey that failed (the peer was busy, say) is tried again after this
+/// plus a random half of it.
+const REKEY_RETRY: Duration = Duration::from_secs(10);
 
 impl IkeSa {
     fn our_spi(&self) -> u64 {
@@ -691,19 +794,21 @@ impl Endpoint {
                     if let Some(d) = conn.dpd_delay {
                         at(sa.last_rx + d);
                     }
-                    if let Some(t) = conn
-                        .ike_rekey_time
+                    if let Some(t) = sa
+                        .rekey_at
                         .filter(|_| sa.initiator && !sa.ike_rekey_started)
                     {
-                        at(sa.created + t);
+                        at(t);
                     }
-                    if sa.initiator {
-                        for c in &sa.children {
-                            if let Some(r) = conn.children.get(c.cfg).and_then(|cc| cc.rekey_time) {
-                                if !c.rekey_started && !c.replaced {
-                                    at(c.installed + r);
-                                }
-                            }
+                    if let Some(t) = sa.expire_at {
+                        at(t);
+                    }
+                    for c in &sa.children {
+                        if let Some(t) = c.rekey_at.filter(|_| !c.rekey_started && !c.replaced) {
+                            at(t);
+                        }
+                        if let Some(t) = c.expire_at {
+                            at(t);
                         }
                     }
                 }
@@ -720,7 +825,92 @@ impl Endpoint {
         let ci = self
             .live_conn(name)
             .ok_or_else(|| Error::UnknownConnection(name.to_string()))?;
-        self.initiate_attempt(now, ci, 1)
+        self.initiate_attempt(now, ci, 1, Plan::all())
+    }
+
+    /// `start_action = trap`: a packet matched the trap policy of `child`
+    /// of `connection`. Without an IKE SA for the connection, one is
+    /// initiated whose first (and only) CHILD_SA is `child`, with the
+    /// packet's own selectors first in TSi/TSr (RFC 7296 2.9); with an
+    /// established one, an additional CHILD_SA is negotiated on it. If an
+    /// IKE SA is being set up, or a CHILD_SA for `child` is being negotiated,
+    /// nothing new starts, so a burst of packets causes one negotiation. The
+    /// IKE SA that carries (or will carry) the CHILD_SA is returned.
+    pub fn acquire(
+        &mut self,
+        now: Instant,
+        connection: &str,
+        child: &str,
+        packet: Option<TriggerPacket>,
+    ) -> Result<IkeSaId, Error> {
+        let ci = self
+            .live_conn(connection)
+            .ok_or_else(|| Error::UnknownConnection(connection.to_string()))?;
+        let conn = &self.config.connections[ci]; // ok: live_conn found it
+        let cc = conn
+            .children
+            .iter()
+            .position(|c| c.name == child)
+            .ok_or_else(|| Error::UnknownChild {
+                connection: connection.to_string(),
+                child: child.to_string(),
+            })?;
+        if let Some(p) = packet {
+            let cfg = &conn.children[cc]; // ok: position() found it
+            let inside = p.selectors().is_some_and(|(l, r)| {
+                negotiate::within(&[l], &cfg.local_ts) && negotiate::within(&[r], &cfg.remote_ts)
+            });
+            if !inside {
+                return Err(Error::TriggerOutsideSelectors {
+                    connection: connection.to_string(),
+                    child: child.to_string(),
+                    packet: p.to_string(),
+                });
+            }
+        }
+        let usable = |s: &IkeSa| {
+            s.conn == ci
+                && s.rekeyed.is_none()
+                && Self::state_of(s) != IkeState::Deleting
+                && (s.initiator || s.st != St::RespAwaitAuth)
+        };
+        let mut cands: Vec<(bool, u64)> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| usable(s))
+            .map(|(&k, s)| (s.st != St::Established, k))
+            .collect();
+        cands.sort();
+        let Some(&(connecting, id)) = cands.first() else {
+            let plan = Plan {
+                first: Some((cc, packet)),
+                all: false,
+                more: VecDeque::new(),
+            };
+            let id = self.initiate_attempt(now, ci, 1, plan)?;
+            debug!(connection, child, ike_sa = %id, "acquire: initiating");
+            return Ok(id);
+        };
+        let sa = self.sas.get_mut(&id).ok_or(Error::UnknownIkeSa(id))?;
+        let busy = sa
+            .queue
+            .iter()
+            .any(|i| matches!(i, Intent::NewChild(c, _) if *c == cc))
+            || sa.pending.as_ref().is_some_and(
+                |p| matches!(p.req, Req::Rekey { cfg, old_inbound: None, .. } if cfg == cc),
+            )
+            || (connecting
+                && (sa.all_children
+                    || sa.first_child.is_some_and(|f| f.0 == cc)
+                    || sa.auth_child.is_some_and(|a| a.0 == cc)));
+        if busy {
+            debug!(connection, child, ike_sa = %IkeSaId(id), "acquire: already under way");
+            return Ok(IkeSaId(id));
+        }
+        debug!(connection, child, ike_sa = %IkeSaId(id), "acquire: additional CHILD_SA");
+        sa.queue.push_back(Intent::NewChild(cc, packet));
+        self.pump(now, id);
+        Ok(IkeSaId(id))
     }
 
     fn initiate_attempt(
@@ -728,6 +918,7 @@ impl Endpoint {
         now: Instant,
         ci: usize,
         attempt: u32,
+        plan: Plan,
     ) -> Result<IkeSaId, Error> {
         let conn = &self.config.connections[ci]; // ok: callers pass a live index
         let name = conn.name.clone();
@@ -785,7 +976,12 @@ impl Endpoint {
             init_errors: 0,
             init_error: None,
             established: None,
+            rekey_at: None,
+            expire_at: None,
+            first_child: plan.first,
+            all_children: plan.all,
         };
+        sa.queue = plan.more;
         self.send_init(now, &mut sa)?;
         info!(connection = name, ike_sa = %IkeSaId(spi), %remote, "initiating IKE SA");
         self.sas.insert(spi, sa);
@@ -862,6 +1058,54 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The data plane reports that a CHILD_SA (named by its inbound SPI)
+    /// reached a volume limit (`rekey_bytes`/`rekey_packets`: `hard` false,
+    /// the SA is rekeyed; `life_*`: `hard` true, it is deleted). `ike` may
+    /// be an IKE SA that was rekeyed (and even deleted) since: the CHILD_SA
+    /// is then looked up by its inbound SPI under the IKE SA holding it now.
+    pub fn child_sa_expired(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        inbound_spi: u32,
+        hard: bool,
+    ) -> Result<(), Error> {
+        let mut id = ike.0;
+        while let Some((new, _)) = self.sas.get(&id).and_then(|s| s.rekeyed) {
+            id = new;
+        }
+        if !self.sas.contains_key(&id) {
+            id = self
+                .sas
+                .iter()
+                .find(|(_, s)| s.children.iter().any(|c| c.info.inbound_spi == inbound_spi))
+                .map(|(&k, _)| k)
+                .ok_or(Error::UnknownIkeSa(ike.0))?;
+        }
+        let sa = self.sas.get_mut(&id).ok_or(Error::UnknownIkeSa(ike.0))?;
+        let c = sa
+            .children
+            .iter_mut()
+            .find(|c| c.info.inbound_spi == inbound_spi)
+            .ok_or(Error::UnknownChildSa {
+                ike: ike.0,
+                spi: inbound_spi,
+            })?;
+        if hard {
+            info!(ike_sa = %IkeSaId(id), child = %c.info.name, "CHILD_SA {inbound_spi:08x}: hard limit reached, deleting it");
+            c.expire_at = None;
+            if !sa.queue.contains(&Intent::DeleteChild(inbound_spi)) {
+                sa.queue.push_back(Intent::DeleteChild(inbound_spi));
+            }
+        } else if !c.rekey_started && !c.replaced {
+            debug!(ike_sa = %IkeSaId(id), child = %c.info.name, "CHILD_SA {inbound_spi:08x}: soft limit reached, rekeying it");
+            c.rekey_started = true;
+            sa.queue.push_back(Intent::Rekey(inbound_spi));
+        }
+        self.pump(now, id);
+        Ok(())
+    }
+
     // ----------------------------------------------------------- plumbing
 
     fn fresh_spi(&mut self) -> u64 {
@@ -885,6 +1129,42 @@ impl Endpoint {
                 return v;
             }
         }
+    }
+
+    /// A random duration in 0..d.
+    fn draw(&mut self, d: Duration) -> Duration {
+        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        let mut b = [0u8; 8];
+        self.rng.fill(&mut b);
+        Duration::from_nanos(u64::from_le_bytes(b) % n)
+    }
+
+    /// (rekey at, expire at) for an SA starting `now`.
+    fn deadlines(
+        &mut self,
+        now: Instant,
+        rekey: Option<Duration>,
+        life: Option<Duration>,
+        rand: Option<Duration>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let (r, l) = lifetimes(rekey, life, rand, |d| self.draw(d));
+        (r.map(|r| now + r), l.map(|l| now + l))
+    }
+
+    fn ike_deadlines(&mut self, now: Instant, conn: usize) -> (Option<Instant>, Option<Instant>) {
+        let (r, l, j) = match self.config.connections.get(conn) {
+            Some(c) => (c.ike_rekey_time, c.ike_life_time, c.ike_rand_time),
+            None => return (None, None),
+        };
+        self.deadlines(now, r, l, j)
+    }
+
+    /// When to try a failed rekey again.
+    fn retry_at(&mut self, now: Instant) -> Instant {
+        now + REKEY_RETRY + self.draw(REKEY_RETRY / 2)
     }
 
     fn send(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
@@ -937,8 +1217,11 @@ impl Endpoint {
                 reason: reason.clone(),
             });
         }
-        if reason == (DownReason::DeadPeer { restart: true }) && self.is_live(sa.conn) {
-            let _ = self.initiate_attempt(_now, sa.conn, 1);
+        let restart = DownReason::DeadPeer {
+            action: DpdAction::Restart,
+        };
+        if reason == restart && self.is_live(sa.conn) {
+            let _ = self.initiate_attempt(_now, sa.conn, 1, Plan::all());
         }
         // Setting up failed on a timeout (lost or damaged IKE_SA_INIT, say):
         // start over while keying tries remain.
@@ -951,7 +1234,18 @@ impl Endpoint {
             && self.is_live(sa.conn)
         {
             info!(connection = %name, "retrying, keying try {} of {tries}", sa.attempt + 1);
-            let _ = self.initiate_attempt(_now, sa.conn, sa.attempt + 1);
+            // What was asked of this attempt is asked of the next.
+            let plan = Plan {
+                first: sa.first_child,
+                all: sa.all_children,
+                more: sa
+                    .queue
+                    .iter()
+                    .filter(|i| matches!(i, Intent::NewChild(..)))
+                    .copied()
+                    .collect(),
+            };
+            let _ = self.initiate_attempt(_now, sa.conn, sa.attempt + 1, plan);
         }
     }
 
@@ -1268,6 +1562,10 @@ impl Endpoint {
             init_errors: 0,
             init_error: None,
             established: None,
+            rekey_at: None,
+            expire_at: None,
+            first_child: None,
+            all_children: false,
         };
         self.init_index.insert((remote, hdr.spi_i), spi);
         self.sas.insert(spi, sa);
@@ -1443,7 +1741,11 @@ impl Endpoint {
             method: auth::SHARED_KEY_MIC,
             data: auth_v.as_bytes().to_vec(),
         }));
-        if let Some(child) = conn.children.first() {
+        let first = sa
+            .first_child
+            .and_then(|(ci, pkt)| Some((ci, pkt, conn.children.get(ci)?)));
+        if let Some((ci, pkt, child)) = first {
+            let (tsi, tsr) = proposed_ts(child, pkt);
             let spi = self.fresh_child_spi();
             if child.mode == Mode::Transport {
                 inner.push(Payload::Notify(NotifyPayload::new(
@@ -1456,13 +1758,9 @@ impl Endpoint {
                 spi,
                 false,
             )));
-            inner.push(Payload::TsI(TsPayload {
-                selectors: child.local_ts.clone(),
-            }));
-            inner.push(Payload::TsR(TsPayload {
-                selectors: child.remote_ts.clone(),
-            }));
-            sa.auth_child = Some((0, spi));
+            inner.push(Payload::TsI(TsPayload { selectors: tsi }));
+            inner.push(Payload::TsR(TsPayload { selectors: tsr }));
+            sa.auth_child = Some((ci, spi));
         }
         let id = sa.next_req_id;
         sa.next_req_id += 1;
@@ -1564,6 +1862,7 @@ impl Endpoint {
         sa.peer_id = Some(peer.clone());
         sa.st = St::Established;
         sa.established = Some(now);
+        (sa.rekey_at, sa.expire_at) = self.ike_deadlines(now, sa.conn);
         sa.last_rx = now;
         if notify(inner, notify::INITIAL_CONTACT).is_some() {
             self.initial_contact(now, sa.conn, &peer);
@@ -1642,12 +1941,29 @@ impl Endpoint {
         else {
             return err(notify::INVALID_SYNTAX);
         };
+        // 2.9: the first TSi/TSr may be the exact selectors of the packet
+        // that made the peer start this; a child that takes that packet is
+        // preferred over the first one that merely overlaps.
         let mut fits = None;
-        for (i, c) in conn.children.iter().enumerate() {
-            let ti = negotiate::narrow(&tsi.selectors, &c.remote_ts);
-            let tr = negotiate::narrow(&tsr.selectors, &c.local_ts);
-            if !ti.is_empty() && !tr.is_empty() {
-                fits = Some((i, ti, tr));
+        let first = (tsi.selectors.first(), tsr.selectors.first());
+        for want_first in [true, false] {
+            for (i, c) in conn.children.iter().enumerate() {
+                if want_first {
+                    let (Some(fi), Some(fr)) = first else { break };
+                    if !negotiate::within(&[*fi], &c.remote_ts)
+                        || !negotiate::within(&[*fr], &c.local_ts)
+                    {
+                        continue;
+                    }
+                }
+                let ti = negotiate::narrow(&tsi.selectors, &c.remote_ts);
+                let tr = negotiate::narrow(&tsr.selectors, &c.local_ts);
+                if !ti.is_empty() && !tr.is_empty() {
+                    fits = Some((i, ti, tr));
+                    break;
+                }
+            }
+            if fits.is_some() {
                 break;
             }
         }
@@ -1798,6 +2114,13 @@ impl Endpoint {
     }
 
     fn install_child(&mut self, now: Instant, sa: &mut IkeSa, info: ChildSaInfo, cfg: usize) {
+        let (rekey_at, expire_at) = match self.conn(sa).children.get(cfg) {
+            Some(c) => {
+                let (r, l, j) = (c.rekey_time, c.life_time, c.rand_time);
+                self.deadlines(now, r, l, j)
+            }
+            None => (None, None),
+        };
         info!(
             ike_sa = %info.ike_sa, child = %info.name,
             "CHILD_SA installed: SPIs in {:08x} out {:08x}, {} === {}",
@@ -1808,7 +2131,8 @@ impl Endpoint {
         sa.children.push(Child {
             info,
             cfg,
-            installed: now,
+            rekey_at,
+            expire_at,
             rekey_started: false,
             peer_rekey: None,
             replaced: false,
@@ -1872,6 +2196,7 @@ impl Endpoint {
         }
         sa.st = St::Established;
         sa.established = Some(now);
+        (sa.rekey_at, sa.expire_at) = self.ike_deadlines(now, sa.conn);
         sa.peer_id = peer.clone();
         let id = IkeSaId(sa.our_spi());
         info!(connection = %conn.name, ike_sa = %id, remote = %sa.remote, "IKE SA established (initiator)");
@@ -1887,8 +2212,11 @@ impl Endpoint {
             nat_detected: sa.nat,
         });
         // CHILD_SAs beyond the first come through CREATE_CHILD_SA (1.3.1).
-        for ci in 1..conn.children.len() {
-            sa.queue.push_back(Intent::NewChild(ci));
+        if sa.all_children {
+            let first = sa.first_child.map(|f| f.0);
+            for ci in (0..conn.children.len()).filter(|&i| Some(i) != first) {
+                sa.queue.push_back(Intent::NewChild(ci, None));
+            }
         }
         if let Some((ci, our_spi)) = sa.auth_child.take() {
             let cfg = &conn.children[ci]; // ok: auth_child indexes this connection's children
@@ -1948,8 +2276,10 @@ impl Endpoint {
             ));
         };
         // The narrowed selectors must lie within what we proposed.
-        if negotiate::narrow(&tsi.selectors, &cfg.local_ts) != tsi.selectors
-            || negotiate::narrow(&tsr.selectors, &cfg.remote_ts) != tsr.selectors
+        if !negotiate::within(&tsi.selectors, &cfg.local_ts)
+            || !negotiate::within(&tsr.selectors, &cfg.remote_ts)
+            || tsi.selectors.is_empty()
+            || tsr.selectors.is_empty()
         {
             return Err(format!(
                 "responder's selectors {} === {} are wider than ours",
@@ -2369,6 +2699,12 @@ impl Endpoint {
                 .find(|c| Some(c.info.inbound_spi) == old_inbound)
             {
                 o.peer_rekey = Some((ni.clone(), nr.clone(), new_inbound));
+                // The peer's rekey does our job: ours is not started unless
+                // it is already in flight (then 2.8.1 settles it).
+                o.rekey_started = true;
+            }
+            if let Some(old) = old_inbound {
+                sa.queue.retain(|i| *i != Intent::Rekey(old));
             }
             let pos = out
                 .iter()
@@ -2390,6 +2726,7 @@ impl Endpoint {
         sa: &mut IkeSa,
         ci: usize,
         old_inbound: Option<u32>,
+        trigger: Option<TriggerPacket>,
     ) -> Result<(), Error> {
         let conn = self.conn(sa).clone();
         let Some(cfg) = conn.children.get(ci) else {
@@ -2406,11 +2743,10 @@ impl Endpoint {
                     old.info.mode == Mode::Transport,
                 )
             }
-            None => (
-                cfg.local_ts.clone(),
-                cfg.remote_ts.clone(),
-                cfg.mode == Mode::Transport,
-            ),
+            None => {
+                let (l, r) = proposed_ts(cfg, trigger);
+                (l, r, cfg.mode == Mode::Transport)
+            }
         };
         let pfs_group = cfg
             .esp_proposals
@@ -2504,6 +2840,7 @@ impl Endpoint {
             .get(ci)
             .map(|c| c.name.clone())
             .unwrap_or_default();
+        let retry = self.retry_at(now);
         let fail = |this: &mut Self, sa: &mut IkeSa, why: String| {
             info!(ike_sa = %id, child = %name, "CREATE_CHILD_SA failed: {why}");
             if old_inbound.is_none() {
@@ -2519,9 +2856,12 @@ impl Endpoint {
                 .iter_mut()
                 .find(|c| Some(c.info.inbound_spi) == old_inbound)
             {
-                // Try again at the next timer only if the peer was just busy.
+                // A timed rekey is tried again a little later (the peer may
+                // have been busy); a manual one is left to the caller.
                 o.rekey_started = false;
-                o.installed = now;
+                if o.rekey_at.is_some() {
+                    o.rekey_at = Some(retry);
+                }
             }
         };
         let Some(nonce) = find(inner, nonce_of) else {
@@ -2628,9 +2968,14 @@ impl Endpoint {
             init_errors: 0,
             init_error: None,
             established: Some(now),
+            rekey_at: None,
+            expire_at: None,
+            first_child: None,
+            all_children: false,
         };
         let (old_id, new_id) = (old.our_spi(), new.our_spi());
         let mut new = new;
+        (new.rekey_at, new.expire_at) = self.ike_deadlines(now, new.conn);
         for c in &mut new.children {
             c.info.ike_sa = IkeSaId(new_id);
         }
@@ -2641,7 +2986,7 @@ impl Endpoint {
             .filter(|i| {
                 matches!(
                     i,
-                    Intent::DeleteChild(_) | Intent::Rekey(_) | Intent::NewChild(_)
+                    Intent::DeleteChild(_) | Intent::Rekey(_) | Intent::NewChild(..)
                 )
             })
             .collect();
@@ -2797,10 +3142,13 @@ impl Endpoint {
     ) {
         let conn = self.conn(sa).clone();
         let id = IkeSaId(sa.our_spi());
+        let again = self.retry_at(now);
         let retry = |sa: &mut IkeSa, why: String| {
             info!(connection = %conn.name, ike_sa = %id, "IKE SA rekey failed: {why}");
             sa.ike_rekey_started = false;
-            sa.created = now;
+            if sa.rekey_at.is_some() {
+                sa.rekey_at = Some(again);
+            }
         };
         if sa.rekeyed.is_some() {
             return; // the peer's rekey won meanwhile
@@ -2914,12 +3262,15 @@ impl Endpoint {
                     }
                     let dpd = matches!(p.req, Req::Dpd);
                     let was_delete = matches!(p.req, Req::DeleteIke);
-                    let restart =
-                        self.conn(sa).dpd_action == DpdAction::Restart && self.is_live(sa.conn);
+                    let action = if self.is_live(sa.conn) {
+                        self.conn(sa).dpd_action
+                    } else {
+                        DpdAction::Clear
+                    };
                     return Fate::Kill(if was_delete {
                         DownReason::DeletedLocally
                     } else if dpd {
-                        DownReason::DeadPeer { restart }
+                        DownReason::DeadPeer { action }
                     } else {
                         DownReason::Timeout
                     });
@@ -2943,24 +3294,27 @@ impl Endpoint {
                 sa.queue.push_back(Intent::Dpd);
             }
         }
-        if sa.initiator
-            && !sa.ike_rekey_started
-            && conn.ike_rekey_time.is_some_and(|t| now >= sa.created + t)
-        {
+        if sa.expire_at.is_some_and(|t| now >= t) {
+            // 2.8: the hard lifetime is over and no rekey replaced the SA.
+            info!(connection = %conn.name, ike_sa = %IkeSaId(sa.our_spi()), "IKE SA lifetime over, deleting it");
+            sa.expire_at = None;
+            sa.queue.clear();
+            sa.queue.push_back(Intent::DeleteIke);
+            return Fate::Keep;
+        }
+        if sa.initiator && !sa.ike_rekey_started && sa.rekey_at.is_some_and(|t| now >= t) {
             sa.ike_rekey_started = true;
             sa.queue.push_back(Intent::RekeyIke);
         }
-        if sa.initiator {
-            for c in sa.children.iter_mut() {
-                let due = conn
-                    .children
-                    .get(c.cfg)
-                    .and_then(|cc| cc.rekey_time)
-                    .is_some_and(|r| now >= c.installed + r);
-                if due && !c.rekey_started && !c.replaced {
-                    c.rekey_started = true;
-                    sa.queue.push_back(Intent::Rekey(c.info.inbound_spi));
-                }
+        for c in sa.children.iter_mut() {
+            let spi = c.info.inbound_spi;
+            if c.expire_at.is_some_and(|t| now >= t) {
+                info!(ike_sa = %c.info.ike_sa, child = %c.info.name, "CHILD_SA {spi:08x}: lifetime over, deleting it");
+                c.expire_at = None;
+                sa.queue.push_back(Intent::DeleteChild(spi));
+            } else if !c.rekey_started && !c.replaced && c.rekey_at.is_some_and(|t| now >= t) {
+                c.rekey_started = true;
+                sa.queue.push_back(Intent::Rekey(spi));
             }
         }
         Fate::Keep
@@ -2984,11 +3338,11 @@ impl Endpoint {
                         .find(|c| c.info.inbound_spi == spi)
                         .map(|c| c.cfg);
                     match ci {
-                        Some(ci) => self.send_child(now, &mut sa, ci, Some(spi)),
+                        Some(ci) => self.send_child(now, &mut sa, ci, Some(spi), None),
                         None => Ok(()),
                     }
                 }
-                Intent::NewChild(ci) => self.send_child(now, &mut sa, ci, None),
+                Intent::NewChild(ci, pkt) => self.send_child(now, &mut sa, ci, None, pkt),
                 Intent::DeleteChild(spi) => self.send_info(now, &mut sa, Req::DeleteChild(spi)),
                 Intent::DeleteIke => self.send_info(now, &mut sa, Req::DeleteIke),
                 Intent::Dpd => self.send_info(now, &mut sa, Req::Dpd),

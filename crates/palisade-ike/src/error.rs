@@ -11,6 +11,14 @@ pub enum Error {
     NoRemoteAddress(String),
     #[error("connection `{name}`: {why}")]
     BadConfig { name: String, why: String },
+    #[error("connection `{connection}` has no child `{child}`")]
+    UnknownChild { connection: String, child: String },
+    #[error("connection `{connection}` child `{child}`: the triggering packet {packet} is outside the child's traffic selectors")]
+    TriggerOutsideSelectors {
+        connection: String,
+        child: String,
+        packet: String,
+    },
     #[error("no IKE SA {0:016x}")]
     UnknownIkeSa(u64),
     #[error("IKE SA {ike:016x}: no CHILD_SA with inbound SPI {spi:08x}")]

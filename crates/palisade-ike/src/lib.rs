@@ -33,7 +33,18 @@
 //!   ([`Stats`]), keying tries;
 //! * INFORMATIONAL: Delete of CHILD and IKE SAs, liveness checks (DPD);
 //! * CREATE_CHILD_SA: additional CHILD_SAs, CHILD_SA rekey with or without
-//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey.
+//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey;
+//! * lifetimes as strongSwan has them: rekey at `rekey_time` minus a random
+//!   0..`rand_time`, delete at `life_time`, for CHILD_SAs (either end rekeys
+//!   on its own timer) and the IKE SA (rekeyed by the end that set it up);
+//!   byte/packet limits are counted by the data plane, which reports them
+//!   through [`Endpoint::child_sa_expired`];
+//! * connections added and removed at run time, status snapshots
+//!   ([`Endpoint::ike_sa_infos`]);
+//! * `start_action = trap`: [`Endpoint::acquire`] sets up the IKE SA or an
+//!   additional CHILD_SA once per burst of packets, with the triggering
+//!   packet's selectors first in TSi/TSr; as responder, a child that takes
+//!   that packet is preferred (2.9); `DpdAction::Trap`.
 //!
 //! Not yet: certificates/EAP, IKE fragmentation (RFC 7383), MOBIKE, the
 //! simultaneous IKE SA rekey tie-break (a collision is answered with
@@ -52,7 +63,7 @@ pub use config::{
 };
 pub use endpoint::{
     ChildSaInfo, DownReason, Endpoint, Event, IkeSaId, IkeSaInfo, IkeState, IkeTransforms, Stats,
-    Transmit,
+    Transmit, TriggerPacket,
 };
 pub use error::Error;
 pub use negotiate::{narrow, ts_display};

@@ -381,7 +381,10 @@ fn intersect_one(a: &TrafficSelector, b: &TrafficSelector) -> Option<TrafficSele
 }
 
 /// Narrowing (RFC 7296 2.9): every non-empty intersection of a proposed
-/// selector with a configured one, duplicates removed, in the peer's order.
+/// selector with a configured one, in the peer's order, without duplicates
+/// and without selectors that another one in the result covers (the exact
+/// selectors of a triggering packet that an initiator puts first fall
+/// inside the configured ranges that follow them).
 pub fn narrow(
     proposed: &[TrafficSelector],
     configured: &[TrafficSelector],
@@ -396,5 +399,18 @@ pub fn narrow(
             }
         }
     }
+    let all = out.clone();
+    out.retain(|x| !all.iter().any(|y| y != x && covers(y, x)));
     out
+}
+
+/// Whether `outer` contains all of `inner`.
+fn covers(outer: &TrafficSelector, inner: &TrafficSelector) -> bool {
+    intersect_one(inner, outer).as_ref() == Some(inner)
+}
+
+/// Whether each selector of `got` lies within one of `proposed` (what a
+/// responder may return, 2.9).
+pub fn within(got: &[TrafficSelector], proposed: &[TrafficSelector]) -> bool {
+    got.iter().all(|g| proposed.iter().any(|p| covers(p, g)))
 }

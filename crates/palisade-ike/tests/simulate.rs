@@ -295,7 +295,9 @@ fn dpd_detects_vanished_peer() {
     assert!(s.run_until(600 * SECOND, |s| s.models[A].ike_up.is_empty()));
     assert_eq!(
         s.models[A].downs,
-        vec![DownReason::DeadPeer { restart: false }]
+        vec![DownReason::DeadPeer {
+            action: DpdAction::Clear
+        }]
     );
     assert!(s.models[A].children.is_empty());
     assert_eq!(s.eps[A].ike_sa_count(), 0);
@@ -749,4 +751,293 @@ fn removing_a_connection_stops_its_setup_and_restarts() {
     s.eps[A].remove_connection(s.now, "ab").unwrap();
     assert!(s.run_until(600 * SECOND, |s| s.models[A].ike_up.is_empty()));
     assert_eq!(s.eps[A].ike_sa_count(), 0, "restarted a removed connection");
+}
+
+/// Gaps between successive rekeys of the one CHILD_SA, as seen on side `i`.
+fn rekey_gaps(s: &Sim, i: usize) -> Vec<Duration> {
+    let times: Vec<Duration> = s.models[i].installs.iter().map(|x| x.0).collect();
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[test]
+fn child_lifetimes_with_jitter_rekey_from_both_ends() {
+    let mut ca = config(A);
+    let mut cb = config(B);
+    for c in [&mut ca, &mut cb] {
+        let ch = &mut c.connections[0].children[0];
+        ch.rekey_time = Some(60 * SECOND);
+        ch.life_time = Some(80 * SECOND); // rand_time 20 s
+    }
+    let mut s = Sim::new(60, Faults::default(), ca, cb);
+    assert!(handshake(&mut s));
+    s.run_for(1200 * SECOND);
+    s.run_until(60 * SECOND, |s| {
+        s.models[A].children.len() == 1 && s.models[B].children.len() == 1
+    });
+    s.check_agreement();
+    let gaps = rekey_gaps(&s, A);
+    assert!(gaps.len() >= 19, "{} rekeys in 1200 s", gaps.len());
+    for g in &gaps {
+        assert!(
+            *g >= 40 * SECOND && *g <= 61 * SECOND,
+            "rekey {g:?} after the previous one, outside rekey_time - rand_time"
+        );
+    }
+    let mut distinct = gaps.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() > gaps.len() / 2, "no jitter: {gaps:?}");
+    // Every install is a rekey of the previous SA: nothing expired hard.
+    assert!(s.models[A].installs[1..].iter().all(|x| x.2.is_some()));
+    assert!(s.models.iter().all(|m| m.downs.is_empty()));
+}
+
+#[test]
+fn ike_responder_rekeys_children_on_its_own_timer() {
+    // Only B, the IKE SA responder, has a rekey time: it rekeys itself
+    // (before, only the IKE SA initiator did, and B's limits were ignored).
+    let mut cb = config(B);
+    cb.connections[0].children[0].rekey_time = Some(30 * SECOND);
+    let mut s = Sim::new(61, Faults::default(), config(A), cb);
+    assert!(handshake(&mut s));
+    s.run_for(100 * SECOND);
+    s.run_until(30 * SECOND, |s| {
+        s.models[A].children.len() == 1 && s.models[B].children.len() == 1
+    });
+    s.check_agreement();
+    assert_eq!(rekey_gaps(&s, B).len(), 3, "{:?}", s.models[B].installs);
+}
+
+#[test]
+fn child_hard_lifetime_deletes_without_rekey() {
+    let mut cb = config(B);
+    cb.connections[0].children[0].life_time = Some(30 * SECOND);
+    let mut s = Sim::new(62, Faults::default(), config(A), cb);
+    assert!(handshake(&mut s));
+    let t0 = s.now - s.start;
+    assert!(s.run_until(60 * SECOND, |s| s.models[A].children.is_empty()));
+    let gone = s.now - s.start - t0;
+    assert!(gone >= 30 * SECOND && gone < 31 * SECOND, "{gone:?}");
+    s.run_for(5 * SECOND);
+    s.check_agreement();
+    assert!(s.established(), "the IKE SA stays");
+}
+
+#[test]
+fn ike_rekey_jitter_and_hard_lifetime() {
+    let mut ca = config(A);
+    ca.connections[0].ike_rekey_time = Some(100 * SECOND);
+    ca.connections[0].ike_life_time = Some(150 * SECOND); // jitter 0..50 s
+                                                          // B would never rekey (it is the responder) but has a hard limit that
+                                                          // A's rekeys always beat.
+    let mut cb = config(B);
+    cb.connections[0].ike_life_time = Some(101 * SECOND);
+    let mut s = Sim::new(63, Faults::default(), ca, cb);
+    assert!(handshake(&mut s));
+    s.run_for(1000 * SECOND);
+    s.check_agreement();
+    assert!(s.models.iter().all(|m| m.downs.is_empty()));
+    let t = &s.models[A].ike_rekey_times;
+    assert!(t.len() >= 10, "{t:?}");
+    let gaps: Vec<Duration> = t.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|g| *g >= 50 * SECOND && *g <= 101 * SECOND),
+        "{gaps:?}"
+    );
+    assert!(gaps.iter().any(|g| *g != gaps[0]), "no jitter: {gaps:?}");
+    assert_eq!(s.models[A].children.len(), 1);
+
+    // Now A stops rekeying: B's hard limit deletes the IKE SA.
+    let mut cb = config(B);
+    cb.connections[0].ike_life_time = Some(101 * SECOND);
+    let mut s = Sim::new(64, Faults::default(), config(A), cb);
+    assert!(handshake(&mut s));
+    let t0 = s.now;
+    assert!(s.run_until(200 * SECOND, |s| s.models[B].ike_up.is_empty()));
+    assert!(s.now - t0 >= 101 * SECOND);
+    s.run_for(10 * SECOND);
+    assert_eq!(s.models[B].downs, vec![DownReason::DeletedLocally]);
+    assert_eq!(s.models[A].downs, vec![DownReason::DeletedByPeer]);
+    assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+}
+
+#[test]
+fn data_plane_volume_limits() {
+    let mut s = Sim::pair(65, Faults::default());
+    assert!(handshake(&mut s));
+    let id = ike_id(&s, B);
+    let spi = *s.models[B].children.keys().next().unwrap();
+    assert_eq!(
+        s.eps[B].child_sa_expired(s.now, IkeSaId(7), 999, false),
+        Err(Error::UnknownIkeSa(7))
+    );
+    assert!(matches!(
+        s.eps[B].child_sa_expired(s.now, id, 12345, true),
+        Err(Error::UnknownChildSa { spi: 12345, .. })
+    ));
+    // Soft limit: rekeyed (the repeat while it runs is ignored).
+    s.eps[B].child_sa_expired(s.now, id, spi, false).unwrap();
+    s.eps[B].child_sa_expired(s.now, id, spi, false).unwrap();
+    s.run_for(10 * SECOND);
+    s.check_agreement();
+    let (&new, c) = s.models[B].children.iter().next().unwrap();
+    assert_eq!((s.models[B].children.len(), c.rekeys), (1, Some(spi)));
+    // Through an IKE SA rekey the old IKE SA id still finds it.
+    let ida = ike_id(&s, A);
+    s.eps[A].rekey_ike_sa(s.now, ida).unwrap();
+    s.run_for(10 * SECOND);
+    assert_eq!(s.models[B].ike_rekeys, 1);
+    // Hard limit: deleted on both sides, the IKE SA stays.
+    s.eps[B].child_sa_expired(s.now, id, new, true).unwrap();
+    s.run_for(10 * SECOND);
+    s.check_agreement();
+    assert!(s.models[A].children.is_empty());
+    assert!(s.established());
+}
+
+fn pkt(src: [u8; 4], dst: [u8; 4], protocol: u8, sp: u16, dp: u16) -> TriggerPacket {
+    TriggerPacket {
+        src: src.into(),
+        dst: dst.into(),
+        protocol,
+        src_port: sp,
+        dst_port: dp,
+    }
+}
+
+/// A and B with a second child: A 10.11/16 <-> 10.12/16; B splits its side
+/// into two children, 10.12.0/24 ("b0") and 10.12.1/24 ("b1").
+fn trap_configs() -> (Config, Config) {
+    let mut ca = config(A);
+    ca.connections[0].children.push(ChildConfig::tunnel(
+        "second",
+        ts([10, 11, 0, 0], [10, 11, 255, 255]),
+        ts([10, 12, 0, 0], [10, 12, 255, 255]),
+    ));
+    let mut cb = config(B);
+    for (name, n) in [("b0", 0), ("b1", 1)] {
+        cb.connections[0].children.push(ChildConfig::tunnel(
+            name,
+            ts([10, 12, n, 0], [10, 12, n, 255]),
+            ts([10, 11, 0, 0], [10, 11, 255, 255]),
+        ));
+    }
+    (ca, cb)
+}
+
+#[test]
+fn trap_acquire_starts_one_negotiation_with_the_packet_first() {
+    let (ca, cb) = trap_configs();
+    let mut s = Sim::new(70, Faults::default(), ca, cb);
+    let p = pkt([10, 11, 0, 5], [10, 12, 1, 9], 6, 40000, 443);
+    let id = s.eps[A].acquire(s.now, "ab", "second", Some(p)).unwrap();
+    // More packets, and the other child, while it is being set up: nothing new.
+    for _ in 0..10 {
+        assert_eq!(s.eps[A].acquire(s.now, "ab", "second", Some(p)), Ok(id));
+    }
+    assert_eq!(s.eps[A].acquire(s.now, "ab", "net", None), Ok(id));
+    assert_eq!(s.eps[A].ike_sa_count(), 1);
+    assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 2));
+    s.run_for(5 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.eps[A].ike_sa_count(), 1);
+    let names: Vec<String> = s.models[B]
+        .children
+        .values()
+        .map(|c| c.name.clone())
+        .collect();
+    // B picked the child that takes the packet (b1), not the first that
+    // overlaps (b0), and narrowed to it; the packet's own selectors, covered
+    // by the range, are not repeated.
+    assert!(names.contains(&"b1".to_string()), "{names:?}");
+    let second = s.models[A]
+        .children
+        .values()
+        .find(|c| c.name == "second")
+        .unwrap();
+    assert_eq!(second.remote_ts, vec![ts([10, 12, 1, 0], [10, 12, 1, 255])]);
+    assert_eq!(
+        second.local_ts,
+        vec![ts([10, 11, 0, 0], [10, 11, 255, 255])]
+    );
+
+    // Established: a new acquire adds a CHILD_SA; repeats while it is
+    // negotiated do not.
+    let p2 = pkt([10, 11, 3, 3], [10, 12, 0, 7], 17, 53, 53);
+    assert_eq!(s.eps[A].acquire(s.now, "ab", "second", Some(p2)), Ok(id));
+    assert_eq!(s.eps[A].acquire(s.now, "ab", "second", Some(p2)), Ok(id));
+    s.run_for(10 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 3);
+    let b0 = s.models[B]
+        .children
+        .values()
+        .filter(|c| c.name == "b0")
+        .count();
+    assert_eq!(b0, 1);
+}
+
+#[test]
+fn acquire_refuses_bad_requests() {
+    let (ca, cb) = trap_configs();
+    let mut s = Sim::new(71, Faults::default(), ca, cb);
+    let e = &mut s.eps[A];
+    let now = s.now;
+    assert_eq!(
+        e.acquire(now, "zz", "net", None),
+        Err(Error::UnknownConnection("zz".into()))
+    );
+    assert!(matches!(
+        e.acquire(now, "ab", "nope", None),
+        Err(Error::UnknownChild { .. })
+    ));
+    // Outside the child's selectors, and mixed address families.
+    let outside = pkt([10, 99, 0, 1], [10, 12, 0, 1], 6, 1, 2);
+    let err = e.acquire(now, "ab", "second", Some(outside)).unwrap_err();
+    assert!(err.to_string().contains("10.99.0.1:1"), "{err}");
+    let mut mixed = outside;
+    mixed.src = "10.11.0.1".parse().unwrap();
+    mixed.dst = "::1".parse().unwrap();
+    assert!(matches!(
+        e.acquire(now, "ab", "second", Some(mixed)),
+        Err(Error::TriggerOutsideSelectors { .. })
+    ));
+    assert_eq!(e.ike_sa_count(), 0);
+    // Without a packet, only the acquired child is set up (no others).
+    e.acquire(now, "ab", "second", None).unwrap();
+    assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 1));
+    s.run_for(5 * SECOND);
+    assert_eq!(s.models[A].children.len(), 1);
+    assert_eq!(s.models[A].children.values().next().unwrap().name, "second");
+    // The responder has an IKE SA up for the connection: acquire uses it.
+    let idb = ike_id(&s, B);
+    assert_eq!(s.eps[B].acquire(s.now, "ba", "net", None), Ok(idb));
+    s.run_for(5 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 2);
+}
+
+#[test]
+fn dpd_action_trap_clears_without_restart() {
+    let mut ca = config(A);
+    ca.connections[0].dpd_delay = Some(10 * SECOND);
+    ca.connections[0].dpd_action = DpdAction::Trap;
+    let mut s = Sim::new(72, Faults::default(), ca, config(B));
+    s.eps[A].acquire(s.now, "ab", "net", None).unwrap();
+    assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 1));
+    s.dead[B] = true;
+    assert!(s.run_until(600 * SECOND, |s| s.models[A].ike_up.is_empty()));
+    assert_eq!(
+        s.models[A].downs,
+        vec![DownReason::DeadPeer {
+            action: DpdAction::Trap
+        }]
+    );
+    assert_eq!(s.eps[A].ike_sa_count(), 0, "trap must not restart");
+    // The next packet sets it up again.
+    s.dead[B] = false;
+    s.eps[B] = Endpoint::new(config(B), SeededRng::new(7272));
+    s.models[B] = Model::default();
+    s.eps[A].acquire(s.now, "ab", "net", None).unwrap();
+    assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 1));
 }

@@ -102,6 +102,11 @@ pub struct Model {
     pub downs: Vec<DownReason>,
     pub child_failures: Vec<String>,
     pub ike_rekeys: usize,
+    /// Every CHILD_SA install: (virtual time since start, inbound SPI, the
+    /// inbound SPI of the SA it replaces).
+    pub installs: Vec<(Duration, u32, Option<u32>)>,
+    /// Every IKE SA rekey, at virtual time since start.
+    pub ike_rekey_times: Vec<Duration>,
 }
 
 pub struct Sim {
@@ -223,6 +228,8 @@ impl Sim {
                         m.downs.push(reason);
                     }
                     Event::ChildSaInstalled(info) => {
+                        m.installs
+                            .push((self.now - self.start, info.inbound_spi, info.rekeys));
                         assert!(
                             m.children.insert(info.inbound_spi, info).is_none(),
                             "seed {}: inbound SPI installed twice",
@@ -245,6 +252,7 @@ impl Sim {
                         );
                         m.ike_up.insert(new, true);
                         m.ike_rekeys += 1;
+                        m.ike_rekey_times.push(self.now - self.start);
                     }
                 }
             }
