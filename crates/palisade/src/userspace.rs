@@ -171,8 +171,9 @@ impl Dataplane for Userspace {
         let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{tun_name}/rp_filter"), "0");
         let specs: Vec<ManualSpec> = config.manual.iter().map(spec_of).collect();
         let (raw, udp) = manual::sockets(&specs).map_err(|e| e.to_string())?;
-        let (worker, handle) =
-            Worker::new(Plane::new(), tun, raw, udp).map_err(|e| e.to_string())?;
+        let mut plane = Plane::new();
+        plane.nat_keepalive = config.daemon.nat_keepalive;
+        let (worker, handle) = Worker::new(plane, tun, raw, udp).map_err(|e| e.to_string())?;
         let thread = std::thread::Builder::new()
             .name("palisade-dataplane".into())
             .spawn(move || worker.run())

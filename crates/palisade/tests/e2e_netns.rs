@@ -77,6 +77,8 @@ struct Scenario {
     wire: Wire,
     /// strongSwan-syntax ESP proposal, Wireshark names, key lengths.
     esp: &'static str,
+    /// Extra `[daemon]` lines for both daemons.
+    daemon: &'static str,
 }
 
 /// The lab: namespaces `<tag>a`, `<tag>b` (and `<tag>r`), daemons, temp dir.
@@ -178,9 +180,10 @@ fn config(
     };
     let host = if s.v6 { 128 } else { 32 };
     let mut c = format!(
-        "[daemon]\ncontrol_socket = \"{}\"\ntun_name = \"pal{}\"\ntun_mtu = 1400\nlog_level = \"debug\"\n\n[[manual]]\nname = \"e2e\"\nmode = \"{}\"\nlocal_addr = \"{}\"\nremote_addr = \"{}\"\n",
+        "[daemon]\ncontrol_socket = \"{}\"\ntun_name = \"pal{}\"\ntun_mtu = 1400\nlog_level = \"debug\"\n{}\n[[manual]]\nname = \"e2e\"\nmode = \"{}\"\nlocal_addr = \"{}\"\nremote_addr = \"{}\"\n",
         me.sock.display(),
         if is_a { "a" } else { "b" },
+        s.daemon,
         if s.tunnel { "tunnel" } else { "transport" },
         me.outer,
         peer_outer_seen,
@@ -580,6 +583,11 @@ fn start_capture(
 
 /// UDP datagrams from A's inner address to B's, echoed back by B.
 fn exchange(a: &Side, b: &Side, count: usize) -> Result<(), String> {
+    exchange_paced(a, b, count, Duration::ZERO)
+}
+
+/// [`exchange`] with `gap` between datagrams.
+fn exchange_paced(a: &Side, b: &Side, count: usize, gap: Duration) -> Result<(), String> {
     let b_addr = SocketAddr::new(b.inner, 7000);
     let a_bind = SocketAddr::new(a.inner, 0);
     let server =
@@ -604,8 +612,9 @@ fn exchange(a: &Side, b: &Side, count: usize) -> Result<(), String> {
     let mut buf = [0u8; 2048];
     let mut result = Ok(());
     for i in 0..count {
+        std::thread::sleep(gap);
         let mut msg = MARKER.to_vec();
-        msg.extend(std::iter::repeat(i as u8).take(50 + 97 * i));
+        msg.extend(std::iter::repeat(i as u8).take(50 + 97 * (i % 10)));
         client
             .send_to(&msg, b_addr)
             .map_err(|e| format!("send: {e}"))?;
@@ -819,6 +828,7 @@ macro_rules! scenario {
                     v6: $v6,
                     wire: $wire,
                     esp: $esp,
+                    daemon: "",
                 },
                 $tag,
             );
@@ -828,7 +838,7 @@ macro_rules! scenario {
 
 scenario!(
     tunnel_v4_esp_gcm,
-    "pe1",
+    "pdpe1",
     true,
     false,
     Wire::Esp,
@@ -836,7 +846,7 @@ scenario!(
 );
 scenario!(
     tunnel_v6_esp_gcm,
-    "pe2",
+    "pdpe2",
     true,
     true,
     Wire::Esp,
@@ -844,7 +854,7 @@ scenario!(
 );
 scenario!(
     transport_v4_esp_cbc,
-    "pe3",
+    "pdpe3",
     false,
     false,
     Wire::Esp,
@@ -852,7 +862,7 @@ scenario!(
 );
 scenario!(
     transport_v6_esp_gcm,
-    "pe4",
+    "pdpe4",
     false,
     true,
     Wire::Esp,
@@ -860,16 +870,16 @@ scenario!(
 );
 scenario!(
     tunnel_v4_esp_udp_through_nat,
-    "pe5",
+    "pdpe5",
     true,
     false,
     Wire::EspUdpNat,
     "aes256gcm16"
 );
-scenario!(tunnel_v4_ah, "pe6", true, false, Wire::Ah, "aes256gcm16");
+scenario!(tunnel_v4_ah, "pdpe6", true, false, Wire::Ah, "aes256gcm16");
 scenario!(
     transport_v4_ah_esp,
-    "pe7",
+    "pdpe7",
     false,
     false,
     Wire::AhEsp,
@@ -942,8 +952,9 @@ fn replayed_and_tampered_esp_are_dropped_and_counted() {
         v6: false,
         wire: Wire::Esp,
         esp: "aes256gcm16",
+        daemon: "",
     };
-    let (lab, a, b, _) = setup(&s, "pe8");
+    let (lab, a, b, _) = setup(&s, "pdpe8");
     let stop = Arc::new(AtomicBool::new(false));
     let cap = start_capture(&b.ns, "veth-b", stop.clone());
     std::thread::sleep(Duration::from_millis(100));
@@ -995,8 +1006,9 @@ fn reload_keeps_untouched_sas() {
         v6: false,
         wire: Wire::Esp,
         esp: "aes256gcm16",
+        daemon: "",
     };
-    let (lab, a, b, _) = setup(&s, "pe9");
+    let (lab, a, b, _) = setup(&s, "pdpe9");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     // Add a second manual SA to A's config (to a peer that does not exist).
     let cfg = lab.dir.join("a.toml");
@@ -1044,6 +1056,155 @@ fn reload_keeps_untouched_sas() {
     assert_eq!(
         e2e_out["packets"], 5,
         "sequence continues on the same SA: {e2e_out}"
+    );
+    drop(lab);
+}
+
+/// tshark is required when PALISADE_REQUIRE_TSHARK=1; otherwise its absence
+/// skips the independent check.
+fn tshark_or_skip() -> bool {
+    if Command::new("tshark").arg("-v").output().is_ok() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("PALISADE_REQUIRE_TSHARK").as_deref(),
+        Ok("1"),
+        "PALISADE_REQUIRE_TSHARK=1 but tshark is not installed"
+    );
+    eprintln!("tshark not installed: skipping its check");
+    false
+}
+
+/// The IPv4 UDP datagrams in `frames`: (src, dst, payload).
+fn udp4(frames: &[Vec<u8>]) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+    frames
+        .iter()
+        .filter(|f| l4_proto(f) == Some((0x0800, 17)))
+        .filter_map(|f| {
+            let ip = f.get(14..)?;
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let udp = ip.get(ihl..total)?;
+            let a = |b: &[u8]| IpAddr::from([b[0], b[1], b[2], b[3]]);
+            let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+            Some((
+                SocketAddr::new(a(&ip[12..16]), port(&udp[0..2])),
+                SocketAddr::new(a(&ip[16..20]), port(&udp[2..4])),
+                udp.get(8..)?.to_vec(),
+            ))
+        })
+        .collect()
+}
+
+/// RFC 3948 4: with `nat_keepalive = "1s"`, an idle ESP-in-UDP SA sends a
+/// one-octet 0xFF datagram from port 4500 to the peer about once a second
+/// (through the NAT, so the mapping stays), and none while traffic flows;
+/// the receiver consumes it without counting a drop. tshark names it.
+#[test]
+fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "nat_keepalive",
+        tunnel: true,
+        v6: false,
+        wire: Wire::EspUdpNat,
+        esp: "aes256gcm16",
+        daemon: "nat_keepalive = \"1s\"\n",
+    };
+    let (lab, a, b, _) = setup(&s, "pdpk1");
+    exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    // Idle: only keepalives should cross the wire now.
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(&b.ns, "veth-b", stop.clone());
+    std::thread::sleep(Duration::from_millis(3500));
+    stop.store(true, Ordering::SeqCst);
+    let frames = cap.join().unwrap();
+    let dgrams = udp4(&frames);
+    let a_nat: IpAddr = "203.0.113.1".parse().unwrap();
+    let b_addr: SocketAddr = "203.0.113.2:4500".parse().unwrap();
+    let from_a: Vec<_> = dgrams
+        .iter()
+        .filter(|(src, dst, _)| src.ip() == a_nat && *dst == b_addr)
+        .collect();
+    let from_b: Vec<_> = dgrams
+        .iter()
+        .filter(|(src, dst, _)| *src == b_addr && dst.ip() == a_nat)
+        .collect();
+    for (who, list) in [("A (through the NAT)", &from_a), ("B", &from_b)] {
+        assert!(
+            (2..=5).contains(&list.len()),
+            "{who}: {} datagrams in 3.5 s of idleness, expected about 3 keepalives\n{}",
+            list.len(),
+            logs(&lab)
+        );
+        for (_, _, payload) in list.iter() {
+            assert_eq!(
+                payload,
+                &vec![0xffu8],
+                "{who}: a keepalive is one 0xFF octet"
+            );
+        }
+    }
+    // The NAT kept A's mapping on port 4500 (MASQUERADE keeps a free port).
+    assert!(from_a.iter().all(|(src, _, _)| src.port() == 4500));
+    // Consumed, not dropped.
+    for side in [&a, &b] {
+        let v = status_json(side);
+        for row in v.as_array().cloned().unwrap_or_default() {
+            let drops: u64 = row["drops"]
+                .as_object()
+                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
+                .unwrap_or(0);
+            assert_eq!(drops, 0, "keepalives counted as drops: {row}");
+        }
+    }
+    // While traffic flows, no keepalive is due.
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(&b.ns, "veth-b", stop.clone());
+    exchange_paced(&a, &b, 12, Duration::from_millis(200))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    stop.store(true, Ordering::SeqCst);
+    let busy = udp4(&cap.join().unwrap());
+    // The exchange waits for its echo server to time out (2 s) after the
+    // last datagram: look only at the busy stretch, up to the last ESP.
+    let last_esp = busy.iter().rposition(|(_, _, p)| p.len() > 1).unwrap_or(0);
+    let ka = busy[..last_esp]
+        .iter()
+        .filter(|(_, _, p)| p == &[0xff])
+        .count();
+    assert_eq!(ka, 0, "{ka} keepalives sent although traffic flowed");
+    assert!(last_esp >= 20, "traffic flowed: {last_esp} datagrams");
+    if tshark_or_skip() {
+        let pcap = lab.dir.join("keepalive.pcap");
+        write_pcap(&pcap, &frames);
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args([
+                "-Y",
+                "udpencap.nat_keepalive",
+                "-T",
+                "fields",
+                "-e",
+                "udp.srcport",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let n = text.lines().filter(|l| l.trim() == "4500").count();
+        assert_eq!(
+            n,
+            from_a.len() + from_b.len(),
+            "tshark sees every keepalive as a NAT-keepalive:\n{text}"
+        );
+        println!("tshark: {n} NAT-keepalive packets");
+    }
+    println!(
+        "keepalives in 3.5 s idle: {} from A, {} from B; none while busy",
+        from_a.len(),
+        from_b.len()
     );
     drop(lab);
 }

@@ -7,6 +7,7 @@
 //! log_level = "info"            # error | warn | info | debug | trace (RUST_LOG wins)
 //! tun_name = "palisade0"
 //! tun_mtu = 1400
+//! nat_keepalive = "20s"         # RFC 3948 keepalives for ESP-in-UDP; 0 = off
 //!
 //! [[manual]]                    # a manually keyed SA pair
 //! name = "lab"
@@ -94,6 +95,9 @@ pub struct DaemonConfig {
     /// TUN interface name (at most 15 bytes, the kernel's IFNAMSIZ - 1).
     pub tun_name: String,
     pub tun_mtu: u16,
+    /// Idle time after which an ESP-in-UDP peer gets a NAT-keepalive (RFC
+    /// 3948 4); `None` sends none.
+    pub nat_keepalive: Option<std::time::Duration>,
 }
 
 impl Default for DaemonConfig {
@@ -103,6 +107,7 @@ impl Default for DaemonConfig {
             log_level: "info".into(),
             tun_name: "palisade0".into(),
             tun_mtu: 1400,
+            nat_keepalive: Some(std::time::Duration::from_secs(20)),
         }
     }
 }

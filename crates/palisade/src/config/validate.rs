@@ -221,6 +221,26 @@ fn daemon(v: &mut V, d: &raw::Daemon) -> DaemonConfig {
             ),
         }
     }
+    if d.nat_keepalive.is_some() {
+        match duration(v, ctx, "nat_keepalive", &d.nat_keepalive) {
+            Some(0) => out.nat_keepalive = None,
+            // A NAT forgets a UDP mapping after tens of seconds to minutes;
+            // more than an hour keeps nothing alive.
+            Some(s) if s <= 3600 => out.nat_keepalive = Some(std::time::Duration::from_secs(s)),
+            Some(s) => {
+                if let Some(k) = &d.nat_keepalive {
+                    v.err(
+                        k.span(),
+                        ctx,
+                        "nat_keepalive",
+                        format!("{s} seconds is too long to keep a NAT mapping alive"),
+                        "use 0 (off) or 1 to 3600 seconds, e.g. \"20s\" (strongSwan's default)",
+                    );
+                }
+            }
+            None => {}
+        }
+    }
     out
 }
 
