@@ -118,6 +118,9 @@ pub enum InstallError {
 pub struct Installed {
     pub sas: Vec<SaHandle>,
     pub policies: Vec<palisade_sa::spd::PolicyId>,
+    /// The NAT-keepalive target registered under the SA's name (ESP-in-UDP
+    /// with [`Plane::nat_keepalive`] set).
+    pub keepalive: Option<String>,
 }
 
 fn prefixes(
@@ -336,11 +339,28 @@ pub fn install_with_selectors(
             action: Action::Protect(Protect { bundle, mode }),
         }));
     }
+    // RFC 3948 4: keep the NAT mapping towards the peer alive.
+    if let (
+        Wire::EspUdp {
+            local_port,
+            remote_port,
+        },
+        Some(interval),
+    ) = (spec.wire, plane.nat_keepalive)
+    {
+        let dst = SocketAddr::new(spec.remote, remote_port);
+        if plane.add_keepalive(spec.name.clone(), local_port, dst, interval) {
+            done.keepalive = Some(spec.name.clone());
+        }
+    }
     Ok(done)
 }
 
 /// Remove what [`install`] added.
 pub fn uninstall(plane: &mut Plane, installed: &Installed) {
+    if let Some(name) = &installed.keepalive {
+        plane.remove_keepalive(name);
+    }
     for id in &installed.policies {
         plane.spd.remove(*id);
     }

@@ -15,6 +15,7 @@ use palisade_sa::spd::{Action, Bundle, Spd};
 use palisade_wire::ip::{IpPacket, IpProtocol};
 use palisade_wire::{ipv4, ipv6};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 /// An SA as the data plane holds it.
 pub struct InstalledSa {
@@ -69,8 +70,38 @@ pub enum InVerdict {
     Drop(DropReason),
 }
 
+/// The NAT keepalive interval strongSwan uses (`charon.keep_alive`), and the
+/// default of the daemon's `[daemon] nat_keepalive`.
+pub const DEFAULT_NAT_KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// The payload of a NAT-keepalive packet (RFC 3948 2.3): one octet, 0xFF.
+pub const NAT_KEEPALIVE: [u8; 1] = [0xff];
+
+/// A peer that gets a NAT-keepalive (RFC 3948 4) from the UDP socket bound to
+/// `src_port` whenever nothing was sent to `dst` from that port for `interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepaliveTarget {
+    /// Who registered it (manual SA name, IKE SA name); the key for removal.
+    pub name: String,
+    pub src_port: u16,
+    pub dst: SocketAddr,
+    pub interval: Duration,
+    /// When something last left for `dst` (a protected packet, an IKE
+    /// message noted with [`Plane::note_sent`], or a keepalive). `None` until
+    /// the first [`Plane::poll_keepalives`], which starts the clock: the first
+    /// keepalive is due one interval after registration, not at once.
+    pub last_sent: Option<Timestamp>,
+}
+
+/// A NAT-keepalive to send now: [`NAT_KEEPALIVE`] from the UDP socket bound
+/// to `src_port` (of `dst`'s address family) to `dst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepaliveTransmit {
+    pub src_port: u16,
+    pub dst: SocketAddr,
+}
+
 /// The SPD and SAD of one data-plane worker, and the drops no SA owns.
-#[derive(Default)]
 pub struct Plane {
     pub spd: Spd,
     pub sad: Sad<InstalledSa>,
@@ -78,6 +109,24 @@ pub struct Plane {
     pub drops: DropCounters,
     /// Packets and bytes the plane handled in each direction.
     pub totals: SaCounters,
+    /// Peers behind (or in front of) a NAT that get keepalives.
+    keepalives: Vec<KeepaliveTarget>,
+    /// The interval [`crate::manual::install`] registers ESP-in-UDP SAs with;
+    /// `None` = no keepalives for them.
+    pub nat_keepalive: Option<Duration>,
+}
+
+impl Default for Plane {
+    fn default() -> Self {
+        Plane {
+            spd: Spd::default(),
+            sad: Sad::default(),
+            drops: DropCounters::default(),
+            totals: SaCounters::default(),
+            keepalives: Vec::new(),
+            nat_keepalive: Some(DEFAULT_NAT_KEEPALIVE),
+        }
+    }
 }
 
 /// The selector fields of an IP packet (RFC 4301 4.4.1.1); the SA layer's
@@ -98,10 +147,103 @@ impl Plane {
         Self::default()
     }
 
+    /// Register (or replace, by `name`) a NAT-keepalive target: from now on
+    /// [`Plane::poll_keepalives`] asks for a keepalive to `dst` from the UDP
+    /// socket bound to `src_port` whenever nothing left that way for
+    /// `interval`. A zero interval is refused (returns false): to send none,
+    /// do not register.
+    pub fn add_keepalive(
+        &mut self,
+        name: impl Into<String>,
+        src_port: u16,
+        dst: SocketAddr,
+        interval: Duration,
+    ) -> bool {
+        if interval.is_zero() {
+            return false;
+        }
+        let t = KeepaliveTarget {
+            name: name.into(),
+            src_port,
+            dst,
+            interval,
+            last_sent: None,
+        };
+        match self.keepalives.iter_mut().find(|k| k.name == t.name) {
+            Some(k) => *k = t,
+            None => self.keepalives.push(t),
+        }
+        true
+    }
+
+    /// Stop the keepalives registered as `name`; false if there were none.
+    pub fn remove_keepalive(&mut self, name: &str) -> bool {
+        let before = self.keepalives.len();
+        self.keepalives.retain(|k| k.name != name);
+        self.keepalives.len() != before
+    }
+
+    /// The registered keepalive targets.
+    pub fn keepalives(&self) -> &[KeepaliveTarget] {
+        &self.keepalives
+    }
+
+    /// Something (e.g. an IKE message) left the UDP socket bound to
+    /// `src_port` for `dst` at `now`: it resets that peer's keepalive timer.
+    /// Protected packets sealed by [`Plane::outbound`] are noted already.
+    pub fn note_sent(&mut self, now: Timestamp, src_port: u16, dst: SocketAddr) {
+        for k in &mut self.keepalives {
+            if k.src_port == src_port && k.dst == dst {
+                k.last_sent = Some(now);
+            }
+        }
+    }
+
+    /// The keepalives due at `now`, each marked sent. Call it from the poll
+    /// loop; sleep no longer than until [`Plane::next_keepalive`].
+    pub fn poll_keepalives(&mut self, now: Timestamp, out: &mut Vec<KeepaliveTransmit>) {
+        for k in &mut self.keepalives {
+            match k.last_sent {
+                None => k.last_sent = Some(now),
+                Some(t) if now.0.saturating_sub(t.0) >= k.interval.as_nanos() as u64 => {
+                    k.last_sent = Some(now);
+                    // Two targets for the same peer and port need one packet.
+                    let tx = KeepaliveTransmit {
+                        src_port: k.src_port,
+                        dst: k.dst,
+                    };
+                    if !out.contains(&tx) {
+                        out.push(tx);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// When the next keepalive is due: the earliest `last_sent + interval`,
+    /// or `now` for a target the clock has not started for. `None` without
+    /// targets.
+    pub fn next_keepalive(&self, now: Timestamp) -> Option<Timestamp> {
+        self.keepalives
+            .iter()
+            .map(|k| match k.last_sent {
+                None => now,
+                Some(t) => Timestamp(t.0.saturating_add(k.interval.as_nanos() as u64)),
+            })
+            .min_by_key(|t| t.0)
+    }
+
     /// Seal `buf` (an IP packet from the TUN) per the outbound SPD.
     pub fn outbound(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> OutVerdict {
         let verdict = self.outbound_inner(now, buf);
         match verdict {
+            OutVerdict::Send(Transmit::Udp { dst, src_port, .. }) => {
+                self.totals.count_out(buf.len() as u64);
+                if !self.keepalives.is_empty() {
+                    self.note_sent(now, src_port, dst);
+                }
+            }
             OutVerdict::Send(_) => self.totals.count_out(buf.len() as u64),
             OutVerdict::Drop(reason) => self.drops.record(reason),
         }
@@ -296,6 +438,61 @@ fn write_udp(h: &mut [u8], sport: u16, dport: u16, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn secs(s: u64) -> Timestamp {
+        Timestamp(s * 1_000_000_000)
+    }
+
+    /// RFC 3948 4 with a fake clock: the first keepalive one interval after
+    /// registration, then one per idle interval; traffic to the peer (sealed
+    /// or noted) postpones it; removal stops it.
+    #[test]
+    fn keepalives_are_sent_only_after_an_idle_interval() {
+        let mut p = Plane::new();
+        let peer: SocketAddr = "203.0.113.2:4500".parse().unwrap();
+        let other: SocketAddr = "203.0.113.3:4500".parse().unwrap();
+        assert!(!p.add_keepalive("zero", 4500, peer, Duration::ZERO));
+        assert!(p.add_keepalive("nat", 4500, peer, Duration::from_secs(20)));
+        assert_eq!(p.next_keepalive(secs(100)), Some(secs(100)));
+        let mut out = Vec::new();
+        p.poll_keepalives(secs(100), &mut out);
+        assert!(out.is_empty(), "nothing at registration");
+        assert_eq!(p.next_keepalive(secs(100)), Some(secs(120)));
+        p.poll_keepalives(Timestamp(secs(120).0 - 1), &mut out);
+        assert!(out.is_empty(), "nothing before the interval");
+        p.poll_keepalives(secs(120), &mut out);
+        let ka = KeepaliveTransmit {
+            src_port: 4500,
+            dst: peer,
+        };
+        assert_eq!(out, vec![ka]);
+        out.clear();
+        p.poll_keepalives(secs(121), &mut out);
+        assert!(out.is_empty(), "one per interval");
+        // Traffic to the peer at 130 postpones the next one to 150.
+        p.note_sent(secs(130), 4500, peer);
+        // Traffic elsewhere, or from another port, does not.
+        p.note_sent(secs(139), 4500, other);
+        p.note_sent(secs(139), 4501, peer);
+        assert_eq!(p.next_keepalive(secs(131)), Some(secs(150)));
+        p.poll_keepalives(secs(149), &mut out);
+        assert!(out.is_empty(), "traffic counts as liveness");
+        p.poll_keepalives(secs(150), &mut out);
+        assert_eq!(out, vec![ka]);
+        out.clear();
+        // Re-registering under the same name replaces, not duplicates.
+        assert!(p.add_keepalive("nat", 4500, peer, Duration::from_secs(5)));
+        assert_eq!(p.keepalives().len(), 1);
+        p.poll_keepalives(secs(151), &mut out);
+        p.poll_keepalives(secs(156), &mut out);
+        assert_eq!(out, vec![ka]);
+        assert!(p.remove_keepalive("nat"));
+        assert!(!p.remove_keepalive("nat"));
+        out.clear();
+        p.poll_keepalives(secs(1000), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(p.next_keepalive(secs(1000)), None);
+    }
 
     /// The IPv6 + UDP header rebuilt in front of an ESP-in-UDP payload is
     /// well formed and carries a valid, non-zero UDP checksum (RFC 8200 8.1).

@@ -4,7 +4,10 @@
 //! a channel, with an eventfd to wake its `poll`, so the packet path takes no
 //! lock at all.
 
-use crate::plane::{rebuild_udp_outer, rebuild_v6_header, InVerdict, OutVerdict, Plane, Transmit};
+use crate::plane::{
+    rebuild_udp_outer, rebuild_v6_header, InVerdict, KeepaliveTransmit, OutVerdict, Plane,
+    Transmit, NAT_KEEPALIVE,
+};
 use crate::sock::{set_buffers, set_udp_gro, RawSocket, RecvBatch, SendRing};
 use crate::tun::{Coalescer, Offload, Tun, OFFLOAD_READ_MAX};
 use palisade_sa::buf::PacketBuf;
@@ -66,6 +69,8 @@ pub struct IoCounters {
     pub ike_on_4500: u64,
     /// Reads from an offloading TUN that could not be cut into packets.
     pub tun_bad_offload: u64,
+    /// NAT-keepalives (RFC 3948 4) sent.
+    pub keepalives_sent: u64,
 }
 
 /// The sending half of the control channel.
@@ -218,12 +223,14 @@ impl Worker {
         fds.push(pollfd(self.tun.as_raw_fd()));
         fds.extend(self.raw.iter().map(|r| pollfd(r.sock.as_raw_fd())));
         fds.extend(self.udp.iter().map(|u| pollfd(u.sock.as_raw_fd())));
+        let mut keepalives = Vec::new();
         loop {
             for f in fds.iter_mut() {
                 f.revents = 0;
             }
+            let timeout = self.send_keepalives(&mut keepalives);
             // SAFETY: fds is a live array of pollfd of the given length.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if rc < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -247,6 +254,39 @@ impl Worker {
                     self.on_udp(i, &mut udp_batch, &mut coalescer);
                 }
             }
+        }
+    }
+
+    /// Send the NAT-keepalives that are due and return how long `poll` may
+    /// sleep (ms) before the next one: at most a second.
+    fn send_keepalives(&mut self, due: &mut Vec<KeepaliveTransmit>) -> libc::c_int {
+        let now = self.now();
+        due.clear();
+        self.plane.poll_keepalives(now, due);
+        for k in due.iter() {
+            let sock = self
+                .udp
+                .iter()
+                .find(|u| u.local.port() == k.src_port && u.local.is_ipv6() == k.dst.is_ipv6());
+            match sock.map(|u| u.sock.send_to(&NAT_KEEPALIVE, k.dst)) {
+                Some(Ok(_)) => self.io.keepalives_sent += 1,
+                Some(Err(e)) => {
+                    self.io.send_errors += 1;
+                    tracing::debug!("NAT-keepalive to {} failed: {e}", k.dst);
+                }
+                None => {
+                    self.io.send_errors += 1;
+                    tracing::debug!("no UDP socket on port {} for a NAT-keepalive", k.src_port);
+                }
+            }
+        }
+        match self.plane.next_keepalive(now) {
+            // Round up, so the wake-up is never early (a busy loop).
+            Some(t) => {
+                let ms = t.0.saturating_sub(now.0).div_ceil(1_000_000);
+                ms.min(1000) as libc::c_int
+            }
+            None => 1000,
         }
     }
 

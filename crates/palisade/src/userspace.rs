@@ -223,7 +223,19 @@ impl Dataplane for Userspace {
 
     fn start(&self, config: &Config) -> Result<(), String> {
         let tun_name = config.daemon.tun_name.clone();
-        let tun = Tun::open(&tun_name).map_err(|e| e.to_string())?;
+        // TCP segmentation offload (virtio-net header): the kernel hands over
+        // 64 KiB TCP super-packets, cut in user space, and takes coalesced
+        // ones back. A kernel that refuses it gets a plain TUN, said once.
+        let tun = match Tun::open_offload(&tun_name) {
+            Ok(t) => {
+                tracing::info!("TUN `{tun_name}` opened with TCP segmentation offload");
+                t
+            }
+            Err(e) => {
+                tracing::warn!("TUN `{tun_name}`: offloads refused ({e}); using a plain TUN, one packet per read");
+                Tun::open(&tun_name).map_err(|e| e.to_string())?
+            }
+        };
         let mut net = NetConfig::new();
         // No IPv6 link-local address on the TUN: it would only send router
         // solicitations into the tunnel, to be dropped as policy misses.
@@ -262,8 +274,9 @@ impl Dataplane for Userspace {
                 })?);
             }
         }
-        let (mut worker, handle) =
-            Worker::new(Plane::new(), tun, raw, udp).map_err(|e| e.to_string())?;
+        let mut plane = Plane::new();
+        plane.nat_keepalive = config.daemon.nat_keepalive;
+        let (mut worker, handle) = Worker::new(plane, tun, raw, udp).map_err(|e| e.to_string())?;
         let ike = if conns.is_empty() {
             None
         } else {

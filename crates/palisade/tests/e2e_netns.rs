@@ -77,6 +77,8 @@ struct Scenario {
     wire: Wire,
     /// strongSwan-syntax ESP proposal, Wireshark names, key lengths.
     esp: &'static str,
+    /// Extra `[daemon]` lines for both daemons.
+    daemon: &'static str,
 }
 
 /// The lab: namespaces `<tag>a`, `<tag>b` (and `<tag>r`), daemons, temp dir.
@@ -178,9 +180,10 @@ fn config(
     };
     let host = if s.v6 { 128 } else { 32 };
     let mut c = format!(
-        "[daemon]\ncontrol_socket = \"{}\"\ntun_name = \"pal{}\"\ntun_mtu = 1400\nlog_level = \"debug\"\n\n[[manual]]\nname = \"e2e\"\nmode = \"{}\"\nlocal_addr = \"{}\"\nremote_addr = \"{}\"\n",
+        "[daemon]\ncontrol_socket = \"{}\"\ntun_name = \"pal{}\"\ntun_mtu = 1400\nlog_level = \"debug\"\n{}\n[[manual]]\nname = \"e2e\"\nmode = \"{}\"\nlocal_addr = \"{}\"\nremote_addr = \"{}\"\n",
         me.sock.display(),
         if is_a { "a" } else { "b" },
+        s.daemon,
         if s.tunnel { "tunnel" } else { "transport" },
         me.outer,
         peer_outer_seen,
@@ -580,6 +583,11 @@ fn start_capture(
 
 /// UDP datagrams from A's inner address to B's, echoed back by B.
 fn exchange(a: &Side, b: &Side, count: usize) -> Result<(), String> {
+    exchange_paced(a, b, count, Duration::ZERO)
+}
+
+/// [`exchange`] with `gap` between datagrams.
+fn exchange_paced(a: &Side, b: &Side, count: usize, gap: Duration) -> Result<(), String> {
     let b_addr = SocketAddr::new(b.inner, 7000);
     let a_bind = SocketAddr::new(a.inner, 0);
     let server =
@@ -604,8 +612,9 @@ fn exchange(a: &Side, b: &Side, count: usize) -> Result<(), String> {
     let mut buf = [0u8; 2048];
     let mut result = Ok(());
     for i in 0..count {
+        std::thread::sleep(gap);
         let mut msg = MARKER.to_vec();
-        msg.extend(std::iter::repeat(i as u8).take(50 + 97 * i));
+        msg.extend(std::iter::repeat(i as u8).take(50 + 97 * (i % 10)));
         client
             .send_to(&msg, b_addr)
             .map_err(|e| format!("send: {e}"))?;
@@ -624,6 +633,103 @@ fn exchange(a: &Side, b: &Side, count: usize) -> Result<(), String> {
     drop(client);
     let _ = echo.join();
     result
+}
+
+/// The byte at `i` of a test stream: xorshift of the 8-byte block index, so
+/// a dropped, duplicated or reordered segment shows as a mismatch.
+fn stream_byte(seed: u64, i: u64) -> u8 {
+    let mut x = (i / 8) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (x >> ((i % 8) * 8)) as u8
+}
+
+/// Read `len` bytes from `r` and check each against the stream `seed`;
+/// returns a 64-bit FNV-1a checksum of what was read.
+fn read_checked(mut r: impl std::io::Read, seed: u64, len: u64) -> Result<u64, String> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut at, mut fnv) = (0u64, 0xcbf2_9ce4_8422_2325u64);
+    while at < len {
+        let n = r
+            .read(&mut buf)
+            .map_err(|e| format!("read at byte {at}: {e}"))?;
+        if n == 0 {
+            return Err(format!("stream ended at byte {at} of {len}"));
+        }
+        for (k, b) in buf[..n].iter().enumerate() {
+            let i = at + k as u64;
+            if *b != stream_byte(seed, i) {
+                return Err(format!("byte {i} differs"));
+            }
+            fnv = (fnv ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        at += n as u64;
+    }
+    Ok(fnv)
+}
+
+fn write_stream(mut w: impl std::io::Write, seed: u64, len: u64) -> Result<u64, String> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut at, mut fnv) = (0u64, 0xcbf2_9ce4_8422_2325u64);
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        for (k, b) in buf[..n].iter_mut().enumerate() {
+            *b = stream_byte(seed, at + k as u64);
+            fnv = (fnv ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        w.write_all(&buf[..n])
+            .map_err(|e| format!("write at byte {at}: {e}"))?;
+        at += n as u64;
+    }
+    Ok(fnv)
+}
+
+/// A TCP connection from A's inner address to B's: A sends `len` bytes, B
+/// checks every byte and sends `len` bytes of its own back, which A checks.
+/// Returns the checksums (A->B, B->A), equal on both ends.
+fn tcp_transfer(a: &Side, b: &Side, len: u64) -> Result<(u64, u64), String> {
+    use std::net::{TcpListener, TcpStream};
+    let b_addr = SocketAddr::new(b.inner, 7100);
+    let listener =
+        in_ns(&b.ns, move || TcpListener::bind(b_addr)).map_err(|e| format!("listen on B: {e}"))?;
+    let server = std::thread::spawn(move || -> Result<(u64, u64), String> {
+        let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let got = read_checked(&conn, 1, len)?;
+        let sent = write_stream(&conn, 2, len)?;
+        Ok((got, sent))
+    });
+    let a_inner = a.inner;
+    let client = in_ns(&a.ns, move || socket2_connect(a_inner, b_addr))?;
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let sent = write_stream(&client, 1, len)?;
+    let got = read_checked(&client, 2, len)?;
+    let (b_got, b_sent) = server.join().map_err(|_| "server panicked".to_string())??;
+    if b_got != sent || b_sent != got {
+        return Err(format!(
+            "checksums differ: A sent {sent:#x}, B got {b_got:#x}; B sent {b_sent:#x}, A got {got:#x}"
+        ));
+    }
+    let _ = TcpStream::shutdown(&client, std::net::Shutdown::Both);
+    Ok((sent, got))
+}
+
+/// Connect from `local` (port chosen by the kernel) to `to`.
+fn socket2_connect(local: IpAddr, to: SocketAddr) -> Result<std::net::TcpStream, String> {
+    // std has no bind-before-connect; the source address follows from the
+    // route (tunnel: the route's `src`, transport: the outer address), so
+    // check it instead.
+    let s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
+        .map_err(|e| format!("connect to {to}: {e}"))?;
+    let me = s.local_addr().map_err(|e| e.to_string())?;
+    if me.ip() != local {
+        return Err(format!("connected from {me}, expected {local}"));
+    }
+    Ok(s)
 }
 
 fn status_json(side: &Side) -> serde_json::Value {
@@ -801,8 +907,11 @@ fn run_scenario(s: Scenario, tag: &str) {
             s.name
         );
     }
+    // 4. TCP both ways through the (offloading) TUN, every byte checked.
+    let (up, down) = tcp_transfer(&a, &b, 2 << 20)
+        .unwrap_or_else(|e| panic!("{}: TCP through the tunnel: {e}\n{}", s.name, logs(&lab)));
     println!(
-        "{}: {} protected frames, counters agree, no cleartext on the wire",
+        "{}: {} protected frames, counters agree, no cleartext on the wire; 2 MiB of TCP each way intact ({up:#x}, {down:#x})",
         s.name, protected
     );
     drop(lab);
@@ -819,6 +928,7 @@ macro_rules! scenario {
                     v6: $v6,
                     wire: $wire,
                     esp: $esp,
+                    daemon: "",
                 },
                 $tag,
             );
@@ -828,7 +938,7 @@ macro_rules! scenario {
 
 scenario!(
     tunnel_v4_esp_gcm,
-    "pe1",
+    "pdpe1",
     true,
     false,
     Wire::Esp,
@@ -836,7 +946,7 @@ scenario!(
 );
 scenario!(
     tunnel_v6_esp_gcm,
-    "pe2",
+    "pdpe2",
     true,
     true,
     Wire::Esp,
@@ -844,7 +954,7 @@ scenario!(
 );
 scenario!(
     transport_v4_esp_cbc,
-    "pe3",
+    "pdpe3",
     false,
     false,
     Wire::Esp,
@@ -852,7 +962,7 @@ scenario!(
 );
 scenario!(
     transport_v6_esp_gcm,
-    "pe4",
+    "pdpe4",
     false,
     true,
     Wire::Esp,
@@ -860,16 +970,16 @@ scenario!(
 );
 scenario!(
     tunnel_v4_esp_udp_through_nat,
-    "pe5",
+    "pdpe5",
     true,
     false,
     Wire::EspUdpNat,
     "aes256gcm16"
 );
-scenario!(tunnel_v4_ah, "pe6", true, false, Wire::Ah, "aes256gcm16");
+scenario!(tunnel_v4_ah, "pdpe6", true, false, Wire::Ah, "aes256gcm16");
 scenario!(
     transport_v4_ah_esp,
-    "pe7",
+    "pdpe7",
     false,
     false,
     Wire::AhEsp,
@@ -942,8 +1052,9 @@ fn replayed_and_tampered_esp_are_dropped_and_counted() {
         v6: false,
         wire: Wire::Esp,
         esp: "aes256gcm16",
+        daemon: "",
     };
-    let (lab, a, b, _) = setup(&s, "pe8");
+    let (lab, a, b, _) = setup(&s, "pdpe8");
     let stop = Arc::new(AtomicBool::new(false));
     let cap = start_capture(&b.ns, "veth-b", stop.clone());
     std::thread::sleep(Duration::from_millis(100));
@@ -995,8 +1106,9 @@ fn reload_keeps_untouched_sas() {
         v6: false,
         wire: Wire::Esp,
         esp: "aes256gcm16",
+        daemon: "",
     };
-    let (lab, a, b, _) = setup(&s, "pe9");
+    let (lab, a, b, _) = setup(&s, "pdpe9");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     // Add a second manual SA to A's config (to a peer that does not exist).
     let cfg = lab.dir.join("a.toml");
@@ -1046,4 +1158,218 @@ fn reload_keeps_untouched_sas() {
         "sequence continues on the same SA: {e2e_out}"
     );
     drop(lab);
+}
+
+/// tshark is required when PALISADE_REQUIRE_TSHARK=1; otherwise its absence
+/// skips the independent check.
+fn tshark_or_skip() -> bool {
+    if Command::new("tshark").arg("-v").output().is_ok() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("PALISADE_REQUIRE_TSHARK").as_deref(),
+        Ok("1"),
+        "PALISADE_REQUIRE_TSHARK=1 but tshark is not installed"
+    );
+    eprintln!("tshark not installed: skipping its check");
+    false
+}
+
+/// The IPv4 UDP datagrams in `frames`: (src, dst, payload).
+fn udp4(frames: &[Vec<u8>]) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+    frames
+        .iter()
+        .filter(|f| l4_proto(f) == Some((0x0800, 17)))
+        .filter_map(|f| {
+            let ip = f.get(14..)?;
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let udp = ip.get(ihl..total)?;
+            let a = |b: &[u8]| IpAddr::from([b[0], b[1], b[2], b[3]]);
+            let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+            Some((
+                SocketAddr::new(a(&ip[12..16]), port(&udp[0..2])),
+                SocketAddr::new(a(&ip[16..20]), port(&udp[2..4])),
+                udp.get(8..)?.to_vec(),
+            ))
+        })
+        .collect()
+}
+
+/// RFC 3948 4: with `nat_keepalive = "1s"`, an idle ESP-in-UDP SA sends a
+/// one-octet 0xFF datagram from port 4500 to the peer about once a second
+/// (through the NAT, so the mapping stays), and none while traffic flows;
+/// the receiver consumes it without counting a drop. tshark names it.
+#[test]
+fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "nat_keepalive",
+        tunnel: true,
+        v6: false,
+        wire: Wire::EspUdpNat,
+        esp: "aes256gcm16",
+        daemon: "nat_keepalive = \"1s\"\n",
+    };
+    let (lab, a, b, _) = setup(&s, "pdpk1");
+    exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    // Idle: only keepalives should cross the wire now.
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(&b.ns, "veth-b", stop.clone());
+    std::thread::sleep(Duration::from_millis(3500));
+    stop.store(true, Ordering::SeqCst);
+    let frames = cap.join().unwrap();
+    let dgrams = udp4(&frames);
+    let a_nat: IpAddr = "203.0.113.1".parse().unwrap();
+    let b_addr: SocketAddr = "203.0.113.2:4500".parse().unwrap();
+    let from_a: Vec<_> = dgrams
+        .iter()
+        .filter(|(src, dst, _)| src.ip() == a_nat && *dst == b_addr)
+        .collect();
+    let from_b: Vec<_> = dgrams
+        .iter()
+        .filter(|(src, dst, _)| *src == b_addr && dst.ip() == a_nat)
+        .collect();
+    for (who, list) in [("A (through the NAT)", &from_a), ("B", &from_b)] {
+        assert!(
+            (2..=5).contains(&list.len()),
+            "{who}: {} datagrams in 3.5 s of idleness, expected about 3 keepalives\n{}",
+            list.len(),
+            logs(&lab)
+        );
+        for (_, _, payload) in list.iter() {
+            assert_eq!(
+                payload,
+                &vec![0xffu8],
+                "{who}: a keepalive is one 0xFF octet"
+            );
+        }
+    }
+    // The NAT kept A's mapping on port 4500 (MASQUERADE keeps a free port).
+    assert!(from_a.iter().all(|(src, _, _)| src.port() == 4500));
+    // Consumed, not dropped.
+    for side in [&a, &b] {
+        let v = status_json(side);
+        for row in v.as_array().cloned().unwrap_or_default() {
+            let drops: u64 = row["drops"]
+                .as_object()
+                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
+                .unwrap_or(0);
+            assert_eq!(drops, 0, "keepalives counted as drops: {row}");
+        }
+    }
+    // While traffic flows, no keepalive is due.
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(&b.ns, "veth-b", stop.clone());
+    exchange_paced(&a, &b, 12, Duration::from_millis(200))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    stop.store(true, Ordering::SeqCst);
+    let busy = udp4(&cap.join().unwrap());
+    // The exchange waits for its echo server to time out (2 s) after the
+    // last datagram: look only at the busy stretch, up to the last ESP.
+    let last_esp = busy.iter().rposition(|(_, _, p)| p.len() > 1).unwrap_or(0);
+    let ka = busy[..last_esp]
+        .iter()
+        .filter(|(_, _, p)| p == &[0xff])
+        .count();
+    assert_eq!(ka, 0, "{ka} keepalives sent although traffic flowed");
+    assert!(last_esp >= 20, "traffic flowed: {last_esp} datagrams");
+    if tshark_or_skip() {
+        let pcap = lab.dir.join("keepalive.pcap");
+        write_pcap(&pcap, &frames);
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args([
+                "-Y",
+                "udpencap.nat_keepalive",
+                "-T",
+                "fields",
+                "-e",
+                "udp.srcport",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let n = text.lines().filter(|l| l.trim() == "4500").count();
+        assert_eq!(
+            n,
+            from_a.len() + from_b.len(),
+            "tshark sees every keepalive as a NAT-keepalive:\n{text}"
+        );
+        println!("tshark: {n} NAT-keepalive packets");
+    }
+    println!(
+        "keepalives in 3.5 s idle: {} from A, {} from B; none while busy",
+        from_a.len(),
+        from_b.len()
+    );
+    drop(lab);
+}
+
+/// Several MB of TCP each way through daemons whose TUN uses TCP segmentation
+/// offload: the kernel hands the TUN super-packets larger than its MTU (seen
+/// by a capture on the TUN itself), the data plane cuts and seals them, the
+/// peer opens and coalesces them, and every byte arrives intact.
+fn tcp_through_offload(v6: bool, tag: &str) {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "tcp_offload",
+        tunnel: true,
+        v6,
+        wire: Wire::Esp,
+        esp: "aes256gcm16",
+        daemon: "",
+    };
+    let (lab, a, b, _) = setup(&s, tag);
+    for (i, f) in ["a.log", "b.log"].iter().enumerate() {
+        let log = std::fs::read_to_string(lab.dir.join(f)).unwrap_or_default();
+        assert!(
+            log.contains("opened with TCP segmentation offload"),
+            "daemon {i}: the TUN did not get offloads:\n{log}"
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(&a.ns, "pala", stop.clone());
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    let len = 12u64 << 20;
+    let (up, down) = tcp_transfer(&a, &b, len).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    let frames = cap.join().unwrap();
+    let biggest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    assert!(
+        biggest > 1400,
+        "no super-packet crossed the TUN (largest {biggest} bytes): offload is not in use"
+    );
+    for side in [&a, &b] {
+        for row in status_json(side).as_array().cloned().unwrap_or_default() {
+            let drops: u64 = row["drops"]
+                .as_object()
+                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
+                .unwrap_or(0);
+            assert_eq!(drops, 0, "drops during the transfer: {row}");
+        }
+    }
+    println!(
+        "{}: 2 x {} MiB of TCP intact (FNV-1a {up:#x} / {down:#x}) in {secs:.2} s; largest packet on the TUN {biggest} bytes",
+        if v6 { "v6" } else { "v4" },
+        len >> 20
+    );
+    drop(lab);
+}
+
+#[test]
+fn tcp_megabytes_through_offloading_tun_v4() {
+    tcp_through_offload(false, "pdpt4");
+}
+
+#[test]
+fn tcp_megabytes_through_offloading_tun_v6() {
+    tcp_through_offload(true, "pdpt6");
 }

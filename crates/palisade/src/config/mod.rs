@@ -7,6 +7,7 @@
 //! log_level = "info"            # error | warn | info | debug | trace (RUST_LOG wins)
 //! tun_name = "palisade0"
 //! tun_mtu = 1400
+//! nat_keepalive = "20s"         # RFC 3948 keepalives for ESP-in-UDP; 0 = off
 //!
 //! [[manual]]                    # a manually keyed SA pair
 //! name = "lab"
@@ -94,6 +95,9 @@ pub struct DaemonConfig {
     /// TUN interface name (at most 15 bytes, the kernel's IFNAMSIZ - 1).
     pub tun_name: String,
     pub tun_mtu: u16,
+    /// Idle time after which an ESP-in-UDP peer gets a NAT-keepalive (RFC
+    /// 3948 4); `None` sends none.
+    pub nat_keepalive: Option<std::time::Duration>,
 }
 
 impl Default for DaemonConfig {
@@ -103,6 +107,7 @@ impl Default for DaemonConfig {
             log_level: "info".into(),
             tun_name: "palisade0".into(),
             tun_mtu: 1400,
+            nat_keepalive: Some(std::time::Duration::from_secs(20)),
         }
     }
 }
@@ -255,6 +260,18 @@ pub enum StartAction {
     Trap,
 }
 
+/// What to do when dead peer detection finds the peer gone (strongSwan's
+/// `dpd_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpdAction {
+    /// Remove the SAs.
+    Clear,
+    /// Remove the SAs and initiate again.
+    Restart,
+    /// Remove the SAs and set them up again when traffic needs them.
+    Trap,
+}
+
 /// How an IKE connection authenticates.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
@@ -282,7 +299,15 @@ pub struct Connection {
     pub ike_proposals: Vec<Proposal>,
     pub start_action: StartAction,
     pub dpd_delay_s: Option<u64>,
+    pub dpd_action: DpdAction,
+    /// IKE SA rekey interval; `None` = strongSwan's default (4 h), `Some(0)` = never.
     pub rekey_time_s: Option<u64>,
+    /// How long past `rekey_time` the IKE SA may live when rekeying fails.
+    pub over_time_s: Option<u64>,
+    /// Random jitter subtracted from `rekey_time`.
+    pub rand_time_s: Option<u64>,
+    /// Attempts to set up the IKE SA (strongSwan's `keyingtries`; 0 = forever).
+    pub keyingtries: u32,
     pub allow_insecure: bool,
     pub children: Vec<Child>,
 }
@@ -296,7 +321,17 @@ pub struct Child {
     pub ah_proposals: Vec<Proposal>,
     pub mode: Mode,
     pub start_action: Option<StartAction>,
+    /// CHILD_SA rekey interval; `None` = strongSwan's default (1 h), `Some(0)` = never.
     pub rekey_time_s: Option<u64>,
+    /// Hard limit; `None` = 110 % of `rekey_time`.
+    pub life_time_s: Option<u64>,
+    /// Jitter subtracted from `rekey_time`; `None` = `life_time - rekey_time`.
+    pub rand_time_s: Option<u64>,
+    /// Volume limits (soft: rekey; hard: delete), counted by the data plane.
+    pub rekey_bytes: Option<u64>,
+    pub life_bytes: Option<u64>,
+    pub rekey_packets: Option<u64>,
+    pub life_packets: Option<u64>,
     pub replay_window: u32,
     pub tfc_padding: TfcPadding,
 }

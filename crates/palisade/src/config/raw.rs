@@ -26,6 +26,7 @@ pub struct Daemon {
     pub log_level: Option<S<String>>,
     pub tun_name: Option<S<String>>,
     pub tun_mtu: Option<S<i64>>,
+    pub nat_keepalive: Option<S<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,7 +51,11 @@ pub struct Connection {
     pub ike_proposals: Option<S<Vec<S<String>>>>,
     pub start_action: Option<S<String>>,
     pub dpd_delay: Option<S<toml::Value>>,
+    pub dpd_action: Option<S<String>>,
     pub rekey_time: Option<S<toml::Value>>,
+    pub over_time: Option<S<toml::Value>>,
+    pub rand_time: Option<S<toml::Value>>,
+    pub keyingtries: Option<S<i64>>,
     #[serde(default)]
     pub allow_insecure: bool,
     #[serde(default)]
@@ -70,6 +75,12 @@ pub struct Child {
     pub mode: Option<S<String>>,
     pub start_action: Option<S<String>>,
     pub rekey_time: Option<S<toml::Value>>,
+    pub life_time: Option<S<toml::Value>>,
+    pub rand_time: Option<S<toml::Value>>,
+    pub rekey_bytes: Option<S<i64>>,
+    pub life_bytes: Option<S<i64>>,
+    pub rekey_packets: Option<S<i64>>,
+    pub life_packets: Option<S<i64>>,
     pub replay_window: Option<S<i64>>,
     pub tfc_padding: Option<S<toml::Value>>,
 }

@@ -221,6 +221,26 @@ fn daemon(v: &mut V, d: &raw::Daemon) -> DaemonConfig {
             ),
         }
     }
+    if d.nat_keepalive.is_some() {
+        match duration(v, ctx, "nat_keepalive", &d.nat_keepalive) {
+            Some(0) => out.nat_keepalive = None,
+            // A NAT forgets a UDP mapping after tens of seconds to minutes;
+            // more than an hour keeps nothing alive.
+            Some(s) if s <= 3600 => out.nat_keepalive = Some(std::time::Duration::from_secs(s)),
+            Some(s) => {
+                if let Some(k) = &d.nat_keepalive {
+                    v.err(
+                        k.span(),
+                        ctx,
+                        "nat_keepalive",
+                        format!("{s} seconds is too long to keep a NAT mapping alive"),
+                        "use 0 (off) or 1 to 3600 seconds, e.g. \"20s\" (strongSwan's default)",
+                    );
+                }
+            }
+            None => {}
+        }
+    }
     out
 }
 
@@ -433,6 +453,28 @@ fn port(v: &mut V, ctx: &str, field: &str, p: &Option<S<i64>>, default: u16) -> 
     }
 }
 
+/// A non-negative count (bytes, packets, tries); zero allowed only if `zero_ok`.
+fn count(v: &mut V, ctx: &str, field: &str, n: &Option<S<i64>>, zero_ok: bool) -> Option<u64> {
+    let n = n.as_ref()?;
+    match u64::try_from(*n.get_ref()) {
+        Ok(x) if x > 0 || zero_ok => Some(x),
+        _ => {
+            v.err(
+                n.span(),
+                ctx,
+                field,
+                format!("{} is not a valid count", n.get_ref()),
+                if zero_ok {
+                    "use 0 or a positive whole number"
+                } else {
+                    "use a positive whole number"
+                },
+            );
+            None
+        }
+    }
+}
+
 fn replay_window(v: &mut V, ctx: &str, w: &Option<S<i64>>) -> u32 {
     match w {
         None => DEFAULT_REPLAY_WINDOW,
@@ -634,7 +676,28 @@ fn connection(v: &mut V, c: &raw::Connection) -> Option<Connection> {
         .and_then(|s| start_action(v, ctx, s))
         .unwrap_or(StartAction::None);
     let dpd_delay_s = duration(v, ctx, "dpd_delay", &c.dpd_delay);
+    let dpd_action = match c.dpd_action.as_ref() {
+        None => DpdAction::Clear,
+        Some(s) => match s.get_ref().as_str() {
+            "clear" => DpdAction::Clear,
+            "restart" => DpdAction::Restart,
+            "trap" => DpdAction::Trap,
+            other => {
+                v.err(
+                    s.span(),
+                    ctx,
+                    "dpd_action",
+                    format!("`{other}` is not a DPD action"),
+                    "use \"clear\", \"restart\" or \"trap\"",
+                );
+                DpdAction::Clear
+            }
+        },
+    };
     let rekey_time_s = duration(v, ctx, "rekey_time", &c.rekey_time);
+    let over_time_s = duration(v, ctx, "over_time", &c.over_time);
+    let rand_time_s = duration(v, ctx, "rand_time", &c.rand_time);
+    let keyingtries = count(v, ctx, "keyingtries", &c.keyingtries, true).map_or(1, |n| n as u32);
     let mut children = Vec::new();
     let mut child_names = std::collections::HashSet::new();
     if c.child.is_empty() {
@@ -670,7 +733,11 @@ fn connection(v: &mut V, c: &raw::Connection) -> Option<Connection> {
         ike_proposals,
         start_action,
         dpd_delay_s,
+        dpd_action,
         rekey_time_s,
+        over_time_s,
+        rand_time_s,
+        keyingtries,
         allow_insecure: c.allow_insecure,
         children,
     })
@@ -860,6 +927,44 @@ fn child(v: &mut V, c: &raw::Connection, ch: &raw::Child) -> Child {
             ),
         ),
     };
+    let rekey_time_s = duration(v, ctx, "rekey_time", &ch.rekey_time);
+    let life_time_s = duration(v, ctx, "life_time", &ch.life_time);
+    if let (Some(r), Some(l), Some(span)) = (rekey_time_s, life_time_s, ch.life_time.as_ref()) {
+        if r != 0 && l <= r {
+            v.err(
+                span.span(),
+                ctx,
+                "life_time",
+                format!("{l} s is not longer than rekey_time ({r} s), so the SA would expire before it is rekeyed"),
+                "make life_time longer than rekey_time (strongSwan's default is 110 % of it)",
+            );
+        }
+    }
+    let rekey_bytes = count(v, ctx, "rekey_bytes", &ch.rekey_bytes, false);
+    let life_bytes = count(v, ctx, "life_bytes", &ch.life_bytes, false);
+    let rekey_packets = count(v, ctx, "rekey_packets", &ch.rekey_packets, false);
+    let life_packets = count(v, ctx, "life_packets", &ch.life_packets, false);
+    for (field, soft, hard, span) in [
+        ("life_bytes", rekey_bytes, life_bytes, &ch.life_bytes),
+        (
+            "life_packets",
+            rekey_packets,
+            life_packets,
+            &ch.life_packets,
+        ),
+    ] {
+        if let (Some(s), Some(h), Some(span)) = (soft, hard, span.as_ref()) {
+            if h <= s {
+                v.err(
+                    span.span(),
+                    ctx,
+                    field,
+                    format!("{h} is not more than the rekey limit ({s})"),
+                    "the hard limit must exceed the soft one so the rekey can happen first",
+                );
+            }
+        }
+    }
     Child {
         name: ch.name.get_ref().clone(),
         local_ts,
@@ -871,7 +976,13 @@ fn child(v: &mut V, c: &raw::Connection, ch: &raw::Child) -> Child {
             .start_action
             .as_ref()
             .and_then(|s| start_action(v, ctx, s)),
-        rekey_time_s: duration(v, ctx, "rekey_time", &ch.rekey_time),
+        rekey_time_s,
+        life_time_s,
+        rand_time_s: duration(v, ctx, "rand_time", &ch.rand_time),
+        rekey_bytes,
+        life_bytes,
+        rekey_packets,
+        life_packets,
         replay_window: replay_window(v, ctx, &ch.replay_window),
         tfc_padding: tfc(v, ctx, &ch.tfc_padding),
     }

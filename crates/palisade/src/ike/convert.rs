@@ -14,6 +14,19 @@ use std::time::Duration;
 
 /// strongSwan's default anti-replay window for CHILD_SAs.
 pub const DEFAULT_REPLAY_WINDOW: u32 = 32;
+/// strongSwan's default lifetimes: IKE SAs rekey after 4 h, CHILD_SAs after
+/// 1 h; a CHILD_SA's hard limit is 110 % of that, an IKE SA may live 10 %
+/// past its rekey time; the jitter is the difference.
+pub const DEFAULT_IKE_REKEY: u64 = 4 * 3600;
+pub const DEFAULT_CHILD_REKEY: u64 = 3600;
+
+/// `Some(0)` in the config means "never"; `None` means the default.
+fn interval(s: Option<u64>, default: u64) -> Option<Duration> {
+    match s.unwrap_or(default) {
+        0 => None,
+        n => Some(Duration::from_secs(n)),
+    }
+}
 
 /// A connection ready for the engine, plus what the daemon keeps beside it.
 #[derive(Debug, Clone)]
@@ -218,7 +231,20 @@ pub fn connection(c: &config::Connection) -> Result<Loaded, String> {
                 config::Mode::Tunnel => Mode::Tunnel,
                 config::Mode::Transport => Mode::Transport,
             },
-            rekey_time: ch.rekey_time_s.map(Duration::from_secs),
+            rekey_time: interval(ch.rekey_time_s, DEFAULT_CHILD_REKEY),
+            life_time: match (
+                ch.life_time_s,
+                interval(ch.rekey_time_s, DEFAULT_CHILD_REKEY),
+            ) {
+                (Some(l), _) => Some(Duration::from_secs(l)),
+                (None, Some(r)) => Some(r + r / 10),
+                (None, None) => None,
+            },
+            rand_time: ch.rand_time_s.map(Duration::from_secs),
+            rekey_bytes: ch.rekey_bytes,
+            life_bytes: ch.life_bytes,
+            rekey_packets: ch.rekey_packets,
+            life_packets: ch.life_packets,
         });
         replay_windows.push(ch.replay_window);
     }
@@ -232,13 +258,21 @@ pub fn connection(c: &config::Connection) -> Result<Loaded, String> {
     engine.ike_proposals = ike_proposals;
     engine.children = children;
     engine.dpd_delay = c.dpd_delay_s.map(Duration::from_secs);
-    engine.dpd_action = if c.start_action == StartAction::Start {
-        DpdAction::Restart
-    } else {
-        DpdAction::Clear
+    engine.dpd_action = match c.dpd_action {
+        config::DpdAction::Clear => DpdAction::Clear,
+        config::DpdAction::Restart => DpdAction::Restart,
+        config::DpdAction::Trap => DpdAction::Trap,
     };
-    engine.keying_tries = 3;
-    engine.ike_rekey_time = c.rekey_time_s.map(Duration::from_secs);
+    engine.keying_tries = if c.keyingtries == 0 {
+        u32::MAX
+    } else {
+        c.keyingtries
+    };
+    engine.ike_rekey_time = interval(c.rekey_time_s, DEFAULT_IKE_REKEY);
+    engine.ike_life_time = engine
+        .ike_rekey_time
+        .map(|r| r + c.over_time_s.map(Duration::from_secs).unwrap_or(r / 10));
+    engine.ike_rand_time = c.rand_time_s.map(Duration::from_secs);
     engine.policy = policy;
     Ok(Loaded {
         engine,

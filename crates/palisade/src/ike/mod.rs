@@ -698,9 +698,13 @@ impl State {
                     DownReason::DeletedLocally => "deleted".to_string(),
                     DownReason::DeletedByPeer => "deleted by the peer".to_string(),
                     DownReason::Timeout => "the peer stopped answering".to_string(),
-                    DownReason::DeadPeer { restart } => format!(
+                    DownReason::DeadPeer { action } => format!(
                         "dead peer detected{}",
-                        if *restart { ", restarting" } else { "" }
+                        match action {
+                            palisade_ike::DpdAction::Clear => "",
+                            palisade_ike::DpdAction::Restart => ", restarting",
+                            palisade_ike::DpdAction::Trap => ", waiting for traffic to start again",
+                        }
                     ),
                     DownReason::Replaced => "replaced by a new IKE SA from the peer".to_string(),
                     DownReason::Failed(s) => s.clone(),
