@@ -11,7 +11,7 @@ use palisade_sa::lifetime::Timestamp;
 use palisade_sa::sa::{Encap, Opened, SecurityAssociation};
 use palisade_sa::sad::{SaHandle, Sad, SecurityProtocol};
 use palisade_sa::selector::{Direction, Selector};
-use palisade_sa::spd::{Action, Bundle, Spd};
+use palisade_sa::spd::{Action, Bundle, PolicyId, Spd};
 use palisade_wire::ip::{IpPacket, IpProtocol};
 use palisade_wire::{ipv4, ipv6};
 use std::net::{IpAddr, SocketAddr};
@@ -101,8 +101,24 @@ pub struct KeepaliveTransmit {
     pub dst: SocketAddr,
 }
 
+/// A packet met a PROTECT policy that has no SA (a trap): the key manager
+/// should negotiate one for `policy`; `key` is the packet's selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acquire {
+    pub policy: PolicyId,
+    pub key: palisade_sa::selector::SelectorKey,
+}
+
+/// One [`Acquire`] per policy per this interval, so that a burst of packets
+/// (or a retrying application) asks once.
+pub const ACQUIRE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The SPD and SAD of one data-plane worker, and the drops no SA owns.
 pub struct Plane {
+    /// Acquires not yet collected with [`Plane::take_acquires`].
+    acquires: Vec<Acquire>,
+    /// When each trap policy last asked.
+    last_acquire: std::collections::HashMap<PolicyId, Timestamp>,
     pub spd: Spd,
     pub sad: Sad<InstalledSa>,
     /// Drops before an SA was found (unknown SPI, discard, no SA, malformed).
@@ -119,6 +135,8 @@ pub struct Plane {
 impl Default for Plane {
     fn default() -> Self {
         Plane {
+            acquires: Vec::new(),
+            last_acquire: std::collections::HashMap::new(),
             spd: Spd::default(),
             sad: Sad::default(),
             drops: DropCounters::default(),
@@ -145,6 +163,32 @@ fn outer_dst(packet: &[u8]) -> Option<(IpAddr, u8)> {
 impl Plane {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn acquire(
+        &mut self,
+        now: Timestamp,
+        policy: PolicyId,
+        key: palisade_sa::selector::SelectorKey,
+    ) {
+        let interval = ACQUIRE_INTERVAL.as_nanos() as u64;
+        match self.last_acquire.get(&policy) {
+            Some(t) if now.0.saturating_sub(t.0) < interval => return,
+            _ => {}
+        }
+        // Forget policies that have been quiet for a while, so the map stays
+        // as small as the set of traps that are firing.
+        if self.last_acquire.len() > 1024 {
+            self.last_acquire
+                .retain(|_, t| now.0.saturating_sub(t.0) < interval);
+        }
+        self.last_acquire.insert(policy, now);
+        self.acquires.push(Acquire { policy, key });
+    }
+
+    /// The acquires raised since the last call (none: no allocation).
+    pub fn take_acquires(&mut self) -> Vec<Acquire> {
+        std::mem::take(&mut self.acquires)
     }
 
     /// Register (or replace, by `name`) a NAT-keepalive target: from now on
@@ -254,13 +298,17 @@ impl Plane {
         let Ok(key) = selector_key(buf.data()) else {
             return OutVerdict::Drop(DropReason::Malformed);
         };
-        let protect = match self.spd.decide(Direction::Outbound, &key) {
-            Action::Protect(p) => p,
-            Action::Discard => return OutVerdict::Drop(DropReason::PolicyDiscard),
-            // A packet only reaches the TUN because a route sent it there to be
-            // protected; BYPASS policies are honoured by not routing traffic
-            // into the TUN at all, so one here is a configuration conflict.
-            Action::Bypass => return OutVerdict::Drop(DropReason::PolicyDiscard),
+        let (policy, protect) = match self.spd.lookup(Direction::Outbound, &key) {
+            Some(p) => match p.spec.action {
+                Action::Protect(pr) => (p.id, pr),
+                Action::Discard => return OutVerdict::Drop(DropReason::PolicyDiscard),
+                // A packet only reaches the TUN because a route sent it there
+                // to be protected; BYPASS policies are honoured by not routing
+                // traffic into the TUN at all, so one here is a configuration
+                // conflict.
+                Action::Bypass => return OutVerdict::Drop(DropReason::PolicyDiscard),
+            },
+            None => return OutVerdict::Drop(DropReason::PolicyDiscard),
         };
         // ESP first, then AH outside it (RFC 4301 4.3).
         let order: [Option<Option<SaHandle>>; 2] = match protect.bundle {
@@ -271,6 +319,11 @@ impl Plane {
         let mut last: Option<(Encap, usize)> = None;
         for handle in order.into_iter().flatten() {
             let Some(entry) = handle.and_then(|h| self.sad.get_mut(h)) else {
+                // A trap (RFC 4301 5.1.1: PROTECT without an SA): ask the key
+                // manager for one, at most once per interval per policy.
+                if handle.is_none() {
+                    self.acquire(now, policy, key);
+                }
                 return OutVerdict::Drop(DropReason::NoSa);
             };
             match entry.sa.seal(now, buf) {
@@ -441,6 +494,66 @@ mod tests {
 
     fn secs(s: u64) -> Timestamp {
         Timestamp(s * 1_000_000_000)
+    }
+
+    /// A UDP/IPv4 packet 10.1.0.1:1000 -> 10.2.0.1:2000 in a buffer with headroom.
+    fn udp_packet(storage: &mut [u8]) -> PacketBuf<'_> {
+        let pkt: [u8; 28] = [
+            0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 1, 0, 1, 10, 2, 0, 1, 0x03, 0xe8,
+            0x07, 0xd0, 0, 8, 0, 0,
+        ];
+        storage[128..156].copy_from_slice(&pkt);
+        PacketBuf::new(storage, 128, 28).unwrap()
+    }
+
+    /// A PROTECT policy without an SA is a trap: the first packet raises an
+    /// acquire with its selector, more packets within the interval do not,
+    /// the next interval may again; nothing is sent meanwhile.
+    #[test]
+    fn trap_policy_raises_one_acquire_per_interval() {
+        use palisade_sa::selector::AddrRange;
+        use palisade_sa::spd::{Mode, PolicySpec, Protect};
+        let mut p = Plane::new();
+        let sel = Selector::between(
+            AddrRange::prefix("10.1.0.0".parse().unwrap(), 16).unwrap(),
+            AddrRange::prefix("10.2.0.0".parse().unwrap(), 16).unwrap(),
+        );
+        let id = p.spd.insert(PolicySpec {
+            priority: 1,
+            direction: Direction::Outbound,
+            selector: sel,
+            action: Action::Protect(Protect {
+                bundle: Bundle::Esp { sa: None },
+                mode: Mode::Tunnel,
+            }),
+        });
+        let mut storage = vec![0u8; 512];
+        for t in [0, 1, 2] {
+            let v = p.outbound(Timestamp(t * 1_000_000), &mut udp_packet(&mut storage));
+            assert_eq!(v, OutVerdict::Drop(DropReason::NoSa));
+        }
+        let a = p.take_acquires();
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].policy, id);
+        assert_eq!(
+            (
+                a[0].key.src,
+                a[0].key.dst,
+                a[0].key.proto,
+                a[0].key.sport,
+                a[0].key.dport
+            ),
+            (
+                "10.1.0.1".parse().unwrap(),
+                "10.2.0.1".parse().unwrap(),
+                17,
+                Some(1000),
+                Some(2000)
+            )
+        );
+        assert!(p.take_acquires().is_empty());
+        p.outbound(secs(2), &mut udp_packet(&mut storage));
+        assert_eq!(p.take_acquires().len(), 1);
     }
 
     /// RFC 3948 4 with a fake clock: the first keepalive one interval after

@@ -114,9 +114,13 @@ pub struct WorkerGone;
 /// the datagram as received, marker included.
 pub type IkeSink = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) + Send>;
 
+/// Where trap hits ([`crate::plane::Acquire`]) go: the key manager.
+pub type AcquireSink = Box<dyn FnMut(crate::plane::Acquire) + Send>;
+
 pub struct Worker {
     pub plane: Plane,
     ike_sink: Option<IkeSink>,
+    acquire_sink: Option<AcquireSink>,
     tun: Tun,
     raw: Vec<RawEndpoint>,
     udp: Vec<UdpEndpoint>,
@@ -158,6 +162,7 @@ impl Worker {
             Worker {
                 plane,
                 ike_sink: None,
+                acquire_sink: None,
                 tun,
                 raw,
                 udp,
@@ -168,6 +173,11 @@ impl Worker {
             },
             handle,
         ))
+    }
+
+    /// Report packets that hit a trap policy to `sink`.
+    pub fn set_acquire_sink(&mut self, sink: AcquireSink) {
+        self.acquire_sink = Some(sink);
     }
 
     /// Hand IKE messages received on the UDP sockets to `sink` instead of
@@ -243,6 +253,11 @@ impl Worker {
             }
             if fds[1].revents != 0 {
                 self.on_tun(&mut ring, &mut big, &mut pending);
+                if let Some(sink) = self.acquire_sink.as_mut() {
+                    for a in self.plane.take_acquires() {
+                        sink(a);
+                    }
+                }
             }
             for i in 0..self.raw.len() {
                 if fds[2 + i].revents != 0 {

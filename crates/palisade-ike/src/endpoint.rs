@@ -77,52 +77,60 @@ pub struct ChildSaInfo {
 }
 
 impl ChildSaInfo {
-    /// The negotiated selectors as RFC 4301 SPD selectors from our point of
-    /// view: one per (local, remote) pair of the same address family whose
-    /// protocols agree. Ports 0-65535 are ANY, the RFC 4301 "OPAQUE" form
-    /// (start 65535, end 0) is OPAQUE.
+    /// The negotiated selectors as SPD selectors ([`ts_selectors`]).
     pub fn selectors(&self) -> Vec<palisade_sa::selector::Selector> {
-        use palisade_sa::selector::{AddrRange as Range, PortRange, Selector};
-        fn addr(t: &TrafficSelector) -> Option<Range> {
-            let (s, e) = match t.addresses {
-                palisade_wire::ikev2::AddressRange::V4 { start, end } => (start.into(), end.into()),
-                palisade_wire::ikev2::AddressRange::V6 { start, end } => (start.into(), end.into()),
-            };
-            Range::range(s, e).ok()
-        }
-        fn ports(t: &TrafficSelector) -> PortRange {
-            match (t.start_port, t.end_port) {
-                (0, 65535) => PortRange::Any,
-                (65535, 0) => PortRange::Opaque,
-                (lo, hi) => PortRange::range(lo, hi).unwrap_or(PortRange::Opaque),
-            }
-        }
-        let mut out = Vec::new();
-        for l in &self.local_ts {
-            for r in &self.remote_ts {
-                let proto = match (l.ip_protocol, r.ip_protocol) {
-                    (0, 0) => None,
-                    (0, p) | (p, 0) => Some(p),
-                    (p, q) if p == q => Some(p),
-                    _ => continue,
-                };
-                let (Some(local), Some(remote)) = (addr(l), addr(r)) else {
-                    continue;
-                };
-                if l.ts_type() != r.ts_type() {
-                    continue;
-                }
-                out.push(Selector {
-                    local,
-                    remote,
-                    proto,
-                    local_port: ports(l),
-                    remote_port: ports(r),
-                });
-            }
-        }
-        out
+        ts_selectors(&self.local_ts, &self.remote_ts)
     }
+}
+
+/// Traffic selectors as RFC 4301 SPD selectors from the local side's point
+/// of view: one per (local, remote) pair of the same address family whose
+/// protocols agree. Ports 0-65535 are ANY, the RFC 4301 "OPAQUE" form (start
+/// 65535, end 0) is OPAQUE.
+pub fn ts_selectors(
+    local_ts: &[TrafficSelector],
+    remote_ts: &[TrafficSelector],
+) -> Vec<palisade_sa::selector::Selector> {
+    use palisade_sa::selector::{AddrRange as Range, PortRange, Selector};
+    fn addr(t: &TrafficSelector) -> Option<Range> {
+        let (s, e) = match t.addresses {
+            palisade_wire::ikev2::AddressRange::V4 { start, end } => (start.into(), end.into()),
+            palisade_wire::ikev2::AddressRange::V6 { start, end } => (start.into(), end.into()),
+        };
+        Range::range(s, e).ok()
+    }
+    fn ports(t: &TrafficSelector) -> PortRange {
+        match (t.start_port, t.end_port) {
+            (0, 65535) => PortRange::Any,
+            (65535, 0) => PortRange::Opaque,
+            (lo, hi) => PortRange::range(lo, hi).unwrap_or(PortRange::Opaque),
+        }
+    }
+    let mut out = Vec::new();
+    for l in local_ts {
+        for r in remote_ts {
+            let proto = match (l.ip_protocol, r.ip_protocol) {
+                (0, 0) => None,
+                (0, p) | (p, 0) => Some(p),
+                (p, q) if p == q => Some(p),
+                _ => continue,
+            };
+            let (Some(local), Some(remote)) = (addr(l), addr(r)) else {
+                continue;
+            };
+            if l.ts_type() != r.ts_type() {
+                continue;
+            }
+            out.push(Selector {
+                local,
+                remote,
+                proto,
+                local_port: ports(l),
+                remote_port: ports(r),
+            });
+        }
+    }
+    out
 }
 
 /// Where an IKE SA is in its life, as shown to the operator.

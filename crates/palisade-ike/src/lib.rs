@@ -62,8 +62,8 @@ pub use config::{
     Retransmit,
 };
 pub use endpoint::{
-    ChildSaInfo, DownReason, Endpoint, Event, IkeSaId, IkeSaInfo, IkeState, IkeTransforms, Stats,
-    Transmit, TriggerPacket,
+    ts_selectors, ChildSaInfo, DownReason, Endpoint, Event, IkeSaId, IkeSaInfo, IkeState,
+    IkeTransforms, Stats, Transmit, TriggerPacket,
 };
 pub use error::Error;
 pub use negotiate::{narrow, ts_display};

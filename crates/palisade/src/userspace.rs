@@ -283,6 +283,7 @@ impl Dataplane for Userspace {
             let service = IkeService::start(conns, ike_sockets, handle.clone(), tun_name.clone())
                 .map_err(|e| format!("cannot start the IKE thread: {e}"))?;
             worker.set_ike_sink(service.handle().datagram_sink());
+            worker.set_acquire_sink(service.handle().acquire_sink());
             Some(service)
         };
         let thread = std::thread::Builder::new()

@@ -683,3 +683,68 @@ ike_proposals = ["aes256-sha256-modp2048"]
     l.a.wait_state("ab", "established", Duration::from_secs(15));
     assert!(ping(&l.a.ns, V4.a_inner, V4.b_inner, 2));
 }
+
+#[test]
+fn ikev2_trap_negotiates_on_the_first_packet() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut l = lab("p", &V4, false);
+    let a_cfg = conn_toml(
+        &l.a,
+        "tp",
+        V4.a_outer,
+        V4.b_outer,
+        ("a.test", "b.test"),
+        "trap",
+        &child("net", V4.a_net, V4.b_net, "tunnel"),
+        "",
+    );
+    let b_cfg = conn_toml(
+        &l.b,
+        "tp",
+        V4.b_outer,
+        V4.a_outer,
+        ("b.test", "a.test"),
+        "none",
+        &child("net", V4.b_net, V4.a_net, "tunnel"),
+        "",
+    );
+    l.b.start(&b_cfg);
+    l.a.start(&a_cfg);
+    // Nothing is negotiated until traffic needs it, but the route is there
+    // already, so the first packets are held back (dropped), never sent in clear.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(l.a.conn_state("tp"), "down");
+    assert!(
+        routes(&l.a.ns).contains("10.2.0.0/16 dev"),
+        "{}",
+        routes(&l.a.ns)
+    );
+    // The first ping triggers the negotiation; a few later ones pass.
+    let _ = ping(&l.a.ns, V4.a_inner, V4.b_inner, 1);
+    l.a.wait_state("tp", "established", Duration::from_secs(10));
+    let ike = l.a.status()["ike_sas"].clone();
+    assert_eq!(ike[0]["initiator"], true, "{ike}");
+    assert!(
+        ping(&l.a.ns, V4.a_inner, V4.b_inner, 3),
+        "A:\n{}\nB:\n{}",
+        l.a.log(),
+        l.b.log()
+    );
+    // The narrowed CHILD_SA starts with the triggering packet's selectors
+    // (RFC 7296 2.9); B's policy shows what was agreed.
+    let pol = l.b.status()["policies"].to_string();
+    assert!(
+        pol.contains("10.2.0.1") || pol.contains("10.2.0.0"),
+        "{pol}"
+    );
+    // Down: the SA goes, the trap stays and brings it back on the next packet.
+    assert!(l.a.cli(&["down", "tp"]).status.success());
+    assert!(
+        routes(&l.a.ns).contains("10.2.0.0/16 dev"),
+        "the trap's route must stay"
+    );
+    let _ = ping(&l.a.ns, V4.a_inner, V4.b_inner, 1);
+    l.a.wait_state("tp", "established", Duration::from_secs(10));
+}

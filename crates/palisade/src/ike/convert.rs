@@ -33,6 +33,9 @@ fn interval(s: Option<u64>, default: u64) -> Option<Duration> {
 pub struct Loaded {
     pub engine: Connection,
     pub start_action: StartAction,
+    /// Children whose start action (their own, else the connection's) is
+    /// `trap`: their policies are installed at load and negotiate on demand.
+    pub trap_children: Vec<String>,
     /// Per child (same order as the engine's children): replay window.
     pub replay_windows: Vec<u32>,
     pub allow_insecure: bool,
@@ -277,6 +280,12 @@ pub fn connection(c: &config::Connection) -> Result<Loaded, String> {
     Ok(Loaded {
         engine,
         start_action: c.start_action,
+        trap_children: c
+            .children
+            .iter()
+            .filter(|ch| ch.start_action.unwrap_or(c.start_action) == StartAction::Trap)
+            .map(|ch| ch.name.clone())
+            .collect(),
         replay_windows,
         allow_insecure: c.allow_insecure,
     })

@@ -24,12 +24,13 @@ use crate::control::protocol::{zero_drops, IkeSaStatus, Lifetime, PolicyStatus, 
 use convert::Loaded;
 use palisade_dataplane::manual::{self, DirKeys, Installed, ManualSpec, Wire, BYPASS_MARK};
 use palisade_dataplane::netcfg::NetConfig;
-use palisade_dataplane::plane::Plane;
-use palisade_dataplane::worker::{Handle as DpHandle, IkeSink};
+use palisade_dataplane::plane::{Acquire, Plane};
+use palisade_dataplane::worker::{AcquireSink, Handle as DpHandle, IkeSink};
 use palisade_ike::{
     AddressRange, ChildSaInfo, DownReason, Endpoint, Event, IkeSaId, Mode, SystemRng,
     TrafficSelector,
 };
+use palisade_sa::spd::{Action, Bundle, PolicyId, PolicySpec, Protect};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -47,6 +48,10 @@ const DOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outbound policies of negotiated CHILD_SAs rank after manual SAs' (which
 /// use 100 + their position in the config).
 const CHILD_PRIORITY: u32 = 10_000;
+/// Trap policies rank after the CHILD_SAs they stand in for, so a trapped
+/// child's installed SA takes the traffic and the trap only sees what no SA
+/// covers.
+const TRAP_PRIORITY: u32 = 20_000;
 /// A traffic-selector range that would need more routes than this is routed
 /// by its covering prefixes only up to this count (and logged).
 const MAX_ROUTES_PER_TS: usize = 64;
@@ -69,6 +74,7 @@ pub fn open_ike_socket(local: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 enum Cmd {
+    Acquire(Acquire),
     Datagram {
         local: SocketAddr,
         remote: SocketAddr,
@@ -147,6 +153,10 @@ pub struct State {
     /// Route key -> (references, the change that made it).
     routes: HashMap<String, (usize, NetConfig)>,
     waiters: Vec<Waiter>,
+    /// Trap policies: which (connection, child) each stands for.
+    traps: HashMap<PolicyId, (String, String)>,
+    /// Per trapped (connection, child): its policies and route keys.
+    trap_entries: BTreeMap<(String, String), (Vec<PolicyId>, Vec<String>)>,
 }
 
 impl IkeHandle {
@@ -169,6 +179,14 @@ impl IkeHandle {
                 remote,
                 bytes: bytes.to_vec(),
             });
+        })
+    }
+
+    /// What the data-plane worker calls when a packet hits a trap policy.
+    pub fn acquire_sink(&self) -> AcquireSink {
+        let h = self.clone();
+        Box::new(move |a| {
+            let _ = h.send(Cmd::Acquire(a));
         })
     }
 
@@ -305,6 +323,8 @@ impl IkeService {
             children: BTreeMap::new(),
             routes: HashMap::new(),
             waiters: Vec::new(),
+            traps: HashMap::new(),
+            trap_entries: BTreeMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("palisade-ike".into())
@@ -389,6 +409,7 @@ impl State {
                         .ike
                         .handle_datagram(Instant::now(), local, remote, &bytes),
                     Ok(Cmd::Run(f)) => f(self),
+                    Ok(Cmd::Acquire(a)) => self.on_acquire(a),
                     Ok(Cmd::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
                         self.shutdown();
                         return;
@@ -489,12 +510,9 @@ impl State {
                 Err(e) => tracing::error!(connection = %name, "cannot initiate: {e}"),
             }
         }
-        for (n, c) in &self.conns {
-            if let ConnState::Loaded(l) = c {
-                if l.start_action == StartAction::Trap {
-                    tracing::warn!(connection = %n, "start_action = trap is not supported yet: the connection waits for `palisade up` or the peer");
-                }
-            }
+        let names: Vec<String> = self.conns.keys().cloned().collect();
+        for name in names {
+            self.install_traps(&name, false);
         }
         self.pump();
     }
@@ -601,6 +619,7 @@ impl State {
     ) -> Result<(), String> {
         let now = Instant::now();
         for name in removed {
+            self.remove_traps(&name);
             if let Some(ConnState::Loaded(_)) = self.conns.remove(&name) {
                 if let Err(e) = self.ike.remove_connection(now, &name) {
                     tracing::warn!(connection = %name, "removing: {e}");
@@ -619,7 +638,9 @@ impl State {
                     if l.start_action == StartAction::Start {
                         starts.push(name.clone());
                     }
-                    self.conns.insert(name, ConnState::Loaded(Box::new(l)));
+                    self.conns
+                        .insert(name.clone(), ConnState::Loaded(Box::new(l)));
+                    self.install_traps(&name, false);
                 }
                 Err(e) => {
                     tracing::error!(connection = %name, "not loaded: {e}");
@@ -710,6 +731,13 @@ impl State {
                     DownReason::Failed(s) => s.clone(),
                 };
                 tracing::info!(connection = %connection, "IKE SA {ike_sa} down: {why}");
+                if reason
+                    == (DownReason::DeadPeer {
+                        action: palisade_ike::DpdAction::Trap,
+                    })
+                {
+                    self.install_traps(&connection, true);
+                }
                 // The engine reports each CHILD_SA's deletion; anything it
                 // did not (a failed IKE SA) goes now.
                 let orphans: Vec<u32> = self
@@ -889,33 +917,13 @@ impl State {
                 });
             }
         }
-        // Routes into the TUN: the remote selectors (tunnel mode) or the
-        // peer itself through palisade's table (transport mode).
-        let mut routes = Vec::new();
-        if info.mode == Mode::Tunnel {
-            let src = local_cidrs
-                .iter()
-                .find(|(a, l)| *l == if a.is_ipv4() { 32 } else { 128 })
-                .map(|(a, _)| a.to_string());
-            for (addr, len) in &remote_cidrs {
-                let key = format!("{addr}/{len}");
-                let (tun, src) = (self.tun.clone(), src.clone());
-                if self.route_ref(&key, |net| net.route_add(&key, &tun, None, src.as_deref())) {
-                    routes.push(key);
-                }
-            }
-        } else {
-            let host = if info.remote.is_ipv4() { 32 } else { 128 };
-            let cidr = format!("{}/{host}", info.remote.ip());
-            let key = format!("transport {cidr}");
-            let (tun, local) = (self.tun.clone(), info.local.ip().to_string());
-            if self.route_ref(&key, |net| {
-                net.route_add(&cidr, &tun, Some(manual::TRANSPORT_TABLE), Some(&local))?;
-                net.rule_add(&cidr, BYPASS_MARK, manual::TRANSPORT_TABLE, 1000)
-            }) {
-                routes.push(key);
-            }
-        }
+        let routes = self.add_routes(
+            info.mode,
+            &local_cidrs,
+            &remote_cidrs,
+            info.local.ip(),
+            info.remote.ip(),
+        );
         let show = |t: &TrafficSelector| palisade_ike::ts_display(std::slice::from_ref(t));
         self.children.insert(
             info.inbound_spi,
@@ -941,6 +949,154 @@ impl State {
             },
         );
         Ok(())
+    }
+
+    /// Routes into the TUN for a CHILD_SA or trap: the remote selectors
+    /// (tunnel mode) or the peer itself through palisade's table (transport
+    /// mode). Returns the route keys referenced.
+    fn add_routes(
+        &mut self,
+        mode: Mode,
+        local_cidrs: &[(IpAddr, u8)],
+        remote_cidrs: &[(IpAddr, u8)],
+        local: IpAddr,
+        remote: IpAddr,
+    ) -> Vec<String> {
+        let mut routes = Vec::new();
+        if mode == Mode::Tunnel {
+            // A host selector on our side is the natural source for locally
+            // originated traffic into the tunnel.
+            let src = local_cidrs
+                .iter()
+                .find(|(a, l)| *l == if a.is_ipv4() { 32 } else { 128 })
+                .map(|(a, _)| a.to_string());
+            for (addr, len) in remote_cidrs {
+                let key = format!("{addr}/{len}");
+                let (tun, src) = (self.tun.clone(), src.clone());
+                if self.route_ref(&key, |net| net.route_add(&key, &tun, None, src.as_deref())) {
+                    routes.push(key);
+                }
+            }
+        } else {
+            let host = if remote.is_ipv4() { 32 } else { 128 };
+            let cidr = format!("{remote}/{host}");
+            let key = format!("transport {cidr}");
+            let (tun, local) = (self.tun.clone(), local.to_string());
+            if self.route_ref(&key, |net| {
+                net.route_add(&cidr, &tun, Some(manual::TRANSPORT_TABLE), Some(&local))?;
+                net.rule_add(&cidr, BYPASS_MARK, manual::TRANSPORT_TABLE, 1000)
+            }) {
+                routes.push(key);
+            }
+        }
+        routes
+    }
+
+    /// Install trap policies (and their routes) for the children of `conn`
+    /// that trap, or for all of them when `all` (DPD's `trap` action).
+    fn install_traps(&mut self, conn: &str, all: bool) {
+        let Some(ConnState::Loaded(l)) = self.conns.get(conn) else {
+            return;
+        };
+        let l = l.clone();
+        let (Some(local), Some(remote)) = (l.engine.local_addr, l.engine.remote_addr) else {
+            if !l.trap_children.is_empty() || all {
+                tracing::warn!(connection = %conn, "start_action/dpd_action = trap needs local_addrs and remote_addrs that name one address each; no trap installed");
+            }
+            return;
+        };
+        for ch in &l.engine.children {
+            let key = (conn.to_string(), ch.name.clone());
+            if !(all || l.trap_children.contains(&ch.name)) || self.trap_entries.contains_key(&key)
+            {
+                continue;
+            }
+            let selectors = palisade_ike::ts_selectors(&ch.local_ts, &ch.remote_ts);
+            let mode = match ch.mode {
+                Mode::Tunnel => palisade_sa::spd::Mode::Tunnel,
+                Mode::Transport => palisade_sa::spd::Mode::Transport,
+            };
+            let ids = self
+                .dp
+                .query(move |plane: &mut Plane| {
+                    selectors
+                        .into_iter()
+                        .map(|selector| {
+                            plane.spd.insert(PolicySpec {
+                                priority: TRAP_PRIORITY,
+                                direction: palisade_sa::selector::Direction::Outbound,
+                                selector,
+                                action: Action::Protect(Protect {
+                                    bundle: Bundle::Esp { sa: None },
+                                    mode,
+                                }),
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            let local_cidrs: Vec<(IpAddr, u8)> = ch.local_ts.iter().flat_map(ts_cidrs).collect();
+            let remote_cidrs: Vec<(IpAddr, u8)> = ch.remote_ts.iter().flat_map(ts_cidrs).collect();
+            let routes = self.add_routes(
+                ch.mode,
+                &local_cidrs,
+                &remote_cidrs,
+                local.ip(),
+                remote.ip(),
+            );
+            for id in &ids {
+                self.traps.insert(*id, key.clone());
+            }
+            tracing::info!(connection = %conn, "trap installed for child {}: the first packet starts it", ch.name);
+            self.trap_entries.insert(key, (ids, routes));
+        }
+    }
+
+    fn remove_traps(&mut self, conn: &str) {
+        let keys: Vec<(String, String)> = self
+            .trap_entries
+            .keys()
+            .filter(|(c, _)| c == conn)
+            .cloned()
+            .collect();
+        for key in keys {
+            if let Some((ids, routes)) = self.trap_entries.remove(&key) {
+                for id in &ids {
+                    self.traps.remove(id);
+                }
+                let _ = self.dp.query(move |plane: &mut Plane| {
+                    for id in ids {
+                        plane.spd.remove(id);
+                    }
+                });
+                for r in routes {
+                    self.route_unref(&r);
+                }
+            }
+        }
+    }
+
+    fn on_acquire(&mut self, a: Acquire) {
+        let Some((conn, child)) = self.traps.get(&a.policy).cloned() else {
+            return;
+        };
+        let packet = palisade_ike::TriggerPacket {
+            src: a.key.src,
+            dst: a.key.dst,
+            protocol: a.key.proto,
+            src_port: a.key.sport.unwrap_or(0),
+            dst_port: a.key.dport.unwrap_or(0),
+        };
+        match self
+            .ike
+            .acquire(Instant::now(), &conn, &child, Some(packet))
+        {
+            Ok(id) => {
+                tracing::info!(connection = %conn, "trap hit by {} -> {}: negotiating child {child} (IKE SA {id})", a.key.src, a.key.dst)
+            }
+            Err(e) => tracing::warn!(connection = %conn, "trap for child {child}: {e}"),
+        }
+        self.pump();
     }
 
     /// Take a reference on route `key`, making it with `make` if it is new.
@@ -1005,6 +1161,10 @@ impl State {
         let spis: Vec<u32> = self.children.keys().copied().collect();
         for spi in spis {
             self.remove_child(spi);
+        }
+        let trapped: Vec<String> = self.trap_entries.keys().map(|(c, _)| c.clone()).collect();
+        for c in trapped {
+            self.remove_traps(&c);
         }
         for (_, (_, mut net)) in self.routes.drain() {
             net.undo();
