@@ -135,6 +135,7 @@ fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
         replay_window: 1024,
         tfc_pad_to: 0,
         allow_insecure: false,
+        lifetime: Default::default(),
     };
     let mut plane = Plane::new();
     manual::install(&mut plane, &spec, 1).map_err(|e| e.to_string())?;

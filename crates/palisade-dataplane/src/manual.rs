@@ -70,6 +70,9 @@ pub struct ManualSpec {
     pub replay_window: u32,
     pub tfc_pad_to: u16,
     pub allow_insecure: bool,
+    /// Volume (and time) limits of each SA of the pair; manual SAs have none.
+    /// The plane reports reaching them as [`crate::plane::LifetimeHit`]s.
+    pub lifetime: palisade_sa::lifetime::LifetimeConfig,
 }
 
 impl std::fmt::Debug for ManualSpec {
@@ -156,6 +159,7 @@ impl ManualSpec {
                 Mode::Transport
             };
         let mut c = SaConfig::new(spi, protocol, mode);
+        c.lifetime = self.lifetime;
         let keys = if inbound {
             &self.keys_in
         } else {

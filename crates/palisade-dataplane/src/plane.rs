@@ -7,7 +7,7 @@
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::counters::{DropCounters, DropReason, SaCounters};
 use palisade_sa::encap::{classify, Inbound};
-use palisade_sa::lifetime::Timestamp;
+use palisade_sa::lifetime::{LifetimeEvent, Timestamp};
 use palisade_sa::sa::{Encap, Opened, SecurityAssociation};
 use palisade_sa::sad::{SaHandle, Sad, SecurityProtocol};
 use palisade_sa::selector::{Direction, Selector};
@@ -109,6 +109,14 @@ pub struct Acquire {
     pub key: palisade_sa::selector::SelectorKey,
 }
 
+/// An SA reached a lifetime limit it was configured with: `hard` = it is
+/// unusable now (delete it), else soft (rekey it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifetimeHit {
+    pub sa: SaHandle,
+    pub hard: bool,
+}
+
 /// One [`Acquire`] per policy per this interval, so that a burst of packets
 /// (or a retrying application) asks once.
 pub const ACQUIRE_INTERVAL: Duration = Duration::from_secs(1);
@@ -117,6 +125,8 @@ pub const ACQUIRE_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Plane {
     /// Acquires not yet collected with [`Plane::take_acquires`].
     acquires: Vec<Acquire>,
+    /// Lifetime limits reached, not yet collected with [`Plane::take_lifetime_hits`].
+    lifetime_hits: Vec<LifetimeHit>,
     /// When each trap policy last asked.
     last_acquire: std::collections::HashMap<PolicyId, Timestamp>,
     pub spd: Spd,
@@ -136,6 +146,7 @@ impl Default for Plane {
     fn default() -> Self {
         Plane {
             acquires: Vec::new(),
+            lifetime_hits: Vec::new(),
             last_acquire: std::collections::HashMap::new(),
             spd: Spd::default(),
             sad: Sad::default(),
@@ -184,6 +195,21 @@ impl Plane {
         }
         self.last_acquire.insert(policy, now);
         self.acquires.push(Acquire { policy, key });
+    }
+
+    /// The lifetime limits reached since the last call.
+    pub fn take_lifetime_hits(&mut self) -> Vec<LifetimeHit> {
+        std::mem::take(&mut self.lifetime_hits)
+    }
+
+    /// Note what a seal or open said about an SA's lifetime (a function of
+    /// the list, so it can be called while the SA itself is borrowed).
+    fn note_lifetime(hits: &mut Vec<LifetimeHit>, sa: SaHandle, ev: LifetimeEvent) {
+        match ev {
+            LifetimeEvent::None => {}
+            LifetimeEvent::SoftExpired(_) => hits.push(LifetimeHit { sa, hard: false }),
+            LifetimeEvent::HardExpired(_) => hits.push(LifetimeHit { sa, hard: true }),
+        }
     }
 
     /// The acquires raised since the last call (none: no allocation).
@@ -318,18 +344,33 @@ impl Plane {
         };
         let mut last: Option<(Encap, usize)> = None;
         for handle in order.into_iter().flatten() {
-            let Some(entry) = handle.and_then(|h| self.sad.get_mut(h)) else {
+            let Some(h) = handle else {
                 // A trap (RFC 4301 5.1.1: PROTECT without an SA): ask the key
                 // manager for one, at most once per interval per policy.
-                if handle.is_none() {
-                    self.acquire(now, policy, key);
-                }
+                self.acquire(now, policy, key);
+                return OutVerdict::Drop(DropReason::NoSa);
+            };
+            let Some(entry) = self.sad.get_mut(h) else {
                 return OutVerdict::Drop(DropReason::NoSa);
             };
             match entry.sa.seal(now, buf) {
-                Ok(sealed) => last = Some((entry.sa.encap(), sealed.l4_offset)),
-                // The SA counted the drop itself.
-                Err(e) => return OutVerdict::Drop(e.reason()),
+                Ok(sealed) => {
+                    last = Some((entry.sa.encap(), sealed.l4_offset));
+                    Self::note_lifetime(&mut self.lifetime_hits, h, sealed.lifetime);
+                }
+                Err(e) => {
+                    if let palisade_sa::sa::SealError::LifetimeExpired(x) = &e {
+                        if x.first {
+                            Self::note_lifetime(
+                                &mut self.lifetime_hits,
+                                h,
+                                LifetimeEvent::HardExpired(x.limit),
+                            );
+                        }
+                    }
+                    // The SA counted the drop itself.
+                    return OutVerdict::Drop(e.reason());
+                }
             }
         }
         let Some((encap, l4_offset)) = last else {
@@ -377,10 +418,24 @@ impl Plane {
                 Ok(p) => p.src_addr(),
                 Err(_) => return InVerdict::Drop(DropReason::Malformed),
             };
-            let Some((_, entry)) = self.sad.inbound_mut(spi, proto, dst, src) else {
+            let Some((h, entry)) = self.sad.inbound_mut(spi, proto, dst, src) else {
                 return InVerdict::Drop(DropReason::UnknownSpi);
             };
-            match entry.sa.open(now, buf) {
+            let opened = entry.sa.open(now, buf);
+            match &opened {
+                Ok(Opened::Packet { lifetime, .. }) => {
+                    Self::note_lifetime(&mut self.lifetime_hits, h, *lifetime)
+                }
+                Err(palisade_sa::sa::OpenError::LifetimeExpired(x)) if x.first => {
+                    Self::note_lifetime(
+                        &mut self.lifetime_hits,
+                        h,
+                        LifetimeEvent::HardExpired(x.limit),
+                    )
+                }
+                _ => {}
+            }
+            match opened {
                 // The SA counted the drop itself; the plane counts it too, as a total.
                 Err(e) => return InVerdict::Drop(e.reason()),
                 Ok(Opened::Dummy { .. }) | Ok(Opened::Keepalive) => return InVerdict::Consumed,

@@ -116,11 +116,14 @@ pub type IkeSink = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) + Send>;
 
 /// Where trap hits ([`crate::plane::Acquire`]) go: the key manager.
 pub type AcquireSink = Box<dyn FnMut(crate::plane::Acquire) + Send>;
+/// Where SAs that reached a lifetime limit ([`crate::plane::LifetimeHit`]) are reported.
+pub type LifetimeSink = Box<dyn FnMut(crate::plane::LifetimeHit) + Send>;
 
 pub struct Worker {
     pub plane: Plane,
     ike_sink: Option<IkeSink>,
     acquire_sink: Option<AcquireSink>,
+    lifetime_sink: Option<LifetimeSink>,
     tun: Tun,
     raw: Vec<RawEndpoint>,
     udp: Vec<UdpEndpoint>,
@@ -163,6 +166,7 @@ impl Worker {
                 plane,
                 ike_sink: None,
                 acquire_sink: None,
+                lifetime_sink: None,
                 tun,
                 raw,
                 udp,
@@ -173,6 +177,25 @@ impl Worker {
             },
             handle,
         ))
+    }
+
+    /// Report SAs that reach a soft or hard lifetime limit to `sink`.
+    pub fn set_lifetime_sink(&mut self, sink: LifetimeSink) {
+        self.lifetime_sink = Some(sink);
+    }
+
+    /// Hand the plane's acquires and lifetime hits to their sinks.
+    fn report(&mut self) {
+        if let Some(sink) = self.acquire_sink.as_mut() {
+            for a in self.plane.take_acquires() {
+                sink(a);
+            }
+        }
+        if let Some(sink) = self.lifetime_sink.as_mut() {
+            for h in self.plane.take_lifetime_hits() {
+                sink(h);
+            }
+        }
     }
 
     /// Report packets that hit a trap policy to `sink`.
@@ -253,11 +276,6 @@ impl Worker {
             }
             if fds[1].revents != 0 {
                 self.on_tun(&mut ring, &mut big, &mut pending);
-                if let Some(sink) = self.acquire_sink.as_mut() {
-                    for a in self.plane.take_acquires() {
-                        sink(a);
-                    }
-                }
             }
             for i in 0..self.raw.len() {
                 if fds[2 + i].revents != 0 {
@@ -269,6 +287,7 @@ impl Worker {
                     self.on_udp(i, &mut udp_batch, &mut coalescer);
                 }
             }
+            self.report();
         }
     }
 

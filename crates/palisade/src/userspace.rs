@@ -192,6 +192,7 @@ pub fn spec_of(m: &ManualSa) -> ManualSpec {
             crate::config::TfcPadding::Mtu => 0,
         },
         allow_insecure: m.allow_insecure,
+        lifetime: Default::default(),
     }
 }
 
@@ -284,6 +285,7 @@ impl Dataplane for Userspace {
                 .map_err(|e| format!("cannot start the IKE thread: {e}"))?;
             worker.set_ike_sink(service.handle().datagram_sink());
             worker.set_acquire_sink(service.handle().acquire_sink());
+            worker.set_lifetime_sink(service.handle().lifetime_sink());
             Some(service)
         };
         let thread = std::thread::Builder::new()

@@ -748,3 +748,57 @@ fn ikev2_trap_negotiates_on_the_first_packet() {
     let _ = ping(&l.a.ns, V4.a_inner, V4.b_inner, 1);
     l.a.wait_state("tp", "established", Duration::from_secs(10));
 }
+
+/// `rekey_packets`: the data plane counts, the engine rekeys; traffic keeps
+/// flowing through the switch to the new SA without loss.
+#[test]
+fn ikev2_rekey_on_packet_count_without_loss() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut l = lab("k", &V4, false);
+    let limits = "  rekey_packets = 20\n  life_packets = 100000\n";
+    let a_cfg = conn_toml(
+        &l.a,
+        "rk",
+        V4.a_outer,
+        V4.b_outer,
+        ("a.test", "b.test"),
+        "start",
+        &(child("net", V4.a_net, V4.b_net, "tunnel") + limits),
+        "",
+    );
+    let b_cfg = conn_toml(
+        &l.b,
+        "rk",
+        V4.b_outer,
+        V4.a_outer,
+        ("b.test", "a.test"),
+        "none",
+        &(child("net", V4.b_net, V4.a_net, "tunnel") + limits),
+        "",
+    );
+    l.b.start(&b_cfg);
+    l.a.start(&a_cfg);
+    l.a.wait_state("rk", "established", Duration::from_secs(15));
+    let first = l.a.status()["ike_sas"][0]["children"][0].clone();
+    let out = run(&[
+        "ip", "netns", "exec", &l.a.ns, "ping", "-c", "60", "-i", "0.02", "-W", "1", "-I",
+        V4.a_inner, V4.b_inner,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(" 0% packet loss"),
+        "{text}\nA:\n{}",
+        l.a.log()
+    );
+    let now = l.a.status()["ike_sas"][0]["children"].clone();
+    assert!(
+        !now.as_array().unwrap().contains(&first),
+        "no rekey happened: {first} still in {now}"
+    );
+    assert!(
+        l.a.log().contains("soft") || l.b.log().contains("soft"),
+        "no volume-limit report in the logs"
+    );
+}

@@ -24,8 +24,8 @@ use crate::control::protocol::{zero_drops, IkeSaStatus, Lifetime, PolicyStatus, 
 use convert::Loaded;
 use palisade_dataplane::manual::{self, DirKeys, Installed, ManualSpec, Wire, BYPASS_MARK};
 use palisade_dataplane::netcfg::NetConfig;
-use palisade_dataplane::plane::{Acquire, Plane};
-use palisade_dataplane::worker::{AcquireSink, Handle as DpHandle, IkeSink};
+use palisade_dataplane::plane::{Acquire, LifetimeHit, Plane};
+use palisade_dataplane::worker::{AcquireSink, Handle as DpHandle, IkeSink, LifetimeSink};
 use palisade_ike::{
     AddressRange, ChildSaInfo, DownReason, Endpoint, Event, IkeSaId, Mode, SystemRng,
     TrafficSelector,
@@ -75,6 +75,7 @@ pub fn open_ike_socket(local: SocketAddr) -> io::Result<UdpSocket> {
 
 enum Cmd {
     Acquire(Acquire),
+    Lifetime(LifetimeHit),
     Datagram {
         local: SocketAddr,
         remote: SocketAddr,
@@ -153,6 +154,9 @@ pub struct State {
     /// Route key -> (references, the change that made it).
     routes: HashMap<String, (usize, NetConfig)>,
     waiters: Vec<Waiter>,
+    /// The CHILD_SA (by inbound SPI) each installed SA belongs to, for the
+    /// data plane's lifetime reports.
+    sa_owner: HashMap<palisade_sa::sad::SaHandle, u32>,
     /// Trap policies: which (connection, child) each stands for.
     traps: HashMap<PolicyId, (String, String)>,
     /// Per trapped (connection, child): its policies and route keys.
@@ -187,6 +191,14 @@ impl IkeHandle {
         let h = self.clone();
         Box::new(move |a| {
             let _ = h.send(Cmd::Acquire(a));
+        })
+    }
+
+    /// What the data-plane worker calls when an SA reaches a volume limit.
+    pub fn lifetime_sink(&self) -> LifetimeSink {
+        let h = self.clone();
+        Box::new(move |hit| {
+            let _ = h.send(Cmd::Lifetime(hit));
         })
     }
 
@@ -325,6 +337,7 @@ impl IkeService {
             waiters: Vec::new(),
             traps: HashMap::new(),
             trap_entries: BTreeMap::new(),
+            sa_owner: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("palisade-ike".into())
@@ -410,6 +423,7 @@ impl State {
                         .handle_datagram(Instant::now(), local, remote, &bytes),
                     Ok(Cmd::Run(f)) => f(self),
                     Ok(Cmd::Acquire(a)) => self.on_acquire(a),
+                    Ok(Cmd::Lifetime(hit)) => self.on_lifetime(hit),
                     Ok(Cmd::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
                         self.shutdown();
                         return;
@@ -847,6 +861,30 @@ impl State {
         }
     }
 
+    /// The byte and packet limits of a child, as SA lifetimes (time limits
+    /// are the engine's: it rekeys and deletes on its own timers).
+    fn volume_limits(&self, conn: &str, child: &str) -> palisade_sa::lifetime::LifetimeConfig {
+        use palisade_sa::lifetime::{LifetimeConfig, Limits};
+        let Some(ConnState::Loaded(l)) = self.conns.get(conn) else {
+            return LifetimeConfig::default();
+        };
+        let Some(c) = l.engine.children.iter().find(|c| c.name == child) else {
+            return LifetimeConfig::default();
+        };
+        LifetimeConfig {
+            soft: Limits {
+                time: None,
+                bytes: c.rekey_bytes,
+                packets: c.rekey_packets,
+            },
+            hard: Limits {
+                time: None,
+                bytes: c.life_bytes,
+                packets: c.life_packets,
+            },
+        }
+    }
+
     fn install_child(&mut self, info: &ChildSaInfo) -> Result<(), String> {
         let plane_name = format!(
             "{}/{}[{:08x}]",
@@ -891,6 +929,7 @@ impl State {
             replay_window: self.replay_window(&info.connection, &info.name),
             tfc_pad_to: 0,
             allow_insecure,
+            lifetime: self.volume_limits(&info.connection, &info.name),
         };
         let selectors = info.selectors();
         if selectors.is_empty() {
@@ -924,6 +963,9 @@ impl State {
             info.local.ip(),
             info.remote.ip(),
         );
+        for h in &installed.sas {
+            self.sa_owner.insert(*h, info.inbound_spi);
+        }
         let show = |t: &TrafficSelector| palisade_ike::ts_display(std::slice::from_ref(t));
         self.children.insert(
             info.inbound_spi,
@@ -1076,6 +1118,31 @@ impl State {
         }
     }
 
+    /// An SA reached `rekey_bytes`/`rekey_packets` (soft: rekey) or
+    /// `life_bytes`/`life_packets` (hard: delete).
+    fn on_lifetime(&mut self, hit: LifetimeHit) {
+        let Some(spi) = self.sa_owner.get(&hit.sa).copied() else {
+            return;
+        };
+        let Some(c) = self.children.get(&spi) else {
+            return;
+        };
+        let (ike_sa, name, conn) = (c.ike_sa, c.child.clone(), c.connection.clone());
+        tracing::info!(
+            connection = %conn,
+            "CHILD_SA {name} ({spi:08x}) reached its {} volume limit: {}",
+            if hit.hard { "hard" } else { "soft" },
+            if hit.hard { "deleting it" } else { "rekeying" }
+        );
+        if let Err(e) = self
+            .ike
+            .child_sa_expired(Instant::now(), ike_sa, spi, hit.hard)
+        {
+            tracing::debug!("lifetime report for {spi:08x}: {e}");
+        }
+        self.pump();
+    }
+
     fn on_acquire(&mut self, a: Acquire) {
         let Some((conn, child)) = self.traps.get(&a.policy).cloned() else {
             return;
@@ -1140,6 +1207,9 @@ impl State {
         let Some(c) = self.children.remove(&inbound_spi) else {
             return;
         };
+        for h in &c.installed.sas {
+            self.sa_owner.remove(h);
+        }
         let installed = c.installed.clone();
         let _ = self
             .dp
