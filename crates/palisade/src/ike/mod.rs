@@ -52,6 +52,10 @@ const CHILD_PRIORITY: u32 = 10_000;
 /// child's installed SA takes the traffic and the trap only sees what no SA
 /// covers.
 const TRAP_PRIORITY: u32 = 20_000;
+/// How long the inbound SA of a rekeyed CHILD_SA outlives its Delete, for
+/// packets the peer sealed with it before it switched (RFC 7296 2.8 leaves
+/// the overlap to the implementation; without one a packet in flight is lost).
+const REKEYED_INBOUND_LINGER: Duration = Duration::from_secs(2);
 /// A traffic-selector range that would need more routes than this is routed
 /// by its covering prefixes only up to this count (and logged).
 const MAX_ROUTES_PER_TS: usize = 64;
@@ -154,6 +158,8 @@ pub struct State {
     /// Route key -> (references, the change that made it).
     routes: HashMap<String, (usize, NetConfig)>,
     waiters: Vec<Waiter>,
+    /// Rekeyed CHILD_SAs (by inbound SPI) whose inbound SA goes at this time.
+    lingering: Vec<(Instant, u32)>,
     /// The CHILD_SA (by inbound SPI) each installed SA belongs to, for the
     /// data plane's lifetime reports.
     sa_owner: HashMap<palisade_sa::sad::SaHandle, u32>,
@@ -335,6 +341,7 @@ impl IkeService {
             children: BTreeMap::new(),
             routes: HashMap::new(),
             waiters: Vec::new(),
+            lingering: Vec::new(),
             traps: HashMap::new(),
             trap_entries: BTreeMap::new(),
             sa_owner: HashMap::new(),
@@ -388,8 +395,13 @@ impl State {
             fds.push(pollfd(wake.as_raw_fd()));
             fds.extend(self.ike_socks.iter().map(|(_, s)| pollfd(s.as_raw_fd())));
             let mut next = self.ike.poll_timeout();
-            for w in &self.waiters {
-                next = Some(next.map_or(w.deadline, |n| n.min(w.deadline)));
+            for t in self
+                .waiters
+                .iter()
+                .map(|w| w.deadline)
+                .chain(self.lingering.iter().map(|l| l.0))
+            {
+                next = Some(next.map_or(t, |n| n.min(t)));
             }
             let timeout_ms = match next {
                 Some(t) => t.saturating_duration_since(now).as_millis().min(1000) as libc::c_int,
@@ -459,6 +471,18 @@ impl State {
             }
             self.pump();
             self.expire_waiters(now);
+            let due: Vec<u32> = self
+                .lingering
+                .iter()
+                .filter(|(t, _)| *t <= now)
+                .map(|(_, spi)| *spi)
+                .collect();
+            if !due.is_empty() {
+                self.lingering.retain(|(t, _)| *t > now);
+                for spi in due {
+                    self.remove_child(spi);
+                }
+            }
         }
     }
 
@@ -810,7 +834,14 @@ impl State {
                 name, inbound_spi, ..
             } => {
                 tracing::info!("CHILD_SA {name} with SPIs {inbound_spi:08x} (in) deleted");
-                self.remove_child(inbound_spi);
+                // A rekeyed SA keeps its inbound half a little longer (its
+                // outbound policy went when the new SA was installed).
+                if self.children.get(&inbound_spi).is_some_and(|c| c.replaced) {
+                    self.lingering
+                        .push((Instant::now() + REKEYED_INBOUND_LINGER, inbound_spi));
+                } else {
+                    self.remove_child(inbound_spi);
+                }
             }
             Event::IkeSaRekeyed { old, new } => {
                 tracing::info!("IKE SA {old} rekeyed, now {new}");
