@@ -85,7 +85,8 @@ pub struct Connection {
     pub keying_tries: u32,
     /// Rekey the IKE SA this long after it was set up, minus a random
     /// 0..`ike_rand_time` (RFC 7296 2.8: the jitter keeps both ends from
-    /// rekeying at once).
+    /// rekeying at once). Either end rekeys on its own timer; a collision
+    /// is settled by the 2.8.2 tie-break.
     pub ike_rekey_time: Option<Duration>,
     /// Delete the IKE SA this long after it was set up if no rekey has
     /// replaced it by then (strongSwan's `rekey_time + over_time`).

@@ -33,10 +33,15 @@
 //!   ([`Stats`]), keying tries;
 //! * INFORMATIONAL: Delete of CHILD and IKE SAs, liveness checks (DPD);
 //! * CREATE_CHILD_SA: additional CHILD_SAs, CHILD_SA rekey with or without
-//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey;
+//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey and its
+//!   simultaneous-rekey tie-break (2.8.2: both ends keep the same new SA,
+//!   which takes the CHILD_SAs), exchange collisions per 2.25 (a CHILD_SA
+//!   rekey crossing its Delete, requests while an IKE SA is closing or busy
+//!   answered with TEMPORARY_FAILURE, CHILD_SA_NOT_FOUND);
 //! * lifetimes as strongSwan has them: rekey at `rekey_time` minus a random
-//!   0..`rand_time`, delete at `life_time`, for CHILD_SAs (either end rekeys
-//!   on its own timer) and the IKE SA (rekeyed by the end that set it up);
+//!   0..`rand_time`, delete at `life_time`, for CHILD_SAs and the IKE SA;
+//!   either end rekeys on its own timer, and the tie-breaks settle the
+//!   collisions the jitter does not avoid;
 //!   byte/packet limits are counted by the data plane, which reports them
 //!   through [`Endpoint::child_sa_expired`];
 //! * connections added and removed at run time, status snapshots
@@ -46,9 +51,8 @@
 //!   packet's selectors first in TSi/TSr; as responder, a child that takes
 //!   that packet is preferred (2.9); `DpdAction::Trap`.
 //!
-//! Not yet: certificates/EAP, IKE fragmentation (RFC 7383), MOBIKE, the
-//! simultaneous IKE SA rekey tie-break (a collision is answered with
-//! TEMPORARY_FAILURE), IKEv1.
+//! Not yet: certificates/EAP, IKE fragmentation (RFC 7383), MOBIKE,
+//! reauthentication, IKEv1.
 
 mod config;
 mod endpoint;
