@@ -264,6 +264,9 @@ pub struct Stats {
     pub duplicate_requests: u64,
     pub retransmits: u64,
     pub cookies_sent: u64,
+    /// IKE_SA_INIT requests dropped because their source IP already holds
+    /// `half_open_per_source` half-open SAs.
+    pub half_open_limited: u64,
     pub auth_failed: u64,
 }
 
@@ -1488,6 +1491,16 @@ impl Endpoint {
                 );
                 return;
             }
+        }
+        let from_source = self
+            .sas
+            .values()
+            .filter(|s| s.st == St::RespAwaitAuth && s.remote.ip() == remote.ip())
+            .count();
+        if from_source >= self.config.half_open_per_source {
+            debug!(%remote, "IKE_SA_INIT dropped: {from_source} half-open SAs from this address");
+            self.stats.half_open_limited += 1;
+            return;
         }
         let conn = self.config.connections[ci].clone(); // ok: position() found it
         let Some((chosen, number)) = negotiate::select_ike(sa_p, &conn.ike_proposals) else {

@@ -24,7 +24,8 @@
 //! * IKE_SA_INIT: proposals by IANA id, NAT detection (and the move to port
 //!   4500 with the non-ESP marker), INVALID_KE_PAYLOAD retry with the group
 //!   the responder names, NO_PROPOSAL_CHOSEN logged with both sides' offers,
-//!   stateless COOKIEs once `cookie_threshold` SAs are half open;
+//!   stateless COOKIEs once `cookie_threshold` SAs are half open, and at
+//!   most `half_open_per_source` half-open SAs per source address;
 //! * the SK payload with AEAD (RFC 5282) or CBC + HMAC (RFC 7296 3.14);
 //! * IKE_AUTH with a pre-shared key, identities IPv4/IPv6/FQDN/RFC822/KEY_ID,
 //!   INITIAL_CONTACT, the first CHILD_SA (ESP, TS narrowing, transport mode);

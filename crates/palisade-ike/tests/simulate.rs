@@ -147,14 +147,17 @@ fn cookie_when_half_open_threshold_reached() {
 fn flood_of_spoofed_ike_sa_init_is_met_with_cookies() {
     // A third endpoint plays the attacker: its IKE_SA_INIT requests (valid,
     // from many spoofed ports) are fed to B, whose answers go nowhere.
-    let mut s = Sim::pair(40, Faults::default());
+    let mut cb = config(B);
+    cb.connections[0].remote_addr = None;
+    let mut s = Sim::new(40, Faults::default(), config(A), cb);
     let mut atk_cfg = config(A);
     atk_cfg.retransmit.tries = 1;
     let mut atk = Endpoint::new(atk_cfg, SeededRng::new(4040));
-    for port in 0..100u16 {
+    for n in 0..100u8 {
         atk.initiate(s.now, "ab").unwrap();
         while let Some(t) = atk.poll_transmit() {
-            let from = std::net::SocketAddr::new(t.local.ip(), 20000 + port);
+            // Spoofed sources all over a /24 (B accepts any peer address).
+            let from = std::net::SocketAddr::from(([198, 51, 100, n], 500));
             s.eps[B].handle_datagram(s.now, t.remote, from, &t.bytes);
         }
     }
@@ -1317,4 +1320,44 @@ fn both_ends_rekey_the_ike_sa_on_their_own_timers() {
     assert!(s.models.iter().all(|m| m.downs.is_empty()));
     assert!(s.models[A].ike_rekeys >= 15, "{}", s.models[A].ike_rekeys);
     assert_eq!(s.models[A].ike_rekeys, s.models[B].ike_rekeys);
+}
+
+#[test]
+fn half_open_limit_per_source() {
+    // One source opens many IKE SAs and never finishes them. Below the
+    // cookie threshold, only the per-source limit stops it; other sources
+    // still get through; once its half-open SAs expire it may try again.
+    let mut cb = config(B);
+    cb.connections[0].remote_addr = None;
+    cb.cookie_threshold = 1000;
+    cb.half_open_per_source = 5;
+    cb.half_open_timeout = 30 * SECOND;
+    let mut s = Sim::new(80, Faults::default(), config(A), cb);
+    let mut atk_cfg = config(A);
+    atk_cfg.retransmit.tries = 1;
+    let mut atk = Endpoint::new(atk_cfg, SeededRng::new(8080));
+    let flood = |s: &mut Sim, atk: &mut Endpoint, n: u16| {
+        for port in 0..n {
+            atk.initiate(s.now, "ab").unwrap();
+            while let Some(t) = atk.poll_transmit() {
+                let from = std::net::SocketAddr::from(([198, 51, 100, 7], 30000 + port));
+                s.eps[B].handle_datagram(s.now, t.remote, from, &t.bytes);
+            }
+        }
+        while s.eps[B].poll_transmit().is_some() {}
+    };
+    flood(&mut s, &mut atk, 20);
+    assert_eq!(s.eps[B].ike_sa_count(), 5);
+    assert_eq!(s.eps[B].stats().half_open_limited, 15);
+    assert_eq!(s.eps[B].stats().cookies_sent, 0);
+    // The real peer, from another address, is not affected.
+    assert!(handshake(&mut s));
+    s.check_agreement();
+    assert_eq!(s.eps[B].ike_sa_count(), 6);
+    // The flooder's SAs expire; then it is let in again (up to the limit).
+    s.run_for(40 * SECOND);
+    assert_eq!(s.eps[B].ike_sa_count(), 1);
+    flood(&mut s, &mut atk, 6);
+    assert_eq!(s.eps[B].ike_sa_count(), 6);
+    assert_eq!(s.eps[B].stats().half_open_limited, 16);
 }
