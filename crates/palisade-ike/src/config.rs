@@ -16,6 +16,13 @@ pub struct Config {
     /// Half-open (IKE_SA_INIT answered, IKE_AUTH not yet) responder SAs above
     /// which new IKE_SA_INIT requests must carry a COOKIE (RFC 7296 2.6).
     pub cookie_threshold: usize,
+    /// Half-open responder SAs one source IP may hold; a new IKE_SA_INIT
+    /// from it beyond that is dropped (strongSwan's `block_threshold`). It
+    /// is checked after the COOKIE, so once cookies are required only a
+    /// source that can receive our answers is counted against. A spoofer
+    /// below the cookie threshold can still use up a victim's share for
+    /// `half_open_timeout`; keep the limit well above what one host needs.
+    pub half_open_per_source: usize,
     pub retransmit: Retransmit,
     /// A responder SA that has not completed IKE_AUTH after this is dropped.
     pub half_open_timeout: Duration,
@@ -26,6 +33,7 @@ impl Default for Config {
         Config {
             connections: Vec::new(),
             cookie_threshold: 64,
+            half_open_per_source: 16,
             retransmit: Retransmit::default(),
             half_open_timeout: Duration::from_secs(30),
         }
@@ -85,7 +93,8 @@ pub struct Connection {
     pub keying_tries: u32,
     /// Rekey the IKE SA this long after it was set up, minus a random
     /// 0..`ike_rand_time` (RFC 7296 2.8: the jitter keeps both ends from
-    /// rekeying at once).
+    /// rekeying at once). Either end rekeys on its own timer; a collision
+    /// is settled by the 2.8.2 tie-break.
     pub ike_rekey_time: Option<Duration>,
     /// Delete the IKE SA this long after it was set up if no rekey has
     /// replaced it by then (strongSwan's `rekey_time + over_time`).

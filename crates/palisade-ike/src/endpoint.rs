@@ -264,6 +264,9 @@ pub struct Stats {
     pub duplicate_requests: u64,
     pub retransmits: u64,
     pub cookies_sent: u64,
+    /// IKE_SA_INIT requests dropped because their source IP already holds
+    /// `half_open_per_source` half-open SAs.
+    pub half_open_limited: u64,
     pub auth_failed: u64,
 }
 
@@ -382,6 +385,16 @@ struct IkeSa {
     /// children follow (`initiate`) or not (`acquire`).
     first_child: Option<(usize, Option<TriggerPacket>)>,
     all_children: bool,
+    /// 2.8.2: we answered the peer's IKE SA rekey while ours was in flight:
+    /// (the new IKE SA it made, its Ni, its Nr). Settled when our response
+    /// arrives, or when the peer deletes this SA.
+    ike_collision: Option<(u64, Vec<u8>, Vec<u8>)>,
+    /// Made by a colliding IKE SA rekey and not announced (no
+    /// `IkeSaRekeyed` yet): its end is silent.
+    hidden: bool,
+    /// The redundant one of two colliding rekeys, since then: it waits for
+    /// (or sends) its Delete, and is dropped silently after the linger time.
+    redundant: Option<Instant>,
 }
 
 /// What an initiated IKE SA is to set up.
@@ -469,7 +482,9 @@ fn proposed_ts(
     (l, r)
 }
 
-/// How long a rekeyed IKE SA waits for its Delete before it is dropped.
+/// A rekeyed (or redundant) IKE SA waits for its Delete at least this long
+/// before it is dropped, and at least as long as the peer may retransmit a
+/// request on it (see `Endpoint::linger`).
 const REKEYED_LINGER: Duration = Duration::from_secs(30);
 /// A rekey that failed (the peer was busy, say) is tried again after this
 /// plus a random half of it.
@@ -701,6 +716,12 @@ impl Endpoint {
     }
 
     fn state_of(sa: &IkeSa) -> IkeState {
+        if sa.redundant.is_some() || sa.rekeyed.is_some() {
+            return IkeState::Deleting;
+        }
+        if sa.hidden {
+            return IkeState::Rekeying;
+        }
         match sa.st {
             St::InitSent | St::AuthSent | St::RespAwaitAuth => IkeState::Connecting,
             St::Deleting => IkeState::Deleting,
@@ -792,8 +813,8 @@ impl Endpoint {
             if let Some(p) = &sa.pending {
                 at(p.next_at);
             }
-            if let Some((_, t)) = sa.rekeyed {
-                at(t + REKEYED_LINGER);
+            if let Some(t) = sa.rekeyed.map(|r| r.1).or(sa.redundant) {
+                at(t + self.linger());
             }
             match sa.st {
                 St::RespAwaitAuth => at(sa.created + self.config.half_open_timeout),
@@ -802,10 +823,7 @@ impl Endpoint {
                     if let Some(d) = conn.dpd_delay {
                         at(sa.last_rx + d);
                     }
-                    if let Some(t) = sa
-                        .rekey_at
-                        .filter(|_| sa.initiator && !sa.ike_rekey_started)
-                    {
+                    if let Some(t) = sa.rekey_at.filter(|_| !sa.ike_rekey_started && !sa.hidden) {
                         at(t);
                     }
                     if let Some(t) = sa.expire_at {
@@ -879,6 +897,7 @@ impl Endpoint {
         let usable = |s: &IkeSa| {
             s.conn == ci
                 && s.rekeyed.is_none()
+                && !s.hidden
                 && Self::state_of(s) != IkeState::Deleting
                 && (s.initiator || s.st != St::RespAwaitAuth)
         };
@@ -988,6 +1007,9 @@ impl Endpoint {
             expire_at: None,
             first_child: plan.first,
             all_children: plan.all,
+            ike_collision: None,
+            hidden: false,
+            redundant: None,
         };
         sa.queue = plan.more;
         self.send_init(now, &mut sa)?;
@@ -1170,6 +1192,22 @@ impl Endpoint {
         self.deadlines(now, r, l, j)
     }
 
+    /// How long a replaced IKE SA stays for the peer: a request it sent on
+    /// the SA before it learnt of the rekey (a colliding rekey, say) is
+    /// retransmitted for up to the whole retransmission schedule, and must
+    /// still find the SA to get its (cached) answer.
+    fn linger(&self) -> Duration {
+        let rt = self.config.retransmit;
+        let schedule: Duration = (0..rt.tries.min(32))
+            .map(|n| {
+                rt.initial
+                    .saturating_mul(1 << n.min(16))
+                    .min(rt.max_interval)
+            })
+            .sum();
+        schedule.max(REKEYED_LINGER) + rt.initial
+    }
+
     /// When to try a failed rekey again.
     fn retry_at(&mut self, now: Instant) -> Instant {
         now + REKEY_RETRY + self.draw(REKEY_RETRY / 2)
@@ -1195,6 +1233,16 @@ impl Endpoint {
     /// Remove every trace of an IKE SA and report it.
     fn finish(&mut self, _now: Instant, sa: IkeSa, reason: DownReason) {
         let id = IkeSaId(sa.our_spi());
+        if let Some((cand, _, _)) = &sa.ike_collision {
+            // Its would-be successor goes with it, unannounced.
+            if let Some(c) = self.sas.remove(cand) {
+                self.finish(_now, c, reason.clone());
+            }
+        }
+        if sa.hidden || sa.redundant.is_some() {
+            debug!(ike_sa = %id, "IKE SA of a colliding rekey removed: {reason:?}");
+            return;
+        }
         if let Some((new, _)) = sa.rekeyed {
             // Its CHILD_SAs moved to the new IKE SA; nothing went down.
             debug!(ike_sa = %id, new = %IkeSaId(new), "rekeyed IKE SA removed: {reason:?}");
@@ -1444,6 +1492,16 @@ impl Endpoint {
                 return;
             }
         }
+        let from_source = self
+            .sas
+            .values()
+            .filter(|s| s.st == St::RespAwaitAuth && s.remote.ip() == remote.ip())
+            .count();
+        if from_source >= self.config.half_open_per_source {
+            debug!(%remote, "IKE_SA_INIT dropped: {from_source} half-open SAs from this address");
+            self.stats.half_open_limited += 1;
+            return;
+        }
         let conn = self.config.connections[ci].clone(); // ok: position() found it
         let Some((chosen, number)) = negotiate::select_ike(sa_p, &conn.ike_proposals) else {
             warn!(
@@ -1574,6 +1632,9 @@ impl Endpoint {
             expire_at: None,
             first_child: None,
             all_children: false,
+            ike_collision: None,
+            hidden: false,
+            redundant: None,
         };
         self.init_index.insert((remote, hdr.spi_i), spi);
         self.sas.insert(spi, sa);
@@ -1915,6 +1976,7 @@ impl Endpoint {
                     && s.conn == conn
                     && s.up()
                     && s.rekeyed.is_none()
+                    && !s.hidden
                     && s.peer_id.as_ref() == Some(peer)
             })
             .map(|(&k, _)| k)
@@ -2537,18 +2599,25 @@ impl Endpoint {
                 return fate;
             }
         };
+        let deletes_ike = inner
+            .iter()
+            .any(|p| matches!(p, Payload::Delete(d) if d.protocol_id == protocol::IKE));
+        if sa.hidden && sa.redundant.is_none() && !deletes_ike {
+            self.adopt_from_old(now, sa);
+        }
         let (reply, fate) = match (sa.st, hdr.exchange_type) {
             (St::RespAwaitAuth, exchange::IKE_AUTH) => {
                 // Remember that the peer's NAT may have moved it to 4500.
                 self.responder_auth(now, sa, &inner)
             }
             (St::Established | St::Deleting, exchange::INFORMATIONAL) => {
-                self.informational_request(sa, &inner)
+                self.informational_request(now, sa, &inner)
             }
-            (St::Established, exchange::CREATE_CHILD_SA) => {
+            (St::Established, exchange::CREATE_CHILD_SA) if !Self::closing(sa) => {
                 (self.create_child_request(now, sa, &inner), Fate::Keep)
             }
-            (St::Deleting, exchange::CREATE_CHILD_SA) => (
+            // 2.25.2: we are closing this IKE SA.
+            (St::Established | St::Deleting, exchange::CREATE_CHILD_SA) => (
                 vec![Payload::Notify(NotifyPayload::new(
                     notify::TEMPORARY_FAILURE,
                     vec![],
@@ -2579,7 +2648,12 @@ impl Endpoint {
         sa.peer_req_id = sa.peer_req_id.wrapping_add(1);
     }
 
-    fn informational_request(&mut self, sa: &mut IkeSa, inner: &[Payload]) -> (Vec<Payload>, Fate) {
+    fn informational_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+    ) -> (Vec<Payload>, Fate) {
         if notify(inner, notify::AUTHENTICATION_FAILED).is_some() {
             let why = format!(
                 "peer `{}` could not authenticate us (AUTHENTICATION_FAILED)",
@@ -2591,7 +2665,15 @@ impl Endpoint {
         for p in inner {
             let Payload::Delete(d) = p else { continue };
             match d.protocol_id {
-                protocol::IKE => return (Vec::new(), Fate::Kill(DownReason::DeletedByPeer)),
+                protocol::IKE => {
+                    if let Some((theirs, _, _)) = sa.ike_collision.take() {
+                        // 2.8.2: the peer rekeyed without noticing our rekey
+                        // (or settled the collision its way) and now deletes
+                        // the old SA: its new one survives, ours is forgotten.
+                        self.adopt(now, sa, theirs);
+                    }
+                    return (Vec::new(), Fate::Kill(DownReason::DeletedByPeer));
+                }
                 protocol::ESP => {
                     for s in &d.spis {
                         let Ok(b) = <[u8; 4]>::try_from(&s[..]) else {
@@ -2656,10 +2738,17 @@ impl Endpoint {
                         data: vec![],
                     })];
                 };
-                if old.replaced {
+                let ours = old.info.inbound_spi;
+                // 2.25.1: replaced already, or we are closing it.
+                let closing = sa.queue.contains(&Intent::DeleteChild(ours))
+                    || sa
+                        .pending
+                        .as_ref()
+                        .is_some_and(|p| matches!(p.req, Req::DeleteChild(s) if s == ours));
+                if old.replaced || closing {
                     return err(notify::TEMPORARY_FAILURE);
                 }
-                Some(old.info.inbound_spi)
+                Some(ours)
             }
         };
         let Some(nonce) = find(inner, nonce_of) else {
@@ -2838,10 +2927,19 @@ impl Endpoint {
     ) {
         let conn = self.conn(sa).clone();
         let id = IkeSaId(sa.our_spi());
-        if let Some(spi) = old_inbound {
-            if !sa.children.iter().any(|c| c.info.inbound_spi == spi) {
-                return; // deleted meanwhile
+        // The peer deleted the SA we were rekeying while our request was
+        // out (its Delete crossed our request, 2.25.1).
+        let orphan =
+            old_inbound.is_some_and(|spi| !sa.children.iter().any(|c| c.info.inbound_spi == spi));
+        if let (Some(spi), Some(n)) = (old_inbound, notify(inner, notify::CHILD_SA_NOT_FOUND)) {
+            // 2.25: the peer does not know the SA: drop it silently and set
+            // the child up from scratch.
+            debug!(ike_sa = %id, "CHILD_SA_NOT_FOUND for {spi:08x} ({:?})", n.spi);
+            if sa.children.iter().any(|c| c.info.inbound_spi == spi) {
+                self.remove_child(sa, spi);
+                sa.queue.push_back(Intent::NewChild(ci, None));
             }
+            return;
         }
         let name = conn
             .children
@@ -2902,6 +3000,13 @@ impl Endpoint {
                 }
             };
         self.install_child(now, sa, info, ci);
+        if orphan {
+            // The peer made it before it deleted the old one; it replaces
+            // nothing now, and the peer meant the child gone: delete it too.
+            debug!(ike_sa = %id, "rekeyed CHILD_SA {new_spi:08x}: the old one was deleted meanwhile, deleting it");
+            sa.queue.push_back(Intent::DeleteChild(new_spi));
+            return;
+        }
         let Some(old_inbound) = old_inbound else {
             return;
         };
@@ -2941,7 +3046,8 @@ impl Endpoint {
         nr: Vec<u8>,
         group: u16,
         keys: IkeKeys,
-    ) {
+        adopt: bool,
+    ) -> u64 {
         let new = IkeSa {
             conn: old.conn,
             initiator,
@@ -2964,7 +3070,7 @@ impl Endpoint {
             last_resp: None,
             pending: None,
             queue: VecDeque::new(),
-            children: std::mem::take(&mut old.children),
+            children: Vec::new(),
             auth_child: None,
             created: now,
             last_rx: now,
@@ -2980,31 +3086,89 @@ impl Endpoint {
             expire_at: None,
             first_child: None,
             all_children: false,
+            ike_collision: None,
+            hidden: false,
+            redundant: None,
         };
-        let (old_id, new_id) = (old.our_spi(), new.our_spi());
+        let new_id = new.our_spi();
         let mut new = new;
         (new.rekey_at, new.expire_at) = self.ike_deadlines(now, new.conn);
+        new.hidden = !adopt;
+        if adopt {
+            self.adopt_into(now, old, &mut new);
+        }
+        self.sas.insert(new_id, new);
+        new_id
+    }
+
+    /// `new` replaces `old` (1.3.2): it takes the CHILD_SAs and the work
+    /// queued for them, and the daemon hears of the rekey.
+    fn adopt_into(&mut self, now: Instant, old: &mut IkeSa, new: &mut IkeSa) {
+        let (old_id, new_id) = (old.our_spi(), new.our_spi());
+        new.hidden = false;
+        new.redundant = None;
+        new.children.extend(std::mem::take(&mut old.children));
         for c in &mut new.children {
             c.info.ike_sa = IkeSaId(new_id);
         }
         // Work queued on the old SA that is about CHILD_SAs moves along.
-        new.queue = old
+        let moved: Vec<Intent> = old
             .queue
-            .drain(..)
+            .iter()
             .filter(|i| {
                 matches!(
                     i,
                     Intent::DeleteChild(_) | Intent::Rekey(_) | Intent::NewChild(..)
                 )
             })
+            .copied()
             .collect();
+        old.queue.retain(|i| !moved.contains(i));
+        new.queue.extend(moved);
         old.rekeyed = Some((new_id, now));
         info!(old = %IkeSaId(old_id), new = %IkeSaId(new_id), "IKE SA rekeyed");
         self.events.push_back(Event::IkeSaRekeyed {
             old: IkeSaId(old_id),
             new: IkeSaId(new_id),
         });
-        self.sas.insert(new_id, new);
+    }
+
+    /// `adopt_into` with the new SA in the table.
+    fn adopt(&mut self, now: Instant, old: &mut IkeSa, new_id: u64) {
+        if let Some(mut new) = self.sas.remove(&new_id) {
+            self.adopt_into(now, old, &mut new);
+            self.sas.insert(new_id, new);
+        }
+    }
+
+    /// A request other than its Delete arrived on `sa`, made by a colliding
+    /// rekey and not yet settled here: the peer keeps it, so it is the
+    /// survivor (the old SA's answer to our own rekey is then moot).
+    fn adopt_from_old(&mut self, now: Instant, sa: &mut IkeSa) {
+        let me = sa.our_spi();
+        let old_id = self
+            .sas
+            .iter()
+            .find(|(_, o)| o.ike_collision.as_ref().is_some_and(|c| c.0 == me))
+            .map(|(&k, _)| k);
+        if let Some(mut old) = old_id.and_then(|k| self.sas.remove(&k)) {
+            debug!(ike_sa = %IkeSaId(me), "the peer uses the IKE SA of its colliding rekey: it survives");
+            old.ike_collision = None;
+            self.adopt_into(now, &mut old, sa);
+            old.st = St::Deleting;
+            self.sas.insert(old.our_spi(), old);
+        }
+    }
+
+    /// We are closing this IKE SA (2.25.2: a rekey request is then answered
+    /// with TEMPORARY_FAILURE).
+    fn closing(sa: &IkeSa) -> bool {
+        sa.st == St::Deleting
+            || sa.queue.contains(&Intent::DeleteIke)
+            || sa
+                .pending
+                .as_ref()
+                .is_some_and(|p| matches!(p.req, Req::DeleteIke))
     }
 
     fn ike_rekey_request(
@@ -3014,13 +3178,19 @@ impl Endpoint {
         inner: &[Payload],
     ) -> Vec<Payload> {
         let err = |t: u16| vec![Payload::Notify(NotifyPayload::new(t, vec![]))];
-        if sa.rekeyed.is_some()
-            || sa
-                .pending
-                .as_ref()
-                .is_some_and(|p| matches!(p.req, Req::RekeyIke { .. }))
-        {
-            // 2.25: a collision; let the peer retry later.
+        // 2.8.2: a rekey of ours in flight is a collision, settled when our
+        // response arrives. Already rekeyed, being closed, or busy with a
+        // CHILD_SA exchange whose result must stay on this SA: 2.25, the
+        // peer retries later.
+        let colliding = sa
+            .pending
+            .as_ref()
+            .is_some_and(|p| matches!(p.req, Req::RekeyIke { .. }));
+        let busy = sa
+            .pending
+            .as_ref()
+            .is_some_and(|p| !matches!(p.req, Req::RekeyIke { .. } | Req::Dpd));
+        if sa.rekeyed.is_some() || sa.ike_collision.is_some() || Self::closing(sa) || busy {
             return err(notify::TEMPORARY_FAILURE);
         }
         let conn = self.conn(sa).clone();
@@ -3075,7 +3245,7 @@ impl Endpoint {
             Ok(k) => k,
             Err(_) => return err(notify::NO_PROPOSAL_CHOSEN),
         };
-        self.successor(
+        let new_id = self.successor(
             now,
             sa,
             false,
@@ -3085,9 +3255,15 @@ impl Endpoint {
             nr.clone(),
             group,
             keys,
+            !colliding,
         );
-        // Only the peer's Delete (or the linger timer) is still expected here.
-        sa.st = St::Deleting;
+        if colliding {
+            debug!(ike_sa = %IkeSaId(sa.our_spi()), "simultaneous IKE SA rekey");
+            sa.ike_collision = Some((new_id, nonce.data.clone(), nr.clone()));
+        } else {
+            // Only the peer's Delete (or the linger timer) is still expected here.
+            sa.st = St::Deleting;
+        }
         vec![
             Payload::Sa(SaPayload {
                 proposals: vec![chosen.to_proposal(number, protocol::IKE, spi_r.to_vec())],
@@ -3139,6 +3315,7 @@ impl Endpoint {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ike_rekey_response(
         &mut self,
         now: Instant,
@@ -3148,39 +3325,84 @@ impl Endpoint {
         ni: Vec<u8>,
         kex: Box<dyn KeyExchange>,
     ) {
-        let conn = self.conn(sa).clone();
-        let id = IkeSaId(sa.our_spi());
-        let again = self.retry_at(now);
-        let retry = |sa: &mut IkeSa, why: String| {
-            info!(connection = %conn.name, ike_sa = %id, "IKE SA rekey failed: {why}");
-            sa.ike_rekey_started = false;
-            if sa.rekey_at.is_some() {
-                sa.rekey_at = Some(again);
-            }
-        };
         if sa.rekeyed.is_some() {
             return; // the peer's rekey won meanwhile
         }
+        let id = IkeSaId(sa.our_spi());
+        let collision = sa.ike_collision.take();
+        let result = self.ike_rekey_result(now, sa, inner, new_spi, &ni, kex);
+        match (result, collision) {
+            (Err(why), None) => {
+                info!(ike_sa = %id, "IKE SA rekey failed: {why}");
+                sa.ike_rekey_started = false;
+                if sa.rekey_at.is_some() {
+                    sa.rekey_at = Some(self.retry_at(now));
+                }
+            }
+            (Err(why), Some((theirs, _, _))) => {
+                // 2.8.2: the peer finished its rekey without noticing ours.
+                debug!(ike_sa = %id, "our IKE SA rekey failed ({why}), the peer's stands");
+                self.adopt(now, sa, theirs);
+                sa.st = St::Deleting;
+            }
+            (Ok((ours, _)), None) => {
+                self.adopt(now, sa, ours);
+                // The rekey initiator deletes the old IKE SA (1.3.2).
+                sa.queue.clear();
+                sa.queue.push_back(Intent::DeleteIke);
+            }
+            (Ok((ours, nr)), Some((theirs, p_ni, p_nr))) => {
+                // 2.8.2: the new IKE SA with the lowest nonce is deleted by
+                // the side that made it; the other takes the CHILD_SAs, and
+                // its maker deletes the old SA.
+                let ours_min = ni.as_slice().min(nr.as_slice());
+                if ours_min < p_ni.as_slice().min(p_nr.as_slice()) {
+                    debug!(ike_sa = %id, "simultaneous IKE SA rekey lost: deleting our new SA");
+                    self.adopt(now, sa, theirs);
+                    sa.st = St::Deleting;
+                    if let Some(o) = self.sas.get_mut(&ours) {
+                        o.redundant = Some(now);
+                        o.queue.push_back(Intent::DeleteIke);
+                    }
+                    self.pump(now, ours);
+                } else {
+                    debug!(ike_sa = %id, "simultaneous IKE SA rekey won");
+                    self.adopt(now, sa, ours);
+                    sa.queue.clear();
+                    sa.queue.push_back(Intent::DeleteIke);
+                    if let Some(t) = self.sas.get_mut(&theirs) {
+                        t.redundant = Some(now);
+                        t.st = St::Deleting;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Our IKE SA rekey's response: the new SA (not yet adopted) and Nr, or
+    /// why it failed.
+    fn ike_rekey_result(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+        new_spi: u64,
+        ni: &[u8],
+        kex: Box<dyn KeyExchange>,
+    ) -> Result<(u64, Vec<u8>), String> {
+        let conn = self.conn(sa).clone();
         let (Some(sa_p), Some(nonce), Some(ke)) = (
             find(inner, sa_of),
             find(inner, nonce_of),
             find(inner, ke_of),
         ) else {
-            retry(
-                sa,
-                first_error(inner).map_or("incomplete response".into(), notify_name),
-            );
-            return;
+            return Err(first_error(inner).map_or("incomplete response".into(), notify_name));
         };
         let Some(chosen) = negotiate::accept_ike(sa_p, &conn.ike_proposals) else {
-            retry(
-                sa,
-                format!(
-                    "responder chose {}, which we did not offer",
-                    negotiate::sa_display(sa_p)
-                ),
-            );
-            return;
+            return Err(format!(
+                "responder chose {}, which we did not offer",
+                negotiate::sa_display(sa_p)
+            ));
         };
         let spi_r = sa_p
             .proposals
@@ -3190,23 +3412,22 @@ impl Endpoint {
             spi_r,
             chosen.ke == Some(kex.group()) && ke.group == kex.group(),
         ) else {
-            retry(sa, "bad SPI or KE in the response".into());
-            return;
+            return Err("bad SPI or KE in the response".into());
         };
         let group = kex.group();
         let shared = match kex.complete(&ke.data) {
             Ok(s) => s,
-            Err(e) => return retry(sa, e.to_string()),
+            Err(e) => return Err(e.to_string()),
         };
         let Some(old_keys) = sa.keys.as_ref() else {
-            return;
+            return Err("internal: no keys".into());
         };
         let spi_i = new_spi.to_be_bytes();
         let keys = match IkeKeys::derive(
             chosen,
             conn.policy,
             &shared,
-            &ni,
+            ni,
             &nonce.data,
             &spi_i,
             &spi_r,
@@ -3214,22 +3435,22 @@ impl Endpoint {
             Some(&old_keys.sk_d),
         ) {
             Ok(k) => k,
-            Err(e) => return retry(sa, e.to_string()),
+            Err(e) => return Err(e.to_string()),
         };
-        self.successor(
+        let nr = nonce.data.clone();
+        let ours = self.successor(
             now,
             sa,
             true,
             spi_i,
             spi_r,
-            ni,
-            nonce.data.clone(),
+            ni.to_vec(),
+            nr.clone(),
             group,
             keys,
+            false,
         );
-        // The rekey initiator deletes the old IKE SA (1.3.2).
-        sa.queue.clear();
-        sa.queue.push_back(Intent::DeleteIke);
+        Ok((ours, nr))
     }
 
     // ---------------------------------------------------------- timers
@@ -3256,8 +3477,8 @@ impl Endpoint {
         if sa.st == St::RespAwaitAuth && now >= sa.created + self.config.half_open_timeout {
             return Fate::Kill(DownReason::Timeout);
         }
-        if let Some((_, at)) = sa.rekeyed {
-            if now >= at + REKEYED_LINGER {
+        if let Some(at) = sa.rekeyed.map(|r| r.1).or(sa.redundant) {
+            if now >= at + self.linger() {
                 return Fate::Kill(DownReason::DeletedLocally);
             }
         }
@@ -3310,7 +3531,7 @@ impl Endpoint {
             sa.queue.push_back(Intent::DeleteIke);
             return Fate::Keep;
         }
-        if sa.initiator && !sa.ike_rekey_started && sa.rekey_at.is_some_and(|t| now >= t) {
+        if !sa.ike_rekey_started && !sa.hidden && sa.rekey_at.is_some_and(|t| now >= t) {
             sa.ike_rekey_started = true;
             sa.queue.push_back(Intent::RekeyIke);
         }

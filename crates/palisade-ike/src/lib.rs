@@ -24,7 +24,8 @@
 //! * IKE_SA_INIT: proposals by IANA id, NAT detection (and the move to port
 //!   4500 with the non-ESP marker), INVALID_KE_PAYLOAD retry with the group
 //!   the responder names, NO_PROPOSAL_CHOSEN logged with both sides' offers,
-//!   stateless COOKIEs once `cookie_threshold` SAs are half open;
+//!   stateless COOKIEs once `cookie_threshold` SAs are half open, and at
+//!   most `half_open_per_source` half-open SAs per source address;
 //! * the SK payload with AEAD (RFC 5282) or CBC + HMAC (RFC 7296 3.14);
 //! * IKE_AUTH with a pre-shared key, identities IPv4/IPv6/FQDN/RFC822/KEY_ID,
 //!   INITIAL_CONTACT, the first CHILD_SA (ESP, TS narrowing, transport mode);
@@ -33,10 +34,15 @@
 //!   ([`Stats`]), keying tries;
 //! * INFORMATIONAL: Delete of CHILD and IKE SAs, liveness checks (DPD);
 //! * CREATE_CHILD_SA: additional CHILD_SAs, CHILD_SA rekey with or without
-//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey;
+//!   PFS and the simultaneous-rekey tie-break (2.8.1), IKE SA rekey and its
+//!   simultaneous-rekey tie-break (2.8.2: both ends keep the same new SA,
+//!   which takes the CHILD_SAs), exchange collisions per 2.25 (a CHILD_SA
+//!   rekey crossing its Delete, requests while an IKE SA is closing or busy
+//!   answered with TEMPORARY_FAILURE, CHILD_SA_NOT_FOUND);
 //! * lifetimes as strongSwan has them: rekey at `rekey_time` minus a random
-//!   0..`rand_time`, delete at `life_time`, for CHILD_SAs (either end rekeys
-//!   on its own timer) and the IKE SA (rekeyed by the end that set it up);
+//!   0..`rand_time`, delete at `life_time`, for CHILD_SAs and the IKE SA;
+//!   either end rekeys on its own timer, and the tie-breaks settle the
+//!   collisions the jitter does not avoid;
 //!   byte/packet limits are counted by the data plane, which reports them
 //!   through [`Endpoint::child_sa_expired`];
 //! * connections added and removed at run time, status snapshots
@@ -46,9 +52,8 @@
 //!   packet's selectors first in TSi/TSr; as responder, a child that takes
 //!   that packet is preferred (2.9); `DpdAction::Trap`.
 //!
-//! Not yet: certificates/EAP, IKE fragmentation (RFC 7383), MOBIKE, the
-//! simultaneous IKE SA rekey tie-break (a collision is answered with
-//! TEMPORARY_FAILURE), IKEv1.
+//! Not yet: certificates/EAP, IKE fragmentation (RFC 7383), MOBIKE,
+//! reauthentication, IKEv1.
 
 mod config;
 mod endpoint;

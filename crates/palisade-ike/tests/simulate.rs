@@ -147,14 +147,17 @@ fn cookie_when_half_open_threshold_reached() {
 fn flood_of_spoofed_ike_sa_init_is_met_with_cookies() {
     // A third endpoint plays the attacker: its IKE_SA_INIT requests (valid,
     // from many spoofed ports) are fed to B, whose answers go nowhere.
-    let mut s = Sim::pair(40, Faults::default());
+    let mut cb = config(B);
+    cb.connections[0].remote_addr = None;
+    let mut s = Sim::new(40, Faults::default(), config(A), cb);
     let mut atk_cfg = config(A);
     atk_cfg.retransmit.tries = 1;
     let mut atk = Endpoint::new(atk_cfg, SeededRng::new(4040));
-    for port in 0..100u16 {
+    for n in 0..100u8 {
         atk.initiate(s.now, "ab").unwrap();
         while let Some(t) = atk.poll_transmit() {
-            let from = std::net::SocketAddr::new(t.local.ip(), 20000 + port);
+            // Spoofed sources all over a /24 (B accepts any peer address).
+            let from = std::net::SocketAddr::from(([198, 51, 100, n], 500));
             s.eps[B].handle_datagram(s.now, t.remote, from, &t.bytes);
         }
     }
@@ -525,15 +528,69 @@ fn random_life(seed: u64) -> bool {
     s.run_for(120 * SECOND);
     s.check_agreement();
     assert_eq!(s.models[A].children.len(), 1, "seed {seed}: after rekey");
-    // Delete the child from a random side, then the IKE SA.
+    // Both sides rekey the IKE SA at once (2.8.2).
+    let rekeys = (s.models[A].ike_rekeys, s.models[B].ike_rekeys);
+    let downs = (s.models[A].downs.len(), s.models[B].downs.len());
+    for i in [A, B] {
+        let id = ike_id(&s, i);
+        s.eps[i].rekey_ike_sa(s.now, id).unwrap();
+    }
+    s.run_for(200 * SECOND);
+    s.check_agreement();
+    assert_eq!(
+        s.models[A].children.len(),
+        1,
+        "seed {seed}: after IKE rekey"
+    );
+    assert_eq!(
+        (s.models[A].ike_rekeys, s.models[B].ike_rekeys),
+        (rekeys.0 + 1, rekeys.1 + 1),
+        "seed {seed}: simultaneous IKE SA rekey"
+    );
+    assert_eq!(
+        (s.models[A].downs.len(), s.models[B].downs.len()),
+        downs,
+        "seed {seed}: {:?} {:?}",
+        s.models[A].downs,
+        s.models[B].downs
+    );
+    // Both sides rekey the CHILD_SA at once (2.8.1).
+    for i in [A, B] {
+        let id = ike_id(&s, i);
+        let spi = *s.models[i].children.keys().next().unwrap();
+        s.eps[i].rekey_child_sa(s.now, id, spi).unwrap();
+    }
+    s.run_for(200 * SECOND);
+    s.check_agreement();
+    assert_eq!(
+        s.models[A].children.len(),
+        1,
+        "seed {seed}: after CHILD rekeys"
+    );
+    // A rekey of the child crosses its Delete from the other side (2.25.1).
     let side = (rng.next_u64() % 2) as usize;
+    let id = ike_id(&s, 1 - side);
+    let spi = *s.models[1 - side].children.keys().next().unwrap();
+    s.eps[1 - side].rekey_child_sa(s.now, id, spi).unwrap();
     let id = ike_id(&s, side);
     let spi = *s.models[side].children.keys().next().unwrap();
     s.eps[side].delete_child_sa(s.now, id, spi).unwrap();
-    s.run_for(120 * SECOND);
+    s.run_for(200 * SECOND);
     s.check_agreement();
     assert!(s.models[A].children.is_empty(), "seed {seed}");
+    // A trapped packet brings a child back on the established IKE SA.
     let side = (rng.next_u64() % 2) as usize;
+    let (conn, child) = (["ab", "ba"][side], "net");
+    s.eps[side].acquire(s.now, conn, child, None).unwrap();
+    s.eps[side].acquire(s.now, conn, child, None).unwrap();
+    s.run_for(200 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 1, "seed {seed}: after acquire");
+    // The IKE SA is deleted while the other side rekeys the child (2.25.2).
+    let side = (rng.next_u64() % 2) as usize;
+    let id = ike_id(&s, 1 - side);
+    let spi = *s.models[1 - side].children.keys().next().unwrap();
+    s.eps[1 - side].rekey_child_sa(s.now, id, spi).unwrap();
     let id = ike_id(&s, side);
     s.eps[side].delete_ike_sa(s.now, id).unwrap();
     s.run_for(200 * SECOND);
@@ -1040,4 +1097,267 @@ fn dpd_action_trap_clears_without_restart() {
     s.models[B] = Model::default();
     s.eps[A].acquire(s.now, "ab", "net", None).unwrap();
     assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 1));
+}
+
+/// Both sides hold exactly one live IKE SA, and it is the same one.
+fn one_shared_ike_sa(s: &Sim) {
+    let seed = s.seed;
+    let live = |i: usize| -> Vec<IkeSaInfo> {
+        s.eps[i]
+            .ike_sa_infos()
+            .into_iter()
+            .filter(|x| x.state == IkeState::Established)
+            .collect()
+    };
+    let (a, b) = (live(A), live(B));
+    assert_eq!((a.len(), b.len()), (1, 1), "seed {seed}: {a:?} {b:?}");
+    assert_eq!(
+        (a[0].spi_i, a[0].spi_r),
+        (b[0].spi_i, b[0].spi_r),
+        "seed {seed}"
+    );
+    assert_eq!(s.models[A].ike_up.len(), 1, "seed {seed}");
+    assert_eq!(s.models[B].ike_up.len(), 1, "seed {seed}");
+}
+
+fn simultaneous_ike_rekey_run(seed: u64, faults: Faults) {
+    let mut s = Sim::pair(seed, faults);
+    assert!(handshake(&mut s), "seed {seed}");
+    s.run_for(5 * SECOND);
+    let before: Vec<u32> = s.models[A].children.keys().copied().collect();
+    for i in [A, B] {
+        let id = ike_id(&s, i);
+        s.eps[i].rekey_ike_sa(s.now, id).unwrap();
+    }
+    s.run_for(200 * SECOND);
+    assert_eq!(s.models[A].ike_rekeys, 1, "seed {seed}");
+    assert_eq!(s.models[B].ike_rekeys, 1, "seed {seed}");
+    assert!(
+        s.models.iter().all(|m| m.downs.is_empty()),
+        "seed {seed}: {:?} {:?}",
+        s.models[A].downs,
+        s.models[B].downs
+    );
+    assert_eq!(
+        s.eps[A].ike_sa_count(),
+        1,
+        "seed {seed}: redundant SAs left"
+    );
+    assert_eq!(
+        s.eps[B].ike_sa_count(),
+        1,
+        "seed {seed}: redundant SAs left"
+    );
+    one_shared_ike_sa(&s);
+    s.check_agreement();
+    assert_eq!(
+        before,
+        s.models[A].children.keys().copied().collect::<Vec<_>>(),
+        "seed {seed}"
+    );
+    // The surviving IKE SA works on both sides.
+    let id = ike_id(&s, B);
+    let spi = *s.models[B].children.keys().next().unwrap();
+    s.eps[B].rekey_child_sa(s.now, id, spi).unwrap();
+    s.run_for(100 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 1, "seed {seed}");
+    let id = ike_id(&s, A);
+    s.eps[A].delete_ike_sa(s.now, id).unwrap();
+    s.run_for(200 * SECOND);
+    assert_eq!(
+        s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(),
+        0,
+        "seed {seed}"
+    );
+}
+
+#[test]
+fn simultaneous_ike_sa_rekey() {
+    // Clean network: both sides notice the collision; the nonces decide
+    // which side's new SA survives (both outcomes occur over these seeds).
+    for seed in 0..30 {
+        simultaneous_ike_rekey_run(200 + seed, Faults::default());
+    }
+    // Loss and reordering: sometimes only one side notices, or the Delete
+    // of the old SA overtakes the rekey response.
+    for seed in 0..60 {
+        let f = Faults {
+            loss: 250,
+            jitter_ms: 200,
+            dup: 50,
+            ..Faults::default()
+        };
+        simultaneous_ike_rekey_run(300 + seed, f);
+    }
+}
+
+#[test]
+fn simultaneous_ike_rekey_both_outcomes() {
+    // Which new SA survives follows the nonces: over these seeds the
+    // survivor is sometimes A's, sometimes B's.
+    let mut survivors = std::collections::BTreeSet::new();
+    for seed in 0..30 {
+        let mut s = Sim::pair(200 + seed, Faults::default());
+        assert!(handshake(&mut s));
+        for i in [A, B] {
+            let id = ike_id(&s, i);
+            s.eps[i].rekey_ike_sa(s.now, id).unwrap();
+        }
+        s.run_for(60 * SECOND);
+        let info = &s.eps[A].ike_sa_infos()[0];
+        survivors.insert(info.initiator);
+    }
+    assert_eq!(survivors.len(), 2, "one side always wins: {survivors:?}");
+}
+
+#[test]
+fn child_rekey_crossing_child_delete() {
+    for seed in 0..30 {
+        for (rekeyer, deleter) in [(A, B), (B, A)] {
+            let f = Faults {
+                jitter_ms: 100 * (seed % 3),
+                ..Faults::default()
+            };
+            let mut s = Sim::pair(400 + seed, f);
+            assert!(handshake(&mut s));
+            let id = ike_id(&s, rekeyer);
+            let spi = *s.models[rekeyer].children.keys().next().unwrap();
+            s.eps[rekeyer].rekey_child_sa(s.now, id, spi).unwrap();
+            let id = ike_id(&s, deleter);
+            let spi = *s.models[deleter].children.keys().next().unwrap();
+            s.eps[deleter].delete_child_sa(s.now, id, spi).unwrap();
+            s.run_for(60 * SECOND);
+            s.check_agreement();
+            assert!(
+                s.models.iter().all(|m| m.children.is_empty()),
+                "seed {}: the deleted child lives on: {:?}",
+                400 + seed,
+                s.models[A].children.keys()
+            );
+            assert!(s.established());
+        }
+    }
+}
+
+#[test]
+fn rekeys_crossing_an_ike_delete() {
+    for seed in 0..20 {
+        for child in [true, false] {
+            let mut s = Sim::pair(500 + seed, Faults::default());
+            assert!(handshake(&mut s));
+            let (x, y) = if seed % 2 == 0 { (A, B) } else { (B, A) };
+            let id = ike_id(&s, x);
+            if child {
+                let spi = *s.models[x].children.keys().next().unwrap();
+                s.eps[x].rekey_child_sa(s.now, id, spi).unwrap();
+            } else {
+                s.eps[x].rekey_ike_sa(s.now, id).unwrap();
+            }
+            let id = ike_id(&s, y);
+            s.eps[y].delete_ike_sa(s.now, id).unwrap();
+            s.run_for(60 * SECOND);
+            assert_eq!(
+                s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(),
+                0,
+                "seed {seed} child {child}"
+            );
+            assert!(s
+                .models
+                .iter()
+                .all(|m| m.children.is_empty() && m.ike_up.is_empty()));
+            assert_eq!(s.models[x].downs, vec![DownReason::DeletedByPeer]);
+            assert_eq!(s.models[y].downs, vec![DownReason::DeletedLocally]);
+        }
+    }
+}
+
+#[test]
+fn ike_rekey_waits_for_a_child_exchange_in_flight() {
+    // B's IKE SA rekey meets A's CHILD_SA rekey: A answers TEMPORARY_FAILURE
+    // (the CHILD_SA it is negotiating must stay on the old IKE SA), B
+    // answers A's request on the old SA; nothing is lost.
+    let mut s = Sim::pair(600, Faults::default());
+    assert!(handshake(&mut s));
+    let id = ike_id(&s, A);
+    let spi = *s.models[A].children.keys().next().unwrap();
+    s.eps[A].rekey_child_sa(s.now, id, spi).unwrap();
+    let id = ike_id(&s, B);
+    s.eps[B].rekey_ike_sa(s.now, id).unwrap();
+    s.run_for(60 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 1);
+    assert_ne!(*s.models[A].children.keys().next().unwrap(), spi);
+    // B tries the IKE SA rekey again later and it works.
+    let id = ike_id(&s, B);
+    s.eps[B].rekey_ike_sa(s.now, id).unwrap();
+    s.run_for(60 * SECOND);
+    assert_eq!(s.models[A].ike_rekeys, 1);
+    one_shared_ike_sa(&s);
+    s.check_agreement();
+}
+
+#[test]
+fn both_ends_rekey_the_ike_sa_on_their_own_timers() {
+    // Same rekey time and jitter on both ends: each rekeys when its timer
+    // fires first; collisions (none are forced here) are settled by 2.8.2.
+    let mut ca = config(A);
+    let mut cb = config(B);
+    for c in [&mut ca, &mut cb] {
+        c.connections[0].ike_rekey_time = Some(60 * SECOND);
+        c.connections[0].ike_life_time = Some(70 * SECOND);
+        c.connections[0].children[0].rekey_time = Some(50 * SECOND);
+        c.connections[0].children[0].life_time = Some(60 * SECOND);
+    }
+    let mut s = Sim::new(66, Faults::default(), ca, cb);
+    assert!(handshake(&mut s));
+    s.run_for(1000 * SECOND);
+    s.run_until(60 * SECOND, |s| {
+        s.models[A].children.len() == 1 && s.models[B].children.len() == 1
+    });
+    s.check_agreement();
+    one_shared_ike_sa(&s);
+    assert!(s.models.iter().all(|m| m.downs.is_empty()));
+    assert!(s.models[A].ike_rekeys >= 15, "{}", s.models[A].ike_rekeys);
+    assert_eq!(s.models[A].ike_rekeys, s.models[B].ike_rekeys);
+}
+
+#[test]
+fn half_open_limit_per_source() {
+    // One source opens many IKE SAs and never finishes them. Below the
+    // cookie threshold, only the per-source limit stops it; other sources
+    // still get through; once its half-open SAs expire it may try again.
+    let mut cb = config(B);
+    cb.connections[0].remote_addr = None;
+    cb.cookie_threshold = 1000;
+    cb.half_open_per_source = 5;
+    cb.half_open_timeout = 30 * SECOND;
+    let mut s = Sim::new(80, Faults::default(), config(A), cb);
+    let mut atk_cfg = config(A);
+    atk_cfg.retransmit.tries = 1;
+    let mut atk = Endpoint::new(atk_cfg, SeededRng::new(8080));
+    let flood = |s: &mut Sim, atk: &mut Endpoint, n: u16| {
+        for port in 0..n {
+            atk.initiate(s.now, "ab").unwrap();
+            while let Some(t) = atk.poll_transmit() {
+                let from = std::net::SocketAddr::from(([198, 51, 100, 7], 30000 + port));
+                s.eps[B].handle_datagram(s.now, t.remote, from, &t.bytes);
+            }
+        }
+        while s.eps[B].poll_transmit().is_some() {}
+    };
+    flood(&mut s, &mut atk, 20);
+    assert_eq!(s.eps[B].ike_sa_count(), 5);
+    assert_eq!(s.eps[B].stats().half_open_limited, 15);
+    assert_eq!(s.eps[B].stats().cookies_sent, 0);
+    // The real peer, from another address, is not affected.
+    assert!(handshake(&mut s));
+    s.check_agreement();
+    assert_eq!(s.eps[B].ike_sa_count(), 6);
+    // The flooder's SAs expire; then it is let in again (up to the limit).
+    s.run_for(40 * SECOND);
+    assert_eq!(s.eps[B].ike_sa_count(), 1);
+    flood(&mut s, &mut atk, 6);
+    assert_eq!(s.eps[B].ike_sa_count(), 6);
+    assert_eq!(s.eps[B].stats().half_open_limited, 16);
 }

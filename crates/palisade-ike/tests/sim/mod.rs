@@ -56,6 +56,7 @@ pub fn config(i: usize) -> Config {
     Config {
         connections: vec![conn(i)],
         cookie_threshold: 16,
+        half_open_per_source: 16,
         retransmit: Retransmit {
             initial: Duration::from_millis(500),
             max_interval: Duration::from_secs(4),
