@@ -862,6 +862,7 @@ impl State {
             esn: info.esn,
             replay_window: self.replay_window(&info.connection, &info.name),
             tfc_pad_to: 0,
+            tfc_pad_to_mtu: false,
             allow_insecure,
         };
         let selectors = info.selectors();
