@@ -134,6 +134,7 @@ fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
         esn: false,
         replay_window: 1024,
         tfc_pad_to: 0,
+        tfc_pad_to_mtu: false,
         allow_insecure: false,
         lifetime: Default::default(),
     };

@@ -68,7 +68,14 @@ pub struct ManualSpec {
     pub remote_ts: Vec<(IpAddr, u8)>,
     pub esn: bool,
     pub replay_window: u32,
+    /// TFC padding (RFC 4303 2.7): pad every outbound ESP payload to this
+    /// many bytes (0 = off).
     pub tfc_pad_to: u16,
+    /// TFC padding to the TUN MTU instead (`tfc_padding = "mtu"`): every
+    /// payload as long as the largest packet the TUN lets in, so every
+    /// protected packet has the size of a full one. [`install`] resolves it
+    /// from [`Plane::inner_mtu`].
+    pub tfc_pad_to_mtu: bool,
     pub allow_insecure: bool,
     /// Volume (and time) limits of each SA of the pair; manual SAs have none.
     /// The plane reports reaching them as [`crate::plane::LifetimeHit`]s.
@@ -109,6 +116,10 @@ pub enum InstallError {
     Selector { name: String, addr: IpAddr, len: u8 },
     #[error(transparent)]
     Net(#[from] NetCfgError),
+    #[error("manual SA `{0}`: tfc_padding = \"mtu\" needs the TUN MTU, which the data plane was not given")]
+    NoMtu(String),
+    #[error("manual SA `{0}`: its outbound SA cannot seal a test packet to measure its overhead")]
+    Probe(String),
     #[error("opening a socket for {what}: {source}")]
     Socket {
         what: String,
@@ -152,12 +163,11 @@ impl ManualSpec {
         } else {
             (self.local, self.remote)
         };
-        let mode =
-            if self.tunnel && protocol == Protocol::Esp || self.tunnel && self.wire == Wire::Ah {
-                Mode::Tunnel { src, dst }
-            } else {
-                Mode::Transport
-            };
+        let mode = if self.tunnel && (protocol == Protocol::Esp || self.wire == Wire::Ah) {
+            Mode::Tunnel { src, dst }
+        } else {
+            Mode::Transport
+        };
         let mut c = SaConfig::new(spi, protocol, mode);
         c.lifetime = self.lifetime;
         let keys = if inbound {
@@ -262,6 +272,19 @@ pub fn install_with_selectors(
     selectors: Vec<Selector>,
     priority: u32,
 ) -> Result<Installed, InstallError> {
+    let resolved;
+    let spec = if spec.tfc_pad_to_mtu {
+        if plane.inner_mtu == 0 {
+            return Err(InstallError::NoMtu(spec.name.clone()));
+        }
+        let mut s = spec.clone();
+        s.tfc_pad_to = plane.inner_mtu;
+        s.tfc_pad_to_mtu = false;
+        resolved = s;
+        &resolved
+    } else {
+        spec
+    };
     let mut done = Installed::default();
     let add_in = |plane: &mut Plane, protocol: Protocol, spi: u32, done: &mut Installed| {
         let sa = spec.build(protocol, spi, true)?;
@@ -358,6 +381,154 @@ pub fn install_with_selectors(
         }
     }
     Ok(done)
+}
+
+/// The largest inner packet (bytes, IP header included) that `spec`'s
+/// outbound SA or bundle seals into at most `wire_mtu` bytes on the wire,
+/// outer IP (and UDP) header included: the MTU the TUN may offer so that
+/// nothing the tunnel sends must be fragmented. Measured, not estimated: a
+/// throwaway copy of the outbound SA seals test packets from `wire_mtu`
+/// bytes down until one fits (the sealed size grows monotonically with the
+/// inner size; ESP padding makes it a step function). TFC padding is left
+/// out: it pads up to a size, never past the packet. `None` if nothing fits.
+pub fn max_inner_len(spec: &ManualSpec, wire_mtu: usize) -> Result<Option<usize>, InstallError> {
+    let mut probe = spec.clone();
+    probe.tfc_pad_to = 0;
+    probe.tfc_pad_to_mtu = false;
+    let mut sas = Vec::new();
+    match spec.wire {
+        Wire::Esp | Wire::EspUdp { .. } => {
+            sas.push(probe.build(Protocol::Esp, spec.spi_out, false)?)
+        }
+        Wire::Ah => sas.push(probe.build(Protocol::Ah, spec.spi_out, false)?),
+        Wire::AhEsp => {
+            sas.push(probe.build(Protocol::Esp, spec.spi_out, false)?);
+            sas.push(probe.build(Protocol::Ah, spec.ah_spi_out, false)?);
+        }
+    }
+    // The inner packet's addresses: what the tunnel carries, or the peers.
+    let (src, dst) = if spec.tunnel {
+        let l = spec.local_ts.first().map_or(spec.local, |t| t.0);
+        let r = spec
+            .remote_ts
+            .iter()
+            .map(|t| t.0)
+            .find(|a| a.is_ipv4() == l.is_ipv4())
+            .unwrap_or(l);
+        (l, r)
+    } else {
+        (spec.local, spec.remote)
+    };
+    const HEAD: usize = 256;
+    let mut storage = vec![0u8; HEAD + wire_mtu + 1024];
+    let name = &spec.name;
+    let mut sealed = |len: usize| -> Result<usize, InstallError> {
+        let storage = &mut storage[..];
+        storage[HEAD..HEAD + len].fill(0);
+        write_probe_header(&mut storage[HEAD..HEAD + len], src, dst);
+        let mut buf = palisade_sa::buf::PacketBuf::new(storage, HEAD, len)
+            .map_err(|_| InstallError::Probe(name.clone()))?;
+        for sa in sas.iter_mut() {
+            sa.seal(Timestamp(0), &mut buf)
+                .map_err(|_| InstallError::Probe(name.clone()))?;
+        }
+        Ok(buf.len())
+    };
+    let min = if src.is_ipv4() { 28 } else { 48 };
+    // Step down by the excess until something fits, then bisect between
+    // that and the last size that did not.
+    let (mut lo, mut hi) = (0, wire_mtu + 1);
+    let mut len = wire_mtu;
+    while len >= min {
+        let n = sealed(len)?;
+        if n <= wire_mtu {
+            lo = len;
+            break;
+        }
+        hi = len;
+        len = len.saturating_sub((n - wire_mtu).max(1));
+    }
+    if lo == 0 {
+        return Ok(None);
+    }
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if sealed(mid)? <= wire_mtu {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(Some(lo))
+}
+
+/// A UDP-in-IP header for a probe packet of `p.len()` bytes.
+fn write_probe_header(p: &mut [u8], src: IpAddr, dst: IpAddr) {
+    let len = p.len();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut ip = palisade_wire::ipv4::Packet::new_unchecked(&mut p[..20]);
+            ip.set_version_and_header_len(20);
+            ip.set_total_len(len as u16);
+            ip.set_ttl(64);
+            ip.set_protocol(palisade_wire::ip::IpProtocol::UDP);
+            ip.set_src_addr(s);
+            ip.set_dst_addr(d);
+            ip.fill_checksum();
+            p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+        }
+        _ => {
+            let v6 = |a: IpAddr| match a {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+            };
+            let mut ip = palisade_wire::ipv6::Packet::new_unchecked(&mut p[..40]);
+            ip.set_version();
+            ip.set_payload_len((len - 40) as u16);
+            ip.set_next_header(palisade_wire::ip::IpProtocol::UDP);
+            ip.set_hop_limit(64);
+            ip.set_src_addr(v6(src));
+            ip.set_dst_addr(v6(dst));
+            p[44..46].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+        }
+    }
+}
+
+/// The TUN MTU: `configured`, lowered where an SA's overhead would push a
+/// full-size packet past the MTU of the route to its peer (the packet would
+/// then be fragmented on the outside, or dropped if the outer size is
+/// refused), so the kernel tells senders the size that fits (ICMP
+/// "fragmentation needed" / "packet too big", EMSGSIZE locally) instead.
+/// Never below 576 (IPv4's minimum datagram); IPv6 through the tunnel needs
+/// 1280, which is warned about.
+pub fn tun_mtu(configured: u16, specs: &[ManualSpec]) -> u16 {
+    let mut mtu = configured;
+    for spec in specs {
+        let Some((dev, link)) = crate::netcfg::route_mtu(spec.remote, BYPASS_MARK) else {
+            continue;
+        };
+        match max_inner_len(spec, link) {
+            Ok(Some(fit)) if fit < usize::from(mtu) => {
+                let fit = fit.max(576) as u16;
+                tracing::warn!(
+                    "TUN MTU lowered from {mtu} to {fit}: manual SA `{}` adds {} bytes to a full packet and the route to {} (dev {dev}) has MTU {link}",
+                    spec.name,
+                    link - usize::from(fit),
+                    spec.remote
+                );
+                if fit < 1280 {
+                    tracing::warn!(
+                        "IPv6 needs a TUN MTU of 1280: raise the MTU towards {}",
+                        spec.remote
+                    );
+                }
+                mtu = fit;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("cannot measure the overhead of `{}`: {e}", spec.name),
+        }
+    }
+    mtu
 }
 
 /// Remove what [`install`] added.
@@ -550,5 +721,108 @@ fn grow_receive_buffer(fd: std::os::fd::RawFd) {
         if rc == 0 {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(tunnel: bool, wire: Wire, encr: (u16, Option<u16>), integ: Option<u16>) -> ManualSpec {
+        let keys = DirKeys {
+            enc: Some(Secret::new(vec![7u8; if encr.0 == 20 { 36 } else { 32 }])),
+            esp_auth: integ.map(|_| Secret::new(vec![9u8; 32])),
+            ah_auth: None,
+        };
+        ManualSpec {
+            name: "t".into(),
+            tunnel,
+            local: "192.0.2.1".parse().unwrap(),
+            remote: "192.0.2.2".parse().unwrap(),
+            wire,
+            spi_in: 0x1001,
+            spi_out: 0x1002,
+            ah_spi_in: 0,
+            ah_spi_out: 0,
+            encr: Some(encr),
+            esp_integ: integ,
+            ah_integ: None,
+            keys_in: keys.clone(),
+            keys_out: keys,
+            local_ts: if tunnel {
+                vec![("10.1.0.0".parse().unwrap(), 24)]
+            } else {
+                vec![]
+            },
+            remote_ts: if tunnel {
+                vec![("10.2.0.0".parse().unwrap(), 24)]
+            } else {
+                vec![]
+            },
+            esn: false,
+            replay_window: 64,
+            tfc_pad_to: 0,
+            tfc_pad_to_mtu: false,
+            allow_insecure: false,
+        }
+    }
+
+    /// The measured MTU matches RFC 4303/4106 arithmetic: outer IPv4 (20,
+    /// tunnel only) + UDP (8, ESP-in-UDP) + SPI/seq (8) + IV + payload
+    /// padded with its 2-byte trailer to the block (4 for GCM, 16 for CBC)
+    /// + ICV (16).
+    #[test]
+    fn max_inner_len_matches_the_esp_overhead() {
+        const GCM: (u16, Option<u16>) = (20, Some(256));
+        const CBC: (u16, Option<u16>) = (12, Some(256));
+        let udp = Wire::EspUdp {
+            local_port: 4500,
+            remote_port: 4500,
+        };
+        // 20 + 8 + 8 + roundup4(L + 2) + 16 <= 1500  =>  L = 1446.
+        assert_eq!(
+            max_inner_len(&spec(true, Wire::Esp, GCM, None), 1500).unwrap(),
+            Some(1446)
+        );
+        // 8 more for UDP: roundup4(L + 2) <= 1440  =>  L = 1438.
+        assert_eq!(
+            max_inner_len(&spec(true, udp, GCM, None), 1500).unwrap(),
+            Some(1438)
+        );
+        // CBC: 20 + 8 + 16 + roundup16(L + 2) + 16 <= 1500  =>  L = 1438.
+        assert_eq!(
+            max_inner_len(&spec(true, Wire::Esp, CBC, Some(12)), 1500).unwrap(),
+            Some(1438)
+        );
+        // Transport keeps the 20-byte header: 20 + 8 + 8 + roundup4(L - 18) + 16.
+        assert_eq!(
+            max_inner_len(&spec(false, Wire::Esp, GCM, None), 1500).unwrap(),
+            Some(1466)
+        );
+        // TFC padding does not change the answer.
+        let mut tfc = spec(true, Wire::Esp, GCM, None);
+        tfc.tfc_pad_to = 1400;
+        tfc.tfc_pad_to_mtu = true;
+        assert_eq!(max_inner_len(&tfc, 1500).unwrap(), Some(1446));
+        assert_eq!(
+            max_inner_len(&spec(true, Wire::Esp, GCM, None), 60).unwrap(),
+            None
+        );
+    }
+
+    /// `tfc_pad_to_mtu` becomes padding to the plane's inner MTU, and is
+    /// refused while the plane does not know it.
+    #[test]
+    fn tfc_padding_to_the_mtu_needs_and_uses_the_inner_mtu() {
+        let mut s = spec(true, Wire::Esp, (20, Some(256)), None);
+        s.tfc_pad_to_mtu = true;
+        let mut plane = Plane::new();
+        assert!(matches!(
+            install(&mut plane, &s, 1),
+            Err(InstallError::NoMtu(_))
+        ));
+        plane.inner_mtu = 1400;
+        let done = install(&mut plane, &s, 1).unwrap();
+        assert_eq!(done.sas.len(), 2);
     }
 }

@@ -50,6 +50,41 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// The interface and MTU of the route to `dst` that packets carrying `mark`
+/// take (`ip route get`, then the route's own `mtu` or the interface's).
+/// `None` when there is no route or iproute2 is missing.
+pub fn route_mtu(dst: std::net::IpAddr, mark: u32) -> Option<(String, usize)> {
+    let out = Command::new("ip")
+        .args(["route", "get", &dst.to_string(), "mark", &mark.to_string()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let after = |key: &str| {
+        words
+            .windows(2)
+            .find(|w| w[0] == key)
+            .map(|w| w[1].to_string())
+    };
+    let dev = after("dev")?;
+    // `mtu 1400` or `mtu lock 1400`.
+    let route_mtu = words
+        .windows(3)
+        .find(|w| w[0] == "mtu")
+        .and_then(|w| w[1].parse::<usize>().or_else(|_| w[2].parse()).ok());
+    let mtu = route_mtu.or_else(|| {
+        std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })?;
+    Some((dev, mtu))
+}
+
 impl NetConfig {
     pub fn new() -> Self {
         Self::default()

@@ -140,6 +140,9 @@ pub struct Plane {
     /// The interval [`crate::manual::install`] registers ESP-in-UDP SAs with;
     /// `None` = no keepalives for them.
     pub nat_keepalive: Option<Duration>,
+    /// The MTU of the TUN: the largest cleartext packet that enters the
+    /// tunnel (0 = not known). `tfc_padding = "mtu"` pads to it.
+    pub inner_mtu: u16,
 }
 
 impl Default for Plane {
@@ -154,6 +157,7 @@ impl Default for Plane {
             totals: SaCounters::default(),
             keepalives: Vec::new(),
             nat_keepalive: Some(DEFAULT_NAT_KEEPALIVE),
+            inner_mtu: 0,
         }
     }
 }

@@ -187,10 +187,11 @@ pub fn spec_of(m: &ManualSa) -> ManualSpec {
         esn: m.esn,
         replay_window: m.replay_window,
         tfc_pad_to: match m.tfc_padding {
-            crate::config::TfcPadding::Off => 0,
             crate::config::TfcPadding::Bytes(n) => n,
-            crate::config::TfcPadding::Mtu => 0,
+            crate::config::TfcPadding::Off | crate::config::TfcPadding::Mtu => 0,
         },
+        // Resolved at install to the TUN MTU the worker's plane was given.
+        tfc_pad_to_mtu: m.tfc_padding == crate::config::TfcPadding::Mtu,
         allow_insecure: m.allow_insecure,
         lifetime: Default::default(),
     }
@@ -243,12 +244,13 @@ impl Dataplane for Userspace {
         let _ = std::process::Command::new("ip")
             .args(["link", "set", "dev", &tun_name, "addrgenmode", "none"])
             .status();
-        net.link_up(&tun_name, u32::from(config.daemon.tun_mtu))
+        let specs: Vec<ManualSpec> = config.manual.iter().map(spec_of).collect();
+        let mtu = manual::tun_mtu(config.daemon.tun_mtu, &specs);
+        net.link_up(&tun_name, u32::from(mtu))
             .map_err(|e| e.to_string())?;
         // Decapsulated packets come out of the TUN with the peer's addresses;
         // strict reverse-path filtering would drop them.
         let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{tun_name}/rp_filter"), "0");
-        let specs: Vec<ManualSpec> = config.manual.iter().map(spec_of).collect();
         let conns = load_connections(config);
         let ike_addrs = ike_local_addrs(&conns);
         let (mut raw_needs, mut udp_needs) = manual::socket_needs(&specs);
@@ -277,6 +279,7 @@ impl Dataplane for Userspace {
         }
         let mut plane = Plane::new();
         plane.nat_keepalive = config.daemon.nat_keepalive;
+        plane.inner_mtu = mtu;
         let (mut worker, handle) = Worker::new(plane, tun, raw, udp).map_err(|e| e.to_string())?;
         let ike = if conns.is_empty() {
             None

@@ -31,7 +31,7 @@
 //! remote_ts = ["10.2.0.0/16"]
 //! esn = false
 //! replay_window = 128           # 0 disables the check
-//! tfc_padding = 0               # bytes, or "mtu"
+//! tfc_padding = 0               # tunnel only: bytes, or "mtu" (= the TUN MTU)
 //! allow_insecure = false
 //!
 //! [[connection]]                # IKE (see examples/ikev2-psk.toml)
@@ -235,7 +235,11 @@ pub struct ManualSa {
 }
 
 /// Traffic flow confidentiality padding (RFC 4303 2.7), strongSwan's
-/// `tfc_padding`: pad each ESP payload to a length, or to the path MTU.
+/// `tfc_padding`: pad each ESP payload (the inner IP packet, tunnel mode
+/// only) to a length, or with `Mtu` to the TUN MTU, the largest inner packet
+/// the tunnel carries, which the daemon lowers from `tun_mtu` until a full
+/// packet sealed fits the route to every peer. So with `"mtu"` every ESP
+/// packet has the size of a full-MTU one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TfcPadding {
     Off,

@@ -1111,6 +1111,19 @@ fn manual_sa(v: &mut V, m: &raw::Manual) -> Option<ManualSa> {
                 "remove it or use an ESP encapsulation",
             );
         }
+    } else if tfc_padding != TfcPadding::Off && mode == Mode::Transport {
+        // The receiver strips TFC padding by the inner IP header's length,
+        // which transport mode does not carry (RFC 4303 2.7); the SA layer
+        // would pad nothing, so refuse rather than ignore it.
+        if let Some(t) = &m.tfc_padding {
+            v.err(
+                t.span(),
+                ctx,
+                "tfc_padding",
+                "TFC padding needs tunnel mode (RFC 4303 2.7: only an inner IP header tells the receiver where the padding starts)",
+                "remove it or use mode = \"tunnel\"",
+            );
+        }
     }
     if v.errors.len() != errors_before {
         return None;

@@ -959,6 +959,7 @@ impl State {
             esn: info.esn,
             replay_window: self.replay_window(&info.connection, &info.name),
             tfc_pad_to: 0,
+            tfc_pad_to_mtu: false,
             allow_insecure,
             lifetime: self.volume_limits(&info.connection, &info.name),
         };
