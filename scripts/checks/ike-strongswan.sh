@@ -422,6 +422,21 @@ case_palisade_rekeys() {
     [ "$(ss_list_sas | grep -c '^pal: #')" = 1 ] || { echo "  strongSwan holds more than one IKE SA"; return 1; }
 }
 
+# The [[connection]] configs the daemon would run for these cases must pass
+# `palisade check-config` (keeps palisade_daemon_toml honest until it is used).
+case_daemon_configs() {
+    local p ike esp n=0 f="$LOG/$CASE.toml"
+    for p in "${PROPOSALS[@]}"; do
+        read -r ike esp <<<"$p"
+        palisade_daemon_toml initiator 192.0.2.1 192.0.2.2 10.200.1.0/24 10.200.2.0/24 "$ike" "$esp" >"$f"
+        "$PALISADE_BIN" check-config "$f" >/dev/null || { cat "$f"; return 1; }
+        palisade_daemon_toml responder 2001:db8:2::2 - fd00:200:2::/64 fd00:200:1::/64 "$ike" "$esp" >"$f"
+        "$PALISADE_BIN" check-config "$f" >/dev/null || { cat "$f"; return 1; }
+        n=$((n + 2))
+    done
+    echo "  ok: $n generated daemon configs (both roles, IPv4 and IPv6) pass palisade check-config"
+}
+
 # -------------------------------------------------------------- run --
 PROPOSALS=(
     "aes256gcm16-prfsha256-x25519 aes256gcm16"
@@ -429,6 +444,12 @@ PROPOSALS=(
     "aes128gcm16-prfsha384-ecp384 aes128gcm16"
     "chacha20poly1305-prfsha256-curve25519 chacha20poly1305"
 )
+
+PALISADE_BIN=${PALISADE_BIN:-$CARGO_TARGET_DIR/debug/palisade}
+if begin daemon-configs "palisade_daemon_toml's configs are valid"; then
+    if [ -x "$PALISADE_BIN" ]; then case_daemon_configs; end_case $?
+    else echo "  not checked: $PALISADE_BIN is not built (scripts/test builds it)"; fi
+fi
 
 ss_net basic || cannot_run "could not create network namespaces ${SS_NS}A/${SS_NS}B"
 for p in "${PROPOSALS[@]}"; do
