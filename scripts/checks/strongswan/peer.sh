@@ -16,8 +16,7 @@
 #          IKE from A reaches B from 203.0.113.1:20xxx; B has no route to A.
 #   inner: 10.200.1.1/32 fd00:200:1::1/128 on lo of A, 10.200.2.1/32 fd00:200:2::1/128 on B.
 #
-# What this strongSwan does (learned the hard way, see also
-# /work/shared/peers/README.md where it was first measured):
+# What this strongSwan does (each seen on this project's test machines):
 #  * kernel-libipsec is the only IPsec backend here (the kernel has no ESP).
 #    It must be loaded before kernel-netlink (first kernel-ipsec wins), and
 #    kernel-netlink is still needed for addresses and routes.
@@ -27,6 +26,8 @@
 #  * charon hard-codes /run/charon.pid: each instance gets its own /run by a
 #    bind mount in a private mount namespace, so it never clashes with
 #    another charon on the machine.
+#  * swanctl's default hard lifetime is 10 % over the rekey time in whole
+#    seconds, i.e. none for rekey times under 10 s: ss_start sets it.
 #  * State (configs, charon.log) lives in $SS_DIR, kept after `down`.
 set -u -o pipefail
 
