@@ -1,206 +1,496 @@
 #!/usr/bin/env bash
-# Interop of palisade's IKEv2 engine (crates/palisade-ike, run over real UDP
-# sockets by its ike_interop example) with strongSwan 5.9 in network
-# namespaces, using the shared harness /work/shared/peers/strongswan-peer.sh:
+# Interop of palisade's IKEv2 engine with strongSwan 5.9 (charon with
+# kernel-libipsec), each in its own network namespace. The strongSwan side is
+# scripts/checks/strongswan/peer.sh (self-contained: generated configs, one
+# charon at a time); the palisade side is the ike_interop example of
+# crates/palisade-ike over real UDP sockets (start_palisade_side below).
 #
-#   1. palisade initiator in swA (192.0.2.1) -> strongSwan responder in swB
-#   2. strongSwan initiator in swA           -> palisade responder in swB (192.0.2.2)
+# Cases (PSK, tunnel 10.200.1.0/24 <-> 10.200.2.0/24 unless noted), each
+# printing what it checked and, on failure, the tail of both logs:
+#   proposals   for each of  aes256gcm16-prfsha256-x25519 / aes256gcm16,
+#               aes256-sha256-modp2048 / aes256-sha256,
+#               aes128gcm16-prfsha384-ecp384 / aes128gcm16,
+#               chacha20poly1305-prfsha256-curve25519 / chacha20poly1305,
+#               both directions (palisade initiator -> strongSwan responder,
+#               strongSwan initiator -> palisade responder): IKE SA and
+#               CHILD_SA up on both sides, SPIs mirrored, the CHILD_SA keys
+#               (encryption and integrity, both directions) equal to the ones
+#               strongSwan logs (compared as SHA-256 prefixes). Then the
+#               CHILD_SA and the IKE SA are deleted, by strongSwan when
+#               palisade initiated and by palisade when strongSwan did, and
+#               the other side must drop them.
+#   v6          the same with IPv6 outside (2001:db8:2::/64) and inside
+#               (fd00:200:1::/64 <-> fd00:200:2::/64), both directions.
+#   nat         palisade in A behind an nftables MASQUERADE router: IKE floats
+#               to 4500, strongSwan sees palisade at the NAT's address and a
+#               mapped port (20000-20999), palisade sees the NAT.
+#   dpd         palisade with DPD 2 s answers nothing wrong while strongSwan
+#               lives, then strongSwan is SIGKILLed and palisade must declare
+#               the peer dead within the DPD delay + its retransmits.
+#   rekeys      strongSwan rekeys the CHILD_SA (4 s) and the IKE SA (7 s),
+#               DPD 2 s, against palisade as responder; palisade rekeys the
+#               CHILD_SA with PFS (3 s) and the IKE SA (5 s) against strongSwan.
 #
-# both with PSK, aes256gcm16-prfsha256-x25519 / aes256gcm16, tunnel
-# 10.200.1.0/24 <-> 10.200.2.0/24. Each passes only if the IKE_SA and the
-# CHILD_SA are up on both sides with matching SPIs.
+# Whole run: about a minute once the example is built.
 #
-# Skips (exit 0) when not root or when strongSwan is not installed
-# (install it once with: /work/shared/peers/strongswan-peer.sh install).
-# Only addresses inside the harness's namespaces are used; `down` at the end.
+# Environment:
+#   PALISADE_REQUIRE_STRONGSWAN=1  fail (instead of skipping) when this cannot
+#                                  run: not root, strongSwan missing, no netns.
+#                                  scripts/test sets it.
+#   IKE_STRONGSWAN_CASES=REGEX     run only the cases whose name matches.
+#   SS_NS                          namespace prefix (default pis: pisA pisB pisR).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/checks/strongswan/peer.sh
 
-PEERS=${PEERS:-/work/shared/peers}
-# Our own harness state, so that `down` ends only what this script started
-# even when someone else drives the harness from the default state dir.
-export SWP_STATE=${SWP_STATE:-/tmp/swpeers-ike}
-SWP_STATE_DIR=$SWP_STATE
-P="$PEERS/strongswan-peer.sh"
-PSK=${SW_PSK:-sw-test-psk-0123456789abcdef}
-IKE=${SW_IKE:-aes256gcm16-prfsha256-x25519}
-ESP=${SW_ESP:-aes256gcm16}
+t_start=$(date +%s)
+require=${PALISADE_REQUIRE_STRONGSWAN:-0}
+only=${IKE_STRONGSWAN_CASES:-.}
+PSK=palisade-interop-psk-0123456789
 
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespaces)"; exit 0; fi
-if ! command -v swanctl >/dev/null || [ ! -x "$P" ]; then
-    echo "SKIP: strongSwan or $P missing (run $P install)"; exit 0
-fi
-
-# The harness's namespace names are fixed: refuse to run over another run.
-"$P" down >/dev/null 2>&1
-for ns in swA swB swR; do
-    if ip netns list | grep -qw "$ns"; then
-        echo "FAIL: netns $ns exists and is not ours (another run of $P?); try again when it is gone"
-        exit 2
+cannot_run() {
+    if [ "$require" = 1 ]; then
+        echo "FAIL: $1 (PALISADE_REQUIRE_STRONGSWAN=1; set it to 0 to allow skipping)"; exit 1
     fi
-done
+    echo "SKIP: $1"; exit 0
+}
+[ "$(id -u)" = 0 ] || cannot_run "needs root (network namespaces, charon's private /run)"
+missing=$(ss_installed) || cannot_run "strongSwan incomplete, missing: $missing (install: scripts/checks/strongswan/peer.sh install)"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build -q -p palisade-ike --example ike_interop || { echo "FAIL: build"; exit 1; }
+# Debug build: scripts/test has built the dependencies for the debug tests already.
+cargo build -q -p palisade-ike --example ike_interop || { echo "FAIL: cargo build of the ike_interop example"; exit 1; }
 BIN="$CARGO_TARGET_DIR/debug/examples/ike_interop"
+
 LOG=$(mktemp -d /tmp/ike-strongswan.XXXXXX)
-pass=0; fail=0
-PAL_PID=
+export SS_DIR="$LOG/strongswan"
+mkdir -p "$SS_DIR"
+A=${SS_NS}A B=${SS_NS}B
+pass=0; fail=0; failed=""
+PAL_PID=; PAL_CTL=; PAL_OUT=/dev/null; CASE=
 
 cleanup() {
-    if [ -n "$PAL_PID" ] && kill -0 "$PAL_PID" 2>/dev/null; then kill "$PAL_PID"; fi
-    "$P" down >/dev/null 2>&1
+    stop_palisade_side
+    ss_down
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-# $1 = palisade output, $2 = strongSwan instance: SPIs must mirror.
-check_spis() {
-    local out=$1 inst=$2 line in_spi out_spi sas
-    # The newest CHILD_SA (after rekeys) is the one both sides must hold.
-    line=$(grep '^CHILD_SA installed' "$out" | tail -1)
-    [ -n "$line" ] || { echo "  no CHILD_SA in palisade's output"; return 1; }
-    in_spi=$(sed -E 's/.* in ([0-9a-f]{8}) out ([0-9a-f]{8}).*/\1/' <<<"$line")
-    out_spi=$(sed -E 's/.* in ([0-9a-f]{8}) out ([0-9a-f]{8}).*/\2/' <<<"$line")
-    sas=$("$P" swanctl "$inst" --list-sas 2>&1)
-    echo "$sas" | sed 's/^/  strongSwan: /'
-    grep -q ESTABLISHED <<<"$sas" || { echo "  strongSwan IKE_SA not ESTABLISHED"; return 1; }
-    grep -q INSTALLED <<<"$sas" || { echo "  strongSwan CHILD_SA not INSTALLED"; return 1; }
-    # strongSwan lists "in  <its inbound SPI>," and "out <its outbound SPI>,".
-    { grep -Eq "^ +in +${out_spi}," <<<"$sas" && grep -Eq "^ +out +${in_spi}," <<<"$sas"; } || {
-        echo "  SPI mismatch: palisade in $in_spi out $out_spi"; return 1; }
-    echo "  SPIs match: palisade in $in_spi out $out_spi"
+# ------------------------------------------------------- palisade side --
+# The palisade side of a case: today the ike_interop example. To run
+# `palisade daemon` instead, only these functions change:
+#  * start_palisade_side: write palisade_daemon_toml's config (same arguments)
+#    and run `ip netns exec NS palisade daemon --config F` with its output in
+#    $PAL_OUT; wait for its control socket instead of "listening on".
+#  * the checks grep $PAL_OUT for the example's event lines ("CHILD_SA
+#    installed: ... in SPI out SPI", "IKE_SA down: REASON", "ChildSaDeleted",
+#    "IkeSaRekeyed", "key digests:"): the daemon logs them, or
+#    palisade_side_wait polls `palisade sa list --json` instead.
+#  * palisade_side_cmd: delete-child / delete-ike / quit become CLI commands.
+#  * after check_spis, ping through the tunnel: the inner addresses
+#    (10.200.1.1, 10.200.2.1, fd00:200:1::1, fd00:200:2::1) are on lo already,
+#    e.g. `ip netns exec $A ping -c 3 -W 1 -I 10.200.1.1 10.200.2.1`.
+#
+# start_palisade_side ROLE NS LOCAL REMOTE|- LOCAL_TS REMOTE_TS IKE ESP [example flags]
+# Output goes to $PAL_OUT; commands (delete-child, delete-ike, quit) are
+# written to its stdin by palisade_side_cmd.
+start_palisade_side() {
+    local role=$1 ns=$2 local=$3 remote=$4 lts=$5 rts=$6 ike=$7 esp=$8; shift 8
+    local lid=alice.pal.test rid=bob.sw.test
+    [ "$role" = responder ] && { lid=bob.pal.test; rid=alice.sw.test; }
+    PAL_OUT="$LOG/$CASE.palisade.log"
+    rm -f "$LOG/$CASE.ctl"; mkfifo "$LOG/$CASE.ctl"
+    exec {PAL_CTL}<>"$LOG/$CASE.ctl"
+    # shellcheck disable=SC2046
+    ip netns exec "$ns" "$BIN" --role "$role" --local "$local" $([ "$remote" = - ] || echo --remote "$remote") \
+        --local-id "$lid" --remote-id "$rid" --psk "$PSK" --local-ts "$lts" --remote-ts "$rts" \
+        --ike "$ike" --esp "$esp" --key-digests --stay --timeout 40 \
+        --retransmit 500 --retransmit-tries 3 "$@" <&"$PAL_CTL" >"$PAL_OUT" 2>&1 &
+    PAL_PID=$!
+    palisade_side_wait '^listening on' 5
 }
 
-# $1 = palisade output, $2 = strongSwan instance, $3 = palisade's role:
-# the CHILD_SA encryption keys (RFC 7296 2.17 KEYMAT, both directions) must
-# be the ones strongSwan logged (SW_LOGLEVEL=4); compared as SHA-256 prefixes.
+palisade_side_cmd() { echo "$1" >&"$PAL_CTL"; }
+
+# palisade_side_wait REGEX [SECS] [COUNT]: until COUNT lines of the output match.
+palisade_side_wait() {
+    local re=$1 secs=${2:-10} n=${3:-1} end
+    end=$(( $(date +%s%N) + secs * 1000000000 ))
+    while [ "$(date +%s%N)" -lt "$end" ]; do
+        [ "$(grep -cE "$re" "$PAL_OUT")" -ge "$n" ] && return 0
+        kill -0 "$PAL_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ "$(grep -cE "$re" "$PAL_OUT")" -ge "$n" ] && return 0
+    echo "  palisade: no '$re' (x$n) within ${secs}s$(kill -0 "$PAL_PID" 2>/dev/null || echo ', and it exited')"
+    return 1
+}
+
+# palisade_side_exit [SECS]: wait for it to exit by itself; status 0 only if it exited 0.
+palisade_side_exit() {
+    local secs=${1:-10} i rc
+    [ -n "$PAL_PID" ] || return 1
+    for i in $(seq $((secs * 20))); do kill -0 "$PAL_PID" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "$PAL_PID" 2>/dev/null; then
+        echo "  palisade still running after ${secs}s"; stop_palisade_side; return 1
+    fi
+    wait "$PAL_PID"; rc=$?
+    PAL_PID=
+    [ "$rc" = 0 ] || echo "  palisade exited with $rc"
+    return "$rc"
+}
+
+stop_palisade_side() {
+    if [ -n "$PAL_PID" ] && kill -0 "$PAL_PID" 2>/dev/null; then
+        kill "$PAL_PID"; wait "$PAL_PID" 2>/dev/null
+    fi
+    PAL_PID=
+    if [ -n "$PAL_CTL" ]; then exec {PAL_CTL}>&-; PAL_CTL=; fi
+}
+
+# A [[connection]] for `palisade daemon` equivalent to start_palisade_side's
+# arguments (ROLE LOCAL REMOTE|- LOCAL_TS REMOTE_TS IKE ESP), for when the
+# daemon runs IKE; validated with `palisade check-config` when the binary is built.
+palisade_daemon_toml() {
+    local role=$1 local=$2 remote=$3 lts=$4 rts=$5 ike=$6 esp=$7
+    local lid=alice.pal.test rid=bob.sw.test start=start
+    [ "$role" = responder ] && { lid=bob.pal.test; rid=alice.sw.test; start=none; }
+    [ "$remote" = - ] && remote=%any
+    cat <<TOML
+[daemon]
+control_socket = "$LOG/$CASE.palisade.sock"
+
+[[connection]]
+name = "strongswan"
+version = 2
+local_addrs = ["$local"]
+remote_addrs = ["$remote"]
+local_id = "$lid"
+remote_id = "$rid"
+auth = "psk"
+psk = "$PSK"
+ike_proposals = ["$ike"]
+start_action = "$start"
+dpd_delay = "2s"
+
+  [[connection.child]]
+  name = "net"
+  local_ts = ["$lts"]
+  remote_ts = ["$rts"]
+  esp_proposals = ["$esp"]
+  mode = "tunnel"
+TOML
+}
+
+# ------------------------------------------------------------- checks --
+# check_spis: palisade's newest CHILD_SA and strongSwan's list mirror each other.
+check_spis() {
+    local line in_spi out_spi sas
+    line=$(grep '^CHILD_SA installed' "$PAL_OUT" | tail -1)
+    [ -n "$line" ] || { echo "  no CHILD_SA in palisade's output"; return 1; }
+    read -r in_spi out_spi < <(sed -E 's/.* in ([0-9a-f]{8}) out ([0-9a-f]{8}) .*/\1 \2/' <<<"$line")
+    sas=$(ss_list_sas 2>&1)
+    grep -q ESTABLISHED <<<"$sas" || { echo "  strongSwan: IKE SA not ESTABLISHED"; echo "$sas"; return 1; }
+    grep -q INSTALLED <<<"$sas" || { echo "  strongSwan: CHILD_SA not INSTALLED"; echo "$sas"; return 1; }
+    # strongSwan lists "in  <its inbound SPI>," and "out <its outbound SPI>,".
+    if grep -Eq "^ +in +${out_spi}," <<<"$sas" && grep -Eq "^ +out +${in_spi}," <<<"$sas"; then
+        echo "  ok: IKE SA + CHILD_SA up on both sides, SPIs mirrored (palisade in $in_spi out $out_spi)"
+    else
+        echo "  SPI mismatch: palisade in $in_spi out $out_spi; strongSwan:"; echo "$sas"; return 1
+    fi
+}
+
+# check_keys ROLE: the first CHILD_SA's keys (RFC 7296 2.17 KEYMAT) are the
+# ones strongSwan logged at chd level 4, compared as SHA-256 prefixes.
 check_keys() {
-    local out=$1 inst=$2 role=$3 ours
-    ours=$(grep -m1 '^key digests:' "$out") || { echo "  no key digests from palisade"; return 1; }
-    python3 - "$SWP_STATE_DIR/inst/$inst/charon.log" "$role" "$ours" <<'PY'
+    python3 - "$SS_DIR/charon.log" "$1" "$(grep -m1 '^key digests:' "$PAL_OUT")" <<'PY'
 import hashlib, re, sys
 log, role, ours = sys.argv[1], sys.argv[2], sys.argv[3]
+if not ours:
+    print("  no key digests from palisade"); sys.exit(1)
 lines = open(log, errors="replace").read().splitlines()
 keys = {}
 for i, l in enumerate(lines):
-    m = re.search(r"encryption (initiator|responder) key => (\d+) bytes", l)
-    if not m:
+    m = re.search(r"(encryption|integrity) (initiator|responder) key => (\d+) bytes", l)
+    if not m or (m.group(1), m.group(2)) in keys:  # the first CHILD_SA's keys only
         continue
-    n, data = int(m.group(2)), bytearray()
+    n, data = int(m.group(3)), bytearray()
     for l2 in lines[i + 1:]:
         h = re.search(r">\s+\d+: ((?:[0-9A-F]{2} ){1,16})", l2)
         if not h or len(data) >= n:
             break
         data += bytes.fromhex(h.group(1))
-    if m.group(1) not in keys:  # the first CHILD_SA's keys
-        keys[m.group(1)] = hashlib.sha256(bytes(data[:n])).hexdigest()[:16]
+    keys[(m.group(1), m.group(2))] = hashlib.sha256(bytes(data[:n])).hexdigest()[:16]
+empty = hashlib.sha256(b"").hexdigest()[:16]
 f = dict(zip(ours.split()[3::2], ours.split()[4::2]))
-want_out = keys.get("initiator" if role == "initiator" else "responder")
-want_in = keys.get("responder" if role == "initiator" else "initiator")
-print(f"  strongSwan keys: initiator {keys.get('initiator')} responder {keys.get('responder')}")
-print(f"  palisade keys:   out {f.get('out-encr')} in {f.get('in-encr')}")
-ok = want_out == f.get("out-encr") and want_in == f.get("in-encr")
-print("  keys match" if ok else "  KEY MISMATCH")
+me, peer = ("initiator", "responder") if role == "initiator" else ("responder", "initiator")
+ok, checked = True, []
+for kind, tag in (("encryption", "encr"), ("integrity", "integ")):
+    for who, d in ((me, "out"), (peer, "in")):
+        want = keys.get((kind, who), empty if kind == "integrity" else None)
+        got = f.get(f"{d}-{tag}")
+        if want is None or want != got:
+            ok = False
+            print(f"  KEY MISMATCH {kind} {who}: strongSwan {want} palisade {d} {got}")
+        elif want != empty:
+            checked.append(f"{kind} {who}")
+if not any(k[0] == "encryption" for k in keys):
+    print("  strongSwan logged no CHILD_SA keys (chd log level 4?)"); ok = False
+if ok:
+    print(f"  ok: keys equal to strongSwan's ({', '.join(checked)})")
 sys.exit(0 if ok else 1)
 PY
 }
 
-result() {
-    if [ "$2" = 0 ]; then echo "RESULT $1: PASS"; pass=$((pass + 1));
-    else echo "RESULT $1: FAIL (logs in $LOG)"; fail=$((fail + 1)); fi
+# ss_wait_sas REGEX SECS [absent]: until strongSwan's --list-sas (does not) match.
+ss_wait_sas() {
+    local re=$1 secs=$2 absent=${3:-} i
+    for i in $(seq $((secs * 10))); do
+        if ss_list_sas 2>/dev/null | grep -Eq "$re"; then [ -z "$absent" ] && return 0
+        else [ -n "$absent" ] && return 0; fi
+        sleep 0.1
+    done
+    echo "  strongSwan: --list-sas ${absent:+still }${absent:-never }matches '$re' after ${secs}s"
+    ss_list_sas 2>&1 | sed 's/^/    /'
+    return 1
 }
 
-# 1. palisade initiates.
-echo "== palisade initiator -> strongSwan responder"
-"$P" net basic >/dev/null
-SW_LOGLEVEL=4 "$P" start --name bob --netns swB --role responder --local 192.0.2.2 --remote %any \
-    --local-id bob.sw.test --remote-id %any --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 \
-    --psk "$PSK" --ike "$IKE" --esp "$ESP" >"$LOG/bob-start.log" 2>&1
-rc=0
-ip netns exec swA "$BIN" --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
-    --local-id alice.sw.test --remote-id bob.sw.test --psk "$PSK" \
-    --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 --ike "$IKE" --esp "$ESP" \
-    --timeout 30 --linger 2 --key-digests >"$LOG/palisade-init.log" 2>&1 || rc=1
-sed 's/^/  palisade: /' "$LOG/palisade-init.log"
-[ $rc = 0 ] && { check_spis "$LOG/palisade-init.log" bob || rc=1; }
-[ $rc = 0 ] && { check_keys "$LOG/palisade-init.log" bob initiator || rc=1; }
-result "palisade-initiator" $rc
-"$P" down >/dev/null 2>&1
+# ----------------------------------------------------------- framework --
+begin() {
+    CASE=$1
+    if ! [[ $CASE =~ $only ]]; then return 1; fi
+    echo "== $CASE: $2"
+    PAL_OUT=/dev/null
+    return 0
+}
 
-# 2. strongSwan initiates.
-echo "== strongSwan initiator -> palisade responder"
-"$P" net basic >/dev/null
-ip netns exec swB "$BIN" --role responder --local 192.0.2.2 \
-    --local-id bob.sw.test --remote-id alice.sw.test --psk "$PSK" \
-    --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --ike "$IKE" --esp "$ESP" \
-    --timeout 60 --linger 5 --key-digests >"$LOG/palisade-resp.log" 2>&1 &
-PAL_PID=$!
-sleep 0.5
-SW_LOGLEVEL=4 "$P" start --name alice --netns swA --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
-    --local-id alice.sw.test --remote-id bob.sw.test --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 \
-    --psk "$PSK" --ike "$IKE" --esp "$ESP" >"$LOG/alice-start.log" 2>&1
-rc=0
-timeout 40 "$P" initiate alice >"$LOG/alice-initiate.log" 2>&1 || rc=1
-sed 's/^/  strongSwan initiate: /' "$LOG/alice-initiate.log" | tail -5
-check_spis "$LOG/palisade-resp.log" alice || rc=1
-wait "$PAL_PID" || rc=1
-PAL_PID=
-sed 's/^/  palisade: /' "$LOG/palisade-resp.log"
-check_keys "$LOG/palisade-resp.log" alice responder || rc=1
-result "palisade-responder" $rc
-"$P" down >/dev/null 2>&1
+end_case() {
+    local rc=$1
+    stop_palisade_side
+    cp "$SS_DIR/charon.log" "$LOG/$CASE.charon.log" 2>/dev/null
+    ss_stop TERM
+    if [ "$rc" = 0 ]; then
+        echo "RESULT $CASE: PASS"; pass=$((pass + 1))
+    else
+        echo "  -- palisade (tail, all in $PAL_OUT)"; tail -n 25 "$PAL_OUT" 2>/dev/null | cut -c1-240 | sed 's/^/  | /'
+        echo "  -- strongSwan (tail, all in $LOG/$CASE.charon.log)"
+        grep -Ev '> +[0-9]+: ([0-9A-F]{2} )' "$LOG/$CASE.charon.log" 2>/dev/null | tail -n 25 | sed 's/^/  | /'
+        echo "RESULT $CASE: FAIL"; fail=$((fail + 1)); failed="$failed $CASE"
+    fi
+}
 
-# $1 = palisade output: at least $2 CHILD_SAs installed, an IKE SA rekey,
-# and the IKE SA never went down.
+# Addresses of the basic topology by family.
+addrs() {
+    if [ "$1" = 6 ]; then
+        IP_A=2001:db8:2::1 IP_B=2001:db8:2::2 TS_A=fd00:200:1::/64 TS_B=fd00:200:2::/64
+    else
+        IP_A=192.0.2.1 IP_B=192.0.2.2 TS_A=10.200.1.0/24 TS_B=10.200.2.0/24
+    fi
+}
+
+# palisade initiates from A; strongSwan (responder in B) deletes CHILD_SA, then IKE SA.
+case_palisade_initiates() {
+    local fam=$1 ike=$2 esp=$3
+    addrs "$fam"
+    ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
+        --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
+        --ike "$ike" --esp "$esp" --keylog || return 1
+    start_palisade_side initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" || return 1
+    palisade_side_wait '^CHILD_SA installed' 10 || return 1
+    check_spis || return 1
+    check_keys initiator || return 1
+    ss_terminate_child >"$LOG/$CASE.terminate-child.out" 2>&1 || { echo "  swanctl --terminate --child failed"; return 1; }
+    palisade_side_wait '^ChildSaDeleted' 5 || return 1
+    grep -q '^IKE_SA down' "$PAL_OUT" && { echo "  the IKE SA went down with the CHILD_SA"; return 1; }
+    echo "  ok: strongSwan deleted the CHILD_SA, palisade dropped it and kept the IKE SA"
+    ss_terminate_ike >"$LOG/$CASE.terminate-ike.out" 2>&1 || { echo "  swanctl --terminate --ike failed"; return 1; }
+    palisade_side_wait '^IKE_SA down: DeletedByPeer' 5 || return 1
+    palisade_side_exit 5 || return 1
+    echo "  ok: strongSwan deleted the IKE SA, palisade dropped it"
+}
+
+# strongSwan initiates from A; palisade (responder in B) deletes CHILD_SA, then IKE SA.
+case_strongswan_initiates() {
+    local fam=$1 ike=$2 esp=$3
+    addrs "$fam"
+    start_palisade_side responder "$B" "$IP_B" - "$TS_B" "$TS_A" "$ike" "$esp" || return 1
+    ss_start "$A" --role initiator --local "$IP_A" --remote "$IP_B" --local-id alice.sw.test \
+        --remote-id bob.pal.test --local-ts "$TS_A" --remote-ts "$TS_B" --psk "$PSK" \
+        --ike "$ike" --esp "$esp" --keylog || return 1
+    ss_initiate 15 >"$LOG/$CASE.initiate.out" 2>&1 || { echo "  swanctl --initiate failed:"; tail -n 5 "$LOG/$CASE.initiate.out"; return 1; }
+    palisade_side_wait '^CHILD_SA installed' 5 || return 1
+    check_spis || return 1
+    check_keys responder || return 1
+    palisade_side_cmd delete-child
+    palisade_side_wait '^ChildSaDeleted' 5 || return 1
+    ss_wait_sas INSTALLED 5 absent || return 1
+    ss_wait_sas ESTABLISHED 1 || return 1
+    echo "  ok: palisade deleted the CHILD_SA, strongSwan dropped it and kept the IKE SA"
+    palisade_side_cmd delete-ike
+    palisade_side_wait '^IKE_SA down: DeletedLocally' 5 || return 1
+    palisade_side_exit 5 || return 1
+    ss_wait_sas ESTABLISHED 5 absent || return 1
+    echo "  ok: palisade deleted the IKE SA, strongSwan dropped it"
+}
+
+# palisade (behind the NAT, in A) initiates to strongSwan in B.
+case_nat() {
+    local ike=aes256gcm16-prfsha256-x25519 esp=aes256gcm16 sas port
+    ss_start "$B" --role responder --local 203.0.113.2 --remote %any --local-id bob.sw.test \
+        --remote-id alice.pal.test --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --psk "$PSK" \
+        --ike "$ike" --esp "$esp" --keylog || return 1
+    start_palisade_side initiator "$A" 198.51.100.10 203.0.113.2 10.200.1.0/24 10.200.2.0/24 "$ike" "$esp" || return 1
+    palisade_side_wait '^CHILD_SA installed' 10 || return 1
+    check_spis || return 1
+    check_keys initiator || return 1
+    grep -Eq '^IKE_SA up: .* 198\.51\.100\.10:4500 <-> 203\.0\.113\.2:4500 .* nat true' "$PAL_OUT" || {
+        echo "  palisade: IKE SA not floated to 4500 with NAT seen:"; grep '^IKE_SA up' "$PAL_OUT"; return 1; }
+    grep -Eq '^CHILD_SA installed: .* encap true .* via 198\.51\.100\.10:4500 <-> 203\.0\.113\.2:4500' "$PAL_OUT" || {
+        echo "  palisade: CHILD_SA not ESP-in-UDP on 4500"; return 1; }
+    sas=$(ss_list_sas 2>&1)
+    port=$(sed -nE "s/^ +remote +'alice.pal.test' @ 203\.0\.113\.1\[([0-9]+)\].*/\1/p" <<<"$sas")
+    if [ -z "$port" ] || [ "$port" -lt 20000 ] || [ "$port" -gt 20999 ]; then
+        echo "  strongSwan does not see palisade at the NAT's 203.0.113.1 with a mapped port:"; echo "$sas"; return 1
+    fi
+    grep -q 'remote host is behind NAT' "$SS_DIR/charon.log" || { echo "  strongSwan did not log 'remote host is behind NAT'"; return 1; }
+    echo "  ok: floated to 4500, strongSwan sees palisade as 203.0.113.1[$port] behind NAT, palisade sees the NAT"
+    ss_terminate_ike >"$LOG/$CASE.terminate-ike.out" 2>&1 || { echo "  swanctl --terminate --ike failed"; return 1; }
+    palisade_side_wait '^IKE_SA down: DeletedByPeer' 5 || return 1
+    palisade_side_exit 5 || return 1
+    echo "  ok: strongSwan's delete reached palisade through the NAT"
+}
+
+# DPD: palisade (delay 2 s, retransmits after 0.5, 1, 2 s) against a strongSwan that is SIGKILLed.
+case_dpd() {
+    local ike=aes256gcm16-prfsha256-x25519 esp=aes256gcm16 t0 ms
+    addrs 4
+    ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
+        --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
+        --ike "$ike" --esp "$esp" || return 1
+    start_palisade_side initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" --dpd 2 || return 1
+    palisade_side_wait '^CHILD_SA installed' 10 || return 1
+    # A DPD probe is an empty INFORMATIONAL request; wait until strongSwan answered one.
+    local i
+    for i in $(seq 60); do grep -q 'parsed INFORMATIONAL request [0-9]* \[ \]' "$SS_DIR/charon.log" && break; sleep 0.1; done
+    grep -q 'parsed INFORMATIONAL request [0-9]* \[ \]' "$SS_DIR/charon.log" || { echo "  no DPD probe reached strongSwan within 6 s"; return 1; }
+    sleep 0.3
+    grep -q '^IKE_SA down' "$PAL_OUT" && { echo "  palisade dropped a live peer"; return 1; }
+    echo "  ok: palisade's DPD probe was answered and the IKE SA stayed up"
+    t0=$(date +%s%N)
+    ss_stop KILL
+    palisade_side_wait '^IKE_SA down: DeadPeer' 10 || return 1
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    palisade_side_exit 3 || return 1
+    # Probe at most 2 s after the kill, given up 0.5 + 1 + 2 s later.
+    if [ "$ms" -lt 3000 ] || [ "$ms" -gt 7000 ]; then
+        echo "  DeadPeer ${ms} ms after the SIGKILL; expected 3500-5500 (+ 1.5 s slack)"; return 1
+    fi
+    echo "  ok: strongSwan SIGKILLed, palisade reported DeadPeer after ${ms} ms (DPD 2 s + retransmits 3.5 s)"
+}
+
+# $1 = at least this many CHILD_SAs; plus an IKE SA rekey; the IKE SA never went down.
 check_rekeys() {
     local n
-    n=$(grep -c '^CHILD_SA installed' "$1")
-    echo "  palisade installed $n CHILD_SAs, $(grep -c '^ChildSaDeleted' "$1") deleted"
-    [ "$n" -ge "$2" ] || { echo "  expected at least $2 CHILD_SAs (rekeys)"; return 1; }
-    grep -q '^IkeSaRekeyed' "$1" || { echo "  no IKE SA rekey seen"; return 1; }
-    if grep -q '^IKE_SA down' "$1"; then echo "  the IKE SA went down"; return 1; fi
+    n=$(grep -c '^CHILD_SA installed' "$PAL_OUT")
+    if grep -q '^IKE_SA down' "$PAL_OUT"; then echo "  palisade: the IKE SA went down"; return 1; fi
+    grep -q '^IkeSaRekeyed' "$PAL_OUT" || { echo "  no IKE SA rekey seen"; return 1; }
+    [ "$n" -ge "$1" ] || { echo "  only $n CHILD_SAs installed"; return 1; }
+    echo "  ok: $n CHILD_SAs installed, $(grep -c '^ChildSaDeleted' "$PAL_OUT") deleted, IKE SA rekeyed, never down"
 }
 
-# 3. strongSwan initiates and rekeys CHILD_SA (10 s) and IKE SA (25 s), DPD 5 s.
-echo "== strongSwan rekeys -> palisade responder"
-"$P" net basic >/dev/null
-ip netns exec swB "$BIN" --role responder --local 192.0.2.2 \
-    --local-id bob.sw.test --remote-id alice.sw.test --psk "$PSK" \
-    --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --ike "$IKE" --esp "$ESP" \
-    --timeout 90 --linger 40 >"$LOG/palisade-resp-rekey.log" 2>&1 &
-PAL_PID=$!
-sleep 0.5
-"$P" start --name alice --netns swA --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
-    --local-id alice.sw.test --remote-id bob.sw.test --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 \
-    --psk "$PSK" --ike "$IKE" --esp "$ESP" --rekey-time 10s --ike-rekey-time 25s --dpd 5 \
-    >"$LOG/alice-start-rekey.log" 2>&1
-rc=0
-timeout 40 "$P" initiate alice >"$LOG/alice-initiate-rekey.log" 2>&1 || rc=1
-wait "$PAL_PID" || rc=1
-PAL_PID=
-sed 's/^/  palisade: /' "$LOG/palisade-resp-rekey.log" | cut -c1-200
-check_rekeys "$LOG/palisade-resp-rekey.log" 3 || rc=1
-check_spis "$LOG/palisade-resp-rekey.log" alice || rc=1
-result "strongswan-rekeys" $rc
-"$P" down >/dev/null 2>&1
+case_strongswan_rekeys() {
+    local ike=aes256gcm16-prfsha256-x25519 esp=aes256gcm16
+    addrs 4
+    start_palisade_side responder "$B" "$IP_B" - "$TS_B" "$TS_A" "$ike" "$esp" || return 1
+    ss_start "$A" --role initiator --local "$IP_A" --remote "$IP_B" --local-id alice.sw.test \
+        --remote-id bob.pal.test --local-ts "$TS_A" --remote-ts "$TS_B" --psk "$PSK" \
+        --ike "$ike" --esp "$esp" --rekey 4 --ike-rekey 7 --dpd 2 || return 1
+    ss_initiate 15 >"$LOG/$CASE.initiate.out" 2>&1 || { echo "  swanctl --initiate failed"; return 1; }
+    palisade_side_wait '^IkeSaRekeyed' 15 || return 1
+    palisade_side_wait '^CHILD_SA installed' 10 3 || return 1
+    check_rekeys 3 || return 1
+    check_spis || return 1
+    grep -q "parsed INFORMATIONAL response [0-9]* \[ \]" "$SS_DIR/charon.log" && echo "  ok: palisade answered strongSwan's DPD"
+    ss_wait_sas '^pal: #' 1 || return 1
+    [ "$(ss_list_sas | grep -c '^pal: #')" = 1 ] || { echo "  strongSwan holds more than one IKE SA"; return 1; }
+}
 
-# 4. palisade initiates and rekeys: CHILD_SA every 8 s with PFS (X25519),
-#    the IKE SA after 15 s, DPD 4 s.
-echo "== palisade rekeys (CHILD_SA with PFS, IKE SA) -> strongSwan responder"
-"$P" net basic >/dev/null
-"$P" start --name bob --netns swB --role responder --local 192.0.2.2 --remote %any \
-    --local-id bob.sw.test --remote-id %any --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 \
-    --psk "$PSK" --ike "$IKE" --esp "${ESP}-x25519" >"$LOG/bob-start-rekey.log" 2>&1
-rc=0
-ip netns exec swA "$BIN" --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
-    --local-id alice.sw.test --remote-id bob.sw.test --psk "$PSK" \
-    --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 --ike "$IKE" --esp "${ESP}-x25519" \
-    --rekey 8 --ike-rekey 15 --dpd 4 --timeout 60 --linger 30 >"$LOG/palisade-init-rekey.log" 2>&1 || rc=1
-sed 's/^/  palisade: /' "$LOG/palisade-init-rekey.log" | cut -c1-200
-check_rekeys "$LOG/palisade-init-rekey.log" 3 || rc=1
-check_spis "$LOG/palisade-init-rekey.log" bob || rc=1
-grep -q 'pfs_group\|PFS' "$LOG/palisade-init-rekey.log" || true
-result "palisade-rekeys" $rc
+case_palisade_rekeys() {
+    local ike=aes256gcm16-prfsha256-x25519 esp=aes256gcm16-x25519
+    addrs 4
+    ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
+        --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
+        --ike "$ike" --esp "$esp" || return 1
+    start_palisade_side initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" \
+        --rekey 3 --ike-rekey 5 --dpd 2 || return 1
+    palisade_side_wait '^IkeSaRekeyed' 12 || return 1
+    palisade_side_wait '^CHILD_SA installed' 10 3 || return 1
+    check_rekeys 3 || return 1
+    grep -q '^CHILD_SA installed: .* pfs Some(31)' "$PAL_OUT" || { echo "  no CHILD_SA rekeyed with PFS (X25519)"; return 1; }
+    echo "  ok: CHILD_SA rekeyed with PFS (X25519)"
+    check_spis || return 1
+    [ "$(ss_list_sas | grep -c '^pal: #')" = 1 ] || { echo "  strongSwan holds more than one IKE SA"; return 1; }
+}
 
-echo "$pass passed, $fail failed"
-[ $fail = 0 ]
+# The [[connection]] configs the daemon would run for these cases must pass
+# `palisade check-config` (keeps palisade_daemon_toml honest until it is used).
+case_daemon_configs() {
+    local p ike esp n=0 f="$LOG/$CASE.toml"
+    for p in "${PROPOSALS[@]}"; do
+        read -r ike esp <<<"$p"
+        palisade_daemon_toml initiator 192.0.2.1 192.0.2.2 10.200.1.0/24 10.200.2.0/24 "$ike" "$esp" >"$f"
+        "$PALISADE_BIN" check-config "$f" >/dev/null || { cat "$f"; return 1; }
+        palisade_daemon_toml responder 2001:db8:2::2 - fd00:200:2::/64 fd00:200:1::/64 "$ike" "$esp" >"$f"
+        "$PALISADE_BIN" check-config "$f" >/dev/null || { cat "$f"; return 1; }
+        n=$((n + 2))
+    done
+    echo "  ok: $n generated daemon configs (both roles, IPv4 and IPv6) pass palisade check-config"
+}
+
+# -------------------------------------------------------------- run --
+PROPOSALS=(
+    "aes256gcm16-prfsha256-x25519 aes256gcm16"
+    "aes256-sha256-modp2048 aes256-sha256"
+    "aes128gcm16-prfsha384-ecp384 aes128gcm16"
+    "chacha20poly1305-prfsha256-curve25519 chacha20poly1305"
+)
+
+PALISADE_BIN=${PALISADE_BIN:-$CARGO_TARGET_DIR/debug/palisade}
+if begin daemon-configs "palisade_daemon_toml's configs are valid"; then
+    if [ -x "$PALISADE_BIN" ]; then case_daemon_configs; end_case $?
+    else echo "  not checked: $PALISADE_BIN is not built (scripts/test builds it)"; fi
+fi
+
+ss_net basic || cannot_run "could not create network namespaces ${SS_NS}A/${SS_NS}B"
+for p in "${PROPOSALS[@]}"; do
+    read -r ike esp <<<"$p"
+    if begin "pi-$ike" "palisade initiator -> strongSwan responder, $ike / $esp"; then
+        case_palisade_initiates 4 "$ike" "$esp"; end_case $?
+    fi
+    if begin "si-$ike" "strongSwan initiator -> palisade responder, $ike / $esp"; then
+        case_strongswan_initiates 4 "$ike" "$esp"; end_case $?
+    fi
+done
+if begin pi-v6 "palisade initiator -> strongSwan responder over IPv6, IPv6 inside"; then
+    case_palisade_initiates 6 aes256gcm16-prfsha256-x25519 aes256gcm16; end_case $?
+fi
+if begin si-v6 "strongSwan initiator -> palisade responder over IPv6, IPv6 inside"; then
+    case_strongswan_initiates 6 aes256gcm16-prfsha256-x25519 aes256gcm16; end_case $?
+fi
+if begin dpd "palisade's DPD against a SIGKILLed strongSwan"; then case_dpd; end_case $?; fi
+if begin strongswan-rekeys "strongSwan rekeys CHILD_SA (4 s) and IKE SA (7 s) with palisade as responder"; then
+    case_strongswan_rekeys; end_case $?
+fi
+if begin palisade-rekeys "palisade rekeys CHILD_SA with PFS (3 s) and IKE SA (5 s) against strongSwan"; then
+    case_palisade_rekeys; end_case $?
+fi
+ss_net_down
+if [[ nat =~ $only ]]; then
+    ss_net nat || cannot_run "could not create the NAT topology"
+    if begin nat "palisade behind an nftables MASQUERADE router -> strongSwan responder"; then
+        case_nat; end_case $?
+    fi
+fi
+
+echo "$pass passed, $fail failed${failed:+ (${failed# })} in $(( $(date +%s) - t_start ))s; logs in $LOG"
+[ "$fail" = 0 ] && [ "$pass" -gt 0 ]

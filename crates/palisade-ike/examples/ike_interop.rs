@@ -8,17 +8,28 @@
 //!             [--ike aes256gcm16-prfsha256-x25519] [--esp aes256gcm16]
 //!             [--timeout SECONDS] [--linger SECONDS]
 //!             [--rekey SECONDS] [--ike-rekey SECONDS] [--dpd SECONDS]
-//!             [--key-digests]
+//!             [--retransmit MILLISECONDS] [--retransmit-tries N]
+//!             [--key-digests] [--stay]
 //! ```
 //!
 //! Exit code 0 once a CHILD_SA is installed (after `--linger` seconds, so that
 //! retransmitted requests still get answers); 1 on failure or timeout.
+//! With `--stay` it keeps running after that and exits 0 when no IKE SA is
+//! left (deleted by either side, dead peer) or on `quit`; still 1 if the
+//! IKE SA fails before any CHILD_SA or `--timeout` passes.
+//!
+//! Commands on stdin, one a line, act on the newest IKE SA / CHILD_SA:
+//! `delete-child`, `delete-ike`, `rekey-child`, `rekey-ike`, `quit`.
+//! Each is echoed as `command: ...` with its result, so a test driving it
+//! through a FIFO sees when it was done.
 //! Keys are not printed; their lengths are, and with `--key-digests` the
 //! first 8 bytes of each key's SHA-256, so a test can compare them with the
 //! peer's key log without the keys leaving the process.
 
+use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use palisade_crypto::proposal;
@@ -28,6 +39,83 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// A numeric option: absent is `None`, unparsable is an error naming it.
+fn num(args: &[String], name: &str) -> Result<Option<u64>, String> {
+    match arg(args, name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name} {v}: expected a whole number")),
+    }
+}
+
+/// Lines from stdin, read on their own thread so the event loop never blocks.
+fn stdin_commands() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line.trim().to_string()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Carry out one stdin command on the IKE SA that holds the newest CHILD_SA
+/// (`last_child`, an inbound SPI; it moves to the new IKE SA on an IKE
+/// rekey), or any established one. `Ok(true)` means quit.
+fn command(
+    ep: &mut Endpoint,
+    now: Instant,
+    last_child: Option<u32>,
+    cmd: &str,
+) -> Result<bool, String> {
+    let established: Vec<IkeSaId> = ep
+        .ike_sas()
+        .into_iter()
+        .filter(|id| ep.is_established(*id))
+        .collect();
+    let holder = established.iter().copied().find(|id| {
+        ep.child_sas(*id)
+            .iter()
+            .any(|c| Some(c.inbound_spi) == last_child)
+    });
+    let ike = holder.or(established.first().copied());
+    let child = |ike: IkeSaId| {
+        let children = ep.child_sas(ike);
+        children
+            .iter()
+            .find(|c| Some(c.inbound_spi) == last_child)
+            .or(children.last())
+            .map(|c| c.inbound_spi)
+            .ok_or(format!("IKE SA {ike} has no CHILD_SA"))
+    };
+    let no_ike = || "no established IKE SA".to_string();
+    let r = match cmd {
+        "" => Ok(()),
+        "quit" => return Ok(true),
+        "delete-ike" => ep.delete_ike_sa(now, ike.ok_or_else(no_ike)?),
+        "rekey-ike" => ep.rekey_ike_sa(now, ike.ok_or_else(no_ike)?),
+        "delete-child" => {
+            let ike = ike.ok_or_else(no_ike)?;
+            ep.delete_child_sa(now, ike, child(ike)?)
+        }
+        "rekey-child" => {
+            let ike = ike.ok_or_else(no_ike)?;
+            ep.rekey_child_sa(now, ike, child(ike)?)
+        }
+        other => {
+            return Err(format!(
+                "unknown command {other:?} (delete-child, delete-ike, rekey-child, rekey-ike, quit)"
+            ))
+        }
+    };
+    r.map(|()| false).map_err(|e| e.to_string())
 }
 
 fn identity(s: &str) -> Identity {
@@ -120,16 +208,9 @@ fn run() -> Result<(), String> {
         Some(r) => Some(r.parse().map_err(|e| format!("--remote: {e}"))?),
         None => None,
     };
-    let timeout = Duration::from_secs(
-        arg(&args, "--timeout")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(30),
-    );
-    let linger = Duration::from_secs(
-        arg(&args, "--linger")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(3),
-    );
+    let timeout = Duration::from_secs(num(&args, "--timeout")?.unwrap_or(30));
+    let linger = Duration::from_secs(num(&args, "--linger")?.unwrap_or(3));
+    let stay = args.iter().any(|a| a == "--stay");
 
     let mut conn = Connection::psk(
         "interop",
@@ -150,19 +231,22 @@ fn run() -> Result<(), String> {
     child.esp_proposals = vec![esp_proposal(
         &arg(&args, "--esp").unwrap_or("aes256gcm16".into()),
     )?];
-    let secs = |n: &str| {
-        arg(&args, n)
-            .and_then(|t| t.parse().ok())
-            .map(Duration::from_secs)
-    };
-    child.rekey_time = secs("--rekey");
-    conn.ike_rekey_time = secs("--ike-rekey");
-    conn.dpd_delay = secs("--dpd");
+    let secs = |n: &str| num(&args, n).map(|v| v.map(Duration::from_secs));
+    child.rekey_time = secs("--rekey")?;
+    conn.ike_rekey_time = secs("--ike-rekey")?;
+    conn.dpd_delay = secs("--dpd")?;
     conn.children.push(child);
-    let config = Config {
+    let mut config = Config {
         connections: vec![conn],
         ..Config::default()
     };
+    if let Some(ms) = num(&args, "--retransmit")? {
+        config.retransmit.initial = Duration::from_millis(ms.max(1));
+    }
+    if let Some(n) = num(&args, "--retransmit-tries")? {
+        config.retransmit.tries =
+            u32::try_from(n.max(1)).map_err(|_| format!("--retransmit-tries {n}: too large"))?;
+    }
 
     let s500 = UdpSocket::bind(SocketAddr::new(local_ip, 500))
         .map_err(|e| format!("bind {local_ip}:500: {e}"))?;
@@ -177,7 +261,10 @@ fn run() -> Result<(), String> {
     if initiator {
         ep.initiate(start, "interop").map_err(|e| e.to_string())?;
     }
+    println!("listening on {local_ip} ports 500 and 4500");
+    let commands = stdin_commands();
     let mut done_at: Option<Instant> = None;
+    let mut last_child: Option<u32> = None;
     let mut buf = vec![0u8; 65536];
     loop {
         let now = Instant::now();
@@ -201,7 +288,7 @@ fn run() -> Result<(), String> {
                 ),
                 Event::ChildSaInstalled(c) => {
                     println!(
-                        "CHILD_SA installed: {} in {:08x} out {:08x} encr {:?} integ {:?} esn {} mode {:?} encap {} pfs {:?} keys in {}+{} out {}+{} bytes, TS {} === {}",
+                        "CHILD_SA installed: {} in {:08x} out {:08x} encr {:?} integ {:?} esn {} mode {:?} encap {} pfs {:?} keys in {}+{} out {}+{} bytes, via {} <-> {}, TS {} === {}",
                         c.name,
                         c.inbound_spi,
                         c.outbound_spi,
@@ -215,6 +302,8 @@ fn run() -> Result<(), String> {
                         c.inbound_integ_key.len(),
                         c.outbound_encr_key.len(),
                         c.outbound_integ_key.len(),
+                        c.local,
+                        c.remote,
                         ts_display(&c.local_ts),
                         ts_display(&c.remote_ts)
                     );
@@ -228,6 +317,7 @@ fn run() -> Result<(), String> {
                             digest(&c.inbound_integ_key)
                         );
                     }
+                    last_child = Some(c.inbound_spi);
                     done_at.get_or_insert(now + linger);
                 }
                 Event::IkeSaDown { reason, .. } => {
@@ -239,7 +329,22 @@ fn run() -> Result<(), String> {
                 other => println!("{other:?}"),
             }
         }
-        if done_at.is_some_and(|d| now >= d) {
+        while let Ok(cmd) = commands.try_recv() {
+            match command(&mut ep, now, last_child, &cmd) {
+                Ok(true) => {
+                    println!("command: quit; stats: {:?}", ep.stats());
+                    return Ok(());
+                }
+                Ok(false) => println!("command: {cmd}: ok"),
+                Err(e) => println!("command: {cmd}: failed: {e}"),
+            }
+        }
+        if stay {
+            if done_at.is_some() && ep.ike_sa_count() == 0 {
+                println!("no IKE SA left; stats: {:?}", ep.stats());
+                return Ok(());
+            }
+        } else if done_at.is_some_and(|d| now >= d) {
             println!("stats: {:?}", ep.stats());
             return Ok(());
         }
