@@ -764,6 +764,7 @@ mod tests {
             tfc_pad_to: 0,
             tfc_pad_to_mtu: false,
             allow_insecure: false,
+            lifetime: Default::default(),
         }
     }
 
