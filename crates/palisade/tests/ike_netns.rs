@@ -789,8 +789,11 @@ fn ikev2_rekey_on_packet_count_without_loss() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(" 0% packet loss"),
-        "{text}\nA:\n{}",
-        l.a.log()
+        "{text}\nA:\n{}\nB:\n{}\nA: {}\nB: {}",
+        l.a.log(),
+        l.b.log(),
+        l.a.status(),
+        l.b.status()
     );
     let now = l.a.status()["ike_sas"][0]["children"].clone();
     assert!(

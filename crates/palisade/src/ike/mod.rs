@@ -486,18 +486,24 @@ impl State {
         }
     }
 
-    /// Send what the engine wants sent and act on its events.
+    /// Act on the engine's events, then send what it wants sent. In this
+    /// order a responder's new inbound SA is in the data plane before the
+    /// response that lets the peer use it leaves (otherwise the peer's first
+    /// packets on a rekeyed SA can beat the install and be dropped).
     fn pump(&mut self) {
-        while let Some(t) = self.ike.poll_transmit() {
-            self.transmit(&t.local, &t.remote, &t.bytes);
-        }
-        while let Some(ev) = self.ike.poll_event() {
-            self.on_event(ev);
-        }
-        // Acting on events can make the engine send more (none today, but
-        // cheap to be sure).
-        while let Some(t) = self.ike.poll_transmit() {
-            self.transmit(&t.local, &t.remote, &t.bytes);
+        loop {
+            let mut idle = true;
+            while let Some(ev) = self.ike.poll_event() {
+                idle = false;
+                self.on_event(ev);
+            }
+            while let Some(t) = self.ike.poll_transmit() {
+                idle = false;
+                self.transmit(&t.local, &t.remote, &t.bytes);
+            }
+            if idle {
+                return;
+            }
         }
     }
 
@@ -834,9 +840,15 @@ impl State {
                 name, inbound_spi, ..
             } => {
                 tracing::info!("CHILD_SA {name} with SPIs {inbound_spi:08x} (in) deleted");
-                // A rekeyed SA keeps its inbound half a little longer (its
-                // outbound policy went when the new SA was installed).
-                if self.children.get(&inbound_spi).is_some_and(|c| c.replaced) {
+                // A rekeyed SA hands outbound traffic to its successor now and
+                // keeps its inbound half a little longer.
+                if let Some(c) = self.children.get_mut(&inbound_spi).filter(|c| c.replaced) {
+                    let policies = std::mem::take(&mut c.installed.policies);
+                    let _ = self.dp.query(move |plane: &mut Plane| {
+                        for id in policies {
+                            plane.spd.remove(id);
+                        }
+                    });
                     self.lingering
                         .push((Instant::now() + REKEYED_INBOUND_LINGER, inbound_spi));
                 } else {
@@ -975,17 +987,14 @@ impl State {
             })
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        // A rekey: the new SA takes over outbound traffic now; the old
-        // inbound SA stays until the engine deletes it, for packets in flight.
+        // A rekey: the old SA keeps outbound traffic until the engine deletes
+        // it (its policy was inserted first, so it still wins). The rekey's
+        // initiator deletes it at once; its responder only when the peer's
+        // Delete arrives, which proves the peer has installed the new SA -
+        // switching earlier would send packets the peer cannot open yet.
         if let Some(old) = info.rekeys {
             if let Some(o) = self.children.get_mut(&old) {
                 o.replaced = true;
-                let policies = std::mem::take(&mut o.installed.policies);
-                let _ = self.dp.query(move |plane: &mut Plane| {
-                    for id in policies {
-                        plane.spd.remove(id);
-                    }
-                });
             }
         }
         let routes = self.add_routes(
