@@ -1,37 +1,48 @@
 #!/usr/bin/env bash
-# Interop of palisade's IKEv2 engine with strongSwan 5.9 (charon with
-# kernel-libipsec), each in its own network namespace. The strongSwan side is
+# Interop of palisade's IKEv2 with strongSwan 5.9 (charon with kernel-libipsec),
+# each in its own network namespace. The strongSwan side is
 # scripts/checks/strongswan/peer.sh (self-contained: generated configs, one
-# charon at a time); the palisade side is the ike_interop example of
-# crates/palisade-ike over real UDP sockets (start_palisade_side below).
+# charon at a time). The palisade side is either the ike_interop example of
+# crates/palisade-ike over real UDP sockets (start_palisade_side: sees every
+# engine event and the keys' digests, takes delete/rekey commands) or
+# `palisade daemon` with a generated [[connection]] (start_palisade_daemon:
+# real ESP through its TUN and data plane).
 #
 # Cases (PSK, tunnel 10.200.1.0/24 <-> 10.200.2.0/24 unless noted), each
 # printing what it checked and, on failure, the tail of both logs:
-#   proposals   for each of  aes256gcm16-prfsha256-x25519 / aes256gcm16,
+#   pi-*, si-*  for each of  aes256gcm16-prfsha256-x25519 / aes256gcm16,
 #               aes256-sha256-modp2048 / aes256-sha256,
 #               aes128gcm16-prfsha384-ecp384 / aes128gcm16,
 #               chacha20poly1305-prfsha256-curve25519 / chacha20poly1305,
-#               both directions (palisade initiator -> strongSwan responder,
-#               strongSwan initiator -> palisade responder): IKE SA and
-#               CHILD_SA up on both sides, SPIs mirrored, the CHILD_SA keys
-#               (encryption and integrity, both directions) equal to the ones
-#               strongSwan logs (compared as SHA-256 prefixes). Then the
-#               CHILD_SA and the IKE SA are deleted, by strongSwan when
-#               palisade initiated and by palisade when strongSwan did, and
-#               the other side must drop them.
-#   v6          the same with IPv6 outside (2001:db8:2::/64) and inside
-#               (fd00:200:1::/64 <-> fd00:200:2::/64), both directions.
+#               both directions (pi: palisade initiator -> strongSwan
+#               responder, si: strongSwan initiator -> palisade responder):
+#               IKE SA and CHILD_SA up on both sides, SPIs mirrored, the
+#               CHILD_SA keys (encryption and integrity, both directions)
+#               equal to the ones strongSwan logs (compared as SHA-256
+#               prefixes). Then the CHILD_SA and the IKE SA are deleted, by
+#               strongSwan when palisade initiated and by palisade when
+#               strongSwan did, and the other side must drop them.
+#   pi-v6 si-v6 the same with IPv6 outside (2001:db8:2::/64) and inside
+#               (fd00:200:1::/64 <-> fd00:200:2::/64).
 #   nat         palisade in A behind an nftables MASQUERADE router: IKE floats
 #               to 4500, strongSwan sees palisade at the NAT's address and a
 #               mapped port (20000-20999), palisade sees the NAT.
-#   dpd         palisade with DPD 2 s answers nothing wrong while strongSwan
-#               lives, then strongSwan is SIGKILLed and palisade must declare
+#   dpd         palisade with DPD 2 s: its probe is answered while strongSwan
+#               lives; then strongSwan is SIGKILLed and palisade must declare
 #               the peer dead within the DPD delay + its retransmits.
-#   rekeys      strongSwan rekeys the CHILD_SA (4 s) and the IKE SA (7 s),
-#               DPD 2 s, against palisade as responder; palisade rekeys the
-#               CHILD_SA with PFS (3 s) and the IKE SA (5 s) against strongSwan.
+#   strongswan-rekeys  strongSwan rekeys the CHILD_SA (4 s) and the IKE SA
+#               (7 s), DPD 2 s, against palisade as responder;
+#   palisade-rekeys    palisade rekeys the CHILD_SA with PFS (3 s) and the
+#               IKE SA (5 s): nothing goes down, SPIs still mirrored.
+#   daemon-configs     the daemon configs generated here pass check-config.
+#   daemon-pi daemon-si daemon-v6 daemon-nat   `palisade daemon` against
+#               strongSwan (GCM, CBC+HMAC, ChaCha20-Poly1305 over IPv6,
+#               behind the NAT): up by `palisade up` or by strongSwan, SPIs
+#               mirrored, 3 pings each way between the inner addresses with
+#               both sides counting the ESP, then `palisade down` or swanctl
+#               --terminate removes the SAs on the other side.
 #
-# Whole run: about a minute once the example is built.
+# Whole run: under a minute here (19 cases, 2 vCPUs) once the binaries are built.
 #
 # Environment:
 #   PALISADE_REQUIRE_STRONGSWAN=1  fail (instead of skipping) when this cannot
@@ -58,9 +69,11 @@ cannot_run() {
 missing=$(ss_installed) || cannot_run "strongSwan incomplete, missing: $missing (install: scripts/checks/strongswan/peer.sh install)"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-# Debug build: scripts/test has built the dependencies for the debug tests already.
-cargo build -q -p palisade-ike --example ike_interop || { echo "FAIL: cargo build of the ike_interop example"; exit 1; }
+# Debug build: scripts/test has built these (and the dependencies) for the tests already.
+cargo build -q -p palisade-ike --example ike_interop -p palisade --bin palisade ||
+    { echo "FAIL: cargo build of the ike_interop example and the palisade binary"; exit 1; }
 BIN="$CARGO_TARGET_DIR/debug/examples/ike_interop"
+PALISADE_BIN="$CARGO_TARGET_DIR/debug/palisade"
 
 LOG=$(mktemp -d /tmp/ike-strongswan.XXXXXX)
 export SS_DIR="$LOG/strongswan"
@@ -77,19 +90,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------- palisade side --
-# The palisade side of a case: today the ike_interop example. To run
-# `palisade daemon` instead, only these functions change:
-#  * start_palisade_side: write palisade_daemon_toml's config (same arguments)
-#    and run `ip netns exec NS palisade daemon --config F` with its output in
-#    $PAL_OUT; wait for its control socket instead of "listening on".
-#  * the checks grep $PAL_OUT for the example's event lines ("CHILD_SA
-#    installed: ... in SPI out SPI", "IKE_SA down: REASON", "ChildSaDeleted",
-#    "IkeSaRekeyed", "key digests:"): the daemon logs them, or
-#    palisade_side_wait polls `palisade sa list --json` instead.
-#  * palisade_side_cmd: delete-child / delete-ike / quit become CLI commands.
-#  * after check_spis, ping through the tunnel: the inner addresses
-#    (10.200.1.1, 10.200.2.1, fd00:200:1::1, fd00:200:2::1) are on lo already,
-#    e.g. `ip netns exec $A ping -c 3 -W 1 -I 10.200.1.1 10.200.2.1`.
+# The ike_interop example as the palisade side. A case that needs traffic
+# uses start_palisade_daemon (below) instead; to move another case to the
+# daemon, its checks on $PAL_OUT (the example's event lines "CHILD_SA
+# installed", "IKE_SA down: REASON", "ChildSaDeleted", "IkeSaRekeyed", "key
+# digests:") become pald_query calls on `palisade status --json`, and
+# palisade_side_cmd becomes `pald up|down strongswan`.
 #
 # start_palisade_side ROLE NS LOCAL REMOTE|- LOCAL_TS REMOTE_TS IKE ESP [example flags]
 # Output goes to $PAL_OUT; commands (delete-child, delete-ike, quit) are
@@ -148,17 +154,18 @@ stop_palisade_side() {
     if [ -n "$PAL_CTL" ]; then exec {PAL_CTL}>&-; PAL_CTL=; fi
 }
 
-# A [[connection]] for `palisade daemon` equivalent to start_palisade_side's
-# arguments (ROLE LOCAL REMOTE|- LOCAL_TS REMOTE_TS IKE ESP), for when the
-# daemon runs IKE; validated with `palisade check-config` when the binary is built.
+# A config for `palisade daemon` with one [[connection]] "strongswan",
+# equivalent to start_palisade_side's arguments (ROLE LOCAL REMOTE|- LOCAL_TS
+# REMOTE_TS IKE ESP). The initiator is brought up with `palisade up`.
 palisade_daemon_toml() {
     local role=$1 local=$2 remote=$3 lts=$4 rts=$5 ike=$6 esp=$7
-    local lid=alice.pal.test rid=bob.sw.test start=start
-    [ "$role" = responder ] && { lid=bob.pal.test; rid=alice.sw.test; start=none; }
+    local lid=alice.pal.test rid=bob.sw.test
+    [ "$role" = responder ] && { lid=bob.pal.test; rid=alice.sw.test; }
     [ "$remote" = - ] && remote=%any
     cat <<TOML
 [daemon]
 control_socket = "$LOG/$CASE.palisade.sock"
+tun_name = "${SS_NS}tun"
 
 [[connection]]
 name = "strongswan"
@@ -170,7 +177,7 @@ remote_id = "$rid"
 auth = "psk"
 psk = "$PSK"
 ike_proposals = ["$ike"]
-start_action = "$start"
+start_action = "none"
 dpd_delay = "2s"
 
   [[connection.child]]
@@ -185,10 +192,16 @@ TOML
 # ------------------------------------------------------------- checks --
 # check_spis: palisade's newest CHILD_SA and strongSwan's list mirror each other.
 check_spis() {
-    local line in_spi out_spi sas
+    local line in_spi out_spi
     line=$(grep '^CHILD_SA installed' "$PAL_OUT" | tail -1)
     [ -n "$line" ] || { echo "  no CHILD_SA in palisade's output"; return 1; }
     read -r in_spi out_spi < <(sed -E 's/.* in ([0-9a-f]{8}) out ([0-9a-f]{8}) .*/\1 \2/' <<<"$line")
+    check_spi_pair "$in_spi" "$out_spi"
+}
+
+# check_spi_pair IN OUT: palisade's inbound/outbound SPIs (hex) are strongSwan's out/in.
+check_spi_pair() {
+    local in_spi=$1 out_spi=$2 sas
     sas=$(ss_list_sas 2>&1)
     grep -q ESTABLISHED <<<"$sas" || { echo "  strongSwan: IKE SA not ESTABLISHED"; echo "$sas"; return 1; }
     grep -q INSTALLED <<<"$sas" || { echo "  strongSwan: CHILD_SA not INSTALLED"; echo "$sas"; return 1; }
@@ -432,6 +445,112 @@ case_palisade_rekeys() {
     [ "$(ss_list_sas | grep -c '^pal: #')" = 1 ] || { echo "  strongSwan holds more than one IKE SA"; return 1; }
 }
 
+# --------------------------------------------------------- the daemon --
+# `palisade daemon` as the palisade side, for real ESP through the tunnel.
+# start_palisade_daemon ROLE NS LOCAL REMOTE|- LOCAL_TS REMOTE_TS IKE ESP
+start_palisade_daemon() {
+    local ns=$2 i
+    PAL_OUT="$LOG/$CASE.daemon.log"
+    palisade_daemon_toml "$1" "${@:3}" >"$LOG/$CASE.toml"
+    RUST_LOG=info,palisade_ike=debug ip netns exec "$ns" "$PALISADE_BIN" daemon \
+        --config "$LOG/$CASE.toml" >"$PAL_OUT" 2>&1 </dev/null &
+    PAL_PID=$!
+    for i in $(seq 200); do
+        pald status >/dev/null 2>&1 && return 0
+        kill -0 "$PAL_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "  palisade daemon did not start"; return 1
+}
+
+pald() { "$PALISADE_BIN" --socket "$LOG/$CASE.palisade.sock" "$@"; }
+
+# pald_query PY: evaluate the Python expression PY over `status --json` (as s).
+pald_query() {
+    pald status --json 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null
+}
+
+# pald_wait_state STATE SECS: connection "strongswan" reaches STATE.
+pald_wait_state() {
+    local want=$1 secs=$2 i st=
+    for i in $(seq $((secs * 10))); do
+        st=$(pald_query "next((c['state'] for c in s['connections'] if c['name']=='strongswan'),'')")
+        [ "$st" = "$want" ] && return 0
+        sleep 0.1
+    done
+    echo "  palisade daemon: connection is '$st', wanted '$want' after ${secs}s"; return 1
+}
+
+# check_daemon_spis: the daemon's installed CHILD_SA mirrors strongSwan's.
+check_daemon_spis() {
+    local in_spi out_spi
+    in_spi=$(pald_query "'%08x' % next(a['spi'] for a in s['sas'] if a['name']=='strongswan/net' and a['direction']=='in' and a['state']=='installed')")
+    out_spi=$(pald_query "'%08x' % next(a['spi'] for a in s['sas'] if a['name']=='strongswan/net' and a['direction']=='out' and a['state']=='installed')")
+    [ -n "$in_spi" ] && [ -n "$out_spi" ] || { echo "  palisade daemon lists no installed CHILD_SA"; pald sa list; return 1; }
+    check_spi_pair "$in_spi" "$out_spi"
+}
+
+# ping_through SRC_A DST_B: 3 pings A -> B and 3 B -> A over the inner
+# addresses; both sides must count them on the CHILD_SA.
+ping_through() {
+    local ia=$1 ib=$2 n_pal n_sw
+    ip netns exec "$A" ping -q -c 3 -i 0.2 -W 2 -I "$ia" "$ib" >"$LOG/$CASE.ping" 2>&1 &&
+        ip netns exec "$B" ping -q -c 3 -i 0.2 -W 2 -I "$ib" "$ia" >>"$LOG/$CASE.ping" 2>&1 || {
+        echo "  ping through the tunnel failed:"; sed 's/^/    /' "$LOG/$CASE.ping"; return 1; }
+    n_pal=$(pald_query "sum(a['packets'] for a in s['sas'] if a['name']=='strongswan/net' and a['direction']=='in')")
+    n_sw=$(ss_list_sas | sed -nE 's/^ +in +[0-9a-f]+, +[0-9]+ bytes, +([0-9]+) packets.*/\1/p' | head -1)
+    if [ "${n_pal:-0}" -lt 6 ] || [ "${n_sw:-0}" -lt 6 ]; then
+        echo "  ESP packets received: palisade ${n_pal:-?}, strongSwan ${n_sw:-?}; expected 6 each"; return 1
+    fi
+    echo "  ok: ping $ia <-> $ib through the tunnel; ESP received: palisade $n_pal, strongSwan $n_sw packets"
+}
+
+# case_daemon DIR FAMILY|nat IKE ESP: DIR pi = the daemon (in A) initiates
+# with `palisade up` and deletes with `palisade down`; si = strongSwan (in A)
+# initiates and deletes with swanctl --terminate.
+case_daemon() {
+    local dir=$1 fam=$2 ike=$3 esp=$4 ia=10.200.1.1 ib=10.200.2.1
+    if [ "$fam" = nat ]; then
+        IP_A=198.51.100.10 IP_B=203.0.113.2 TS_A=10.200.1.0/24 TS_B=10.200.2.0/24
+    else
+        addrs "$fam"
+        [ "$fam" = 6 ] && { ia=fd00:200:1::1; ib=fd00:200:2::1; }
+    fi
+    if [ "$dir" = pi ]; then
+        ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
+            --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
+            --ike "$ike" --esp "$esp" || return 1
+        start_palisade_daemon initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" || return 1
+        timeout 20 "$PALISADE_BIN" --socket "$LOG/$CASE.palisade.sock" up strongswan >"$LOG/$CASE.up" 2>&1 || {
+            echo "  palisade up failed:"; sed 's/^/    /' "$LOG/$CASE.up"; return 1; }
+    else
+        start_palisade_daemon responder "$B" "$IP_B" - "$TS_B" "$TS_A" "$ike" "$esp" || return 1
+        ss_start "$A" --role initiator --local "$IP_A" --remote "$IP_B" --local-id alice.sw.test \
+            --remote-id bob.pal.test --local-ts "$TS_A" --remote-ts "$TS_B" --psk "$PSK" \
+            --ike "$ike" --esp "$esp" || return 1
+        ss_initiate 15 >"$LOG/$CASE.initiate.out" 2>&1 || { echo "  swanctl --initiate failed"; return 1; }
+    fi
+    pald_wait_state established 5 || return 1
+    check_daemon_spis || return 1
+    ping_through "$ia" "$ib" || return 1
+    if [ "$fam" = nat ]; then
+        ss_list_sas | grep -Eq "remote +'alice.pal.test' @ 203\.0\.113\.1\[20[0-9]{3}\]" || {
+            echo "  strongSwan does not see the daemon behind the NAT"; ss_list_sas; return 1; }
+        echo "  ok: strongSwan sees the daemon at the NAT's 203.0.113.1, mapped port"
+    fi
+    if [ "$dir" = pi ]; then
+        pald down strongswan >"$LOG/$CASE.down" 2>&1 || { echo "  palisade down failed"; cat "$LOG/$CASE.down"; return 1; }
+        ss_wait_sas ESTABLISHED 5 absent || return 1
+        echo "  ok: palisade down deleted the SAs on strongSwan too"
+    else
+        ss_terminate_ike >"$LOG/$CASE.terminate-ike.out" 2>&1 || { echo "  swanctl --terminate failed"; return 1; }
+        pald_wait_state down 5 || return 1
+        [ "$(pald_query "len([a for a in s['sas'] if a['name']=='strongswan/net'])")" = 0 ] || {
+            echo "  the daemon still lists CHILD_SAs"; pald sa list; return 1; }
+        echo "  ok: strongSwan's delete removed the daemon's SAs"
+    fi
+}
+
 # The [[connection]] configs the daemon would run for these cases must pass
 # `palisade check-config` (keeps palisade_daemon_toml honest until it is used).
 case_daemon_configs() {
@@ -455,10 +574,8 @@ PROPOSALS=(
     "chacha20poly1305-prfsha256-curve25519 chacha20poly1305"
 )
 
-PALISADE_BIN=${PALISADE_BIN:-$CARGO_TARGET_DIR/debug/palisade}
 if begin daemon-configs "palisade_daemon_toml's configs are valid"; then
-    if [ -x "$PALISADE_BIN" ]; then case_daemon_configs; end_case $?
-    else echo "  not checked: $PALISADE_BIN is not built (scripts/test builds it)"; fi
+    case_daemon_configs; end_case $?
 fi
 
 ss_net basic || cannot_run "could not create network namespaces ${SS_NS}A/${SS_NS}B"
@@ -477,6 +594,15 @@ fi
 if begin si-v6 "strongSwan initiator -> palisade responder over IPv6, IPv6 inside"; then
     case_strongswan_initiates 6 aes256gcm16-prfsha256-x25519 aes256gcm16; end_case $?
 fi
+if begin daemon-pi "palisade daemon initiator -> strongSwan responder, ping through, palisade down"; then
+    case_daemon pi 4 aes256gcm16-prfsha256-x25519 aes256gcm16; end_case $?
+fi
+if begin daemon-si "strongSwan initiator -> palisade daemon, AES-CBC/HMAC, ping through, swanctl --terminate"; then
+    case_daemon si 4 aes256-sha256-modp2048 aes256-sha256; end_case $?
+fi
+if begin daemon-v6 "palisade daemon initiator -> strongSwan over IPv6, ChaCha20-Poly1305, ping through"; then
+    case_daemon pi 6 chacha20poly1305-prfsha256-curve25519 chacha20poly1305; end_case $?
+fi
 if begin dpd "palisade's DPD against a SIGKILLed strongSwan"; then case_dpd; end_case $?; fi
 if begin strongswan-rekeys "strongSwan rekeys CHILD_SA (4 s) and IKE SA (7 s) with palisade as responder"; then
     case_strongswan_rekeys; end_case $?
@@ -485,10 +611,13 @@ if begin palisade-rekeys "palisade rekeys CHILD_SA with PFS (3 s) and IKE SA (5 
     case_palisade_rekeys; end_case $?
 fi
 ss_net_down
-if [[ nat =~ $only ]]; then
+if [[ nat =~ $only ]] || [[ daemon-nat =~ $only ]]; then
     ss_net nat || cannot_run "could not create the NAT topology"
     if begin nat "palisade behind an nftables MASQUERADE router -> strongSwan responder"; then
         case_nat; end_case $?
+    fi
+    if begin daemon-nat "palisade daemon behind the MASQUERADE router -> strongSwan, ping through"; then
+        case_daemon pi nat aes256gcm16-prfsha256-x25519 aes256gcm16; end_case $?
     fi
 fi
 
