@@ -35,14 +35,17 @@
 #   palisade-rekeys    palisade rekeys the CHILD_SA with PFS (3 s) and the
 #               IKE SA (5 s): nothing goes down, SPIs still mirrored.
 #   daemon-configs     the daemon configs generated here pass check-config.
-#   daemon-pi daemon-si daemon-v6 daemon-nat   `palisade daemon` against
-#               strongSwan (GCM, CBC+HMAC, ChaCha20-Poly1305 over IPv6,
+#   daemon-rekey       strongSwan rekeys CHILD_SA (3 s) and IKE SA (5 s) while
+#               40 pings cross the daemon: at most 1 lost, SPIs mirrored after.
+#   daemon-pi daemon-si daemon-v6 daemon-si-v6 daemon-nat   `palisade daemon` against
+#               strongSwan (GCM, CBC+HMAC, ChaCha20-Poly1305 and AES-128-GCM/ECP-384
+#               over IPv6,
 #               behind the NAT): up by `palisade up` or by strongSwan, SPIs
 #               mirrored, 3 pings each way between the inner addresses with
 #               both sides counting the ESP, then `palisade down` or swanctl
 #               --terminate removes the SAs on the other side.
 #
-# Whole run: under a minute here (19 cases, 2 vCPUs) once the binaries are built.
+# Whole run: about a minute here (21 cases, 2 vCPUs) once the binaries are built.
 #
 # Environment:
 #   PALISADE_REQUIRE_STRONGSWAN=1  fail (instead of skipping) when this cannot
@@ -551,6 +554,31 @@ case_daemon() {
     fi
 }
 
+# strongSwan rekeys the CHILD_SA (3 s) and the IKE SA (5 s) under a steady
+# ping through the daemon: the data plane must move to the new SAs.
+case_daemon_rekey() {
+    local ike=aes256gcm16-prfsha256-x25519 esp=aes256gcm16 lost sent
+    addrs 4
+    start_palisade_daemon responder "$B" "$IP_B" - "$TS_B" "$TS_A" "$ike" "$esp" || return 1
+    ss_start "$A" --role initiator --local "$IP_A" --remote "$IP_B" --local-id alice.sw.test \
+        --remote-id bob.pal.test --local-ts "$TS_A" --remote-ts "$TS_B" --psk "$PSK" \
+        --ike "$ike" --esp "$esp" --rekey 3 --ike-rekey 5 || return 1
+    ss_initiate 15 >"$LOG/$CASE.initiate.out" 2>&1 || { echo "  swanctl --initiate failed"; return 1; }
+    pald_wait_state established 5 || return 1
+    ip netns exec "$A" ping -c 40 -i 0.2 -W 1 -I 10.200.1.1 10.200.2.1 >"$LOG/$CASE.ping" 2>&1
+    read -r sent lost < <(sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$LOG/$CASE.ping")
+    lost=$(( ${sent:-0} - ${lost:-0} ))
+    local rekeys
+    rekeys=$(grep -c 'CHILD_SA .* established' "$SS_DIR/charon.log")
+    grep -q 'IKE_SA pal\[[0-9]*\] rekeyed' "$SS_DIR/charon.log" || { echo "  strongSwan did not rekey the IKE SA"; return 1; }
+    [ "$rekeys" -ge 3 ] || { echo "  strongSwan established only $rekeys CHILD_SAs"; return 1; }
+    if [ "${sent:-0}" -lt 40 ] || [ "$lost" -gt 1 ]; then
+        echo "  $lost of ${sent:-0} pings lost across the rekeys"; tail -n 3 "$LOG/$CASE.ping"; return 1
+    fi
+    echo "  ok: $rekeys CHILD_SAs and an IKE SA rekey by strongSwan under ping; $lost of $sent lost"
+    check_daemon_spis || return 1
+}
+
 # The [[connection]] configs the daemon would run for these cases must pass
 # `palisade check-config` (keeps palisade_daemon_toml honest until it is used).
 case_daemon_configs() {
@@ -602,6 +630,12 @@ if begin daemon-si "strongSwan initiator -> palisade daemon, AES-CBC/HMAC, ping 
 fi
 if begin daemon-v6 "palisade daemon initiator -> strongSwan over IPv6, ChaCha20-Poly1305, ping through"; then
     case_daemon pi 6 chacha20poly1305-prfsha256-curve25519 chacha20poly1305; end_case $?
+fi
+if begin daemon-si-v6 "strongSwan initiator -> palisade daemon over IPv6, AES-128-GCM/ECP-384, ping through"; then
+    case_daemon si 6 aes128gcm16-prfsha384-ecp384 aes128gcm16; end_case $?
+fi
+if begin daemon-rekey "strongSwan rekeys CHILD_SA (3 s) and IKE SA (5 s) under ping through the daemon"; then
+    case_daemon_rekey; end_case $?
 fi
 if begin dpd "palisade's DPD against a SIGKILLed strongSwan"; then case_dpd; end_case $?; fi
 if begin strongswan-rekeys "strongSwan rekeys CHILD_SA (4 s) and IKE SA (7 s) with palisade as responder"; then
