@@ -37,10 +37,10 @@
 #   daemon-configs     the daemon configs generated here pass check-config.
 #   daemon-rekey       strongSwan rekeys CHILD_SA (3 s) and IKE SA (5 s) while
 #               40 pings cross the daemon: at most 1 lost, SPIs mirrored after.
-#   daemon-pi daemon-si daemon-v6 daemon-si-v6 daemon-nat   `palisade daemon` against
-#               strongSwan (GCM, CBC+HMAC, ChaCha20-Poly1305 and AES-128-GCM/ECP-384
-#               over IPv6,
-#               behind the NAT): up by `palisade up` or by strongSwan, SPIs
+#   daemon-pi daemon-si daemon-v6 daemon-si-v6 daemon-nat
+#               `palisade daemon` against strongSwan (AES-256-GCM, CBC+HMAC,
+#               over IPv6 ChaCha20-Poly1305 and AES-128-GCM/ECP-384, behind
+#               the NAT): up by `palisade up` or by strongSwan, SPIs
 #               mirrored, 3 pings each way between the inner addresses with
 #               both sides counting the ESP, then `palisade down` or swanctl
 #               --terminate removes the SAs on the other side.
