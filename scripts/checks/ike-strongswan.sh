@@ -52,6 +52,7 @@
 #                                  run: not root, strongSwan missing, no netns.
 #                                  scripts/test sets it.
 #   IKE_STRONGSWAN_CASES=REGEX     run only the cases whose name matches.
+#   IKE_STRONGSWAN_KEEP=1          keep the logs ($LOG) after a passing run too.
 #   SS_NS                          namespace prefix (default pis: pisA pisB pisR).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -655,5 +656,9 @@ if [[ nat =~ $only ]] || [[ daemon-nat =~ $only ]]; then
     fi
 fi
 
-echo "$pass passed, $fail failed${failed:+ (${failed# })} in $(( $(date +%s) - t_start ))s; logs in $LOG"
-[ "$fail" = 0 ] && [ "$pass" -gt 0 ]
+cleanup
+ok=0; [ "$fail" = 0 ] && [ "$pass" -gt 0 ] || ok=1
+# The logs (strongSwan's hold the test SAs' keys) are kept when something failed.
+if [ $ok = 0 ] && [ "${IKE_STRONGSWAN_KEEP:-0}" != 1 ]; then rm -rf "$LOG"; kept=""; else kept="; logs in $LOG"; fi
+echo "$pass passed, $fail failed${failed:+ (${failed# })} in $(( $(date +%s) - t_start ))s$kept"
+exit $ok
