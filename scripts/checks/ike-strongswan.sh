@@ -151,8 +151,12 @@ palisade_side_exit() {
 }
 
 stop_palisade_side() {
+    local i
     if [ -n "$PAL_PID" ] && kill -0 "$PAL_PID" 2>/dev/null; then
-        kill "$PAL_PID"; wait "$PAL_PID" 2>/dev/null
+        kill "$PAL_PID"
+        for i in $(seq 100); do kill -0 "$PAL_PID" 2>/dev/null || break; sleep 0.05; done
+        kill -0 "$PAL_PID" 2>/dev/null && { echo "  palisade ignored SIGTERM for 5 s; SIGKILL"; kill -s KILL "$PAL_PID"; }
+        wait "$PAL_PID" 2>/dev/null
     fi
     PAL_PID=
     if [ -n "$PAL_CTL" ]; then exec {PAL_CTL}>&-; PAL_CTL=; fi
