@@ -284,8 +284,19 @@ impl Dataplane for Userspace {
         let ike = if conns.is_empty() {
             None
         } else {
-            let service = IkeService::start(conns, ike_sockets, handle.clone(), tun_name.clone())
-                .map_err(|e| format!("cannot start the IKE thread: {e}"))?;
+            let retransmit = palisade_ike::Retransmit {
+                initial: config.daemon.retransmit_timeout,
+                max_interval: config.daemon.retransmit_limit,
+                tries: config.daemon.retransmit_tries,
+            };
+            let service = IkeService::start(
+                retransmit,
+                conns,
+                ike_sockets,
+                handle.clone(),
+                tun_name.clone(),
+            )
+            .map_err(|e| format!("cannot start the IKE thread: {e}"))?;
             worker.set_ike_sink(service.handle().datagram_sink());
             worker.set_acquire_sink(service.handle().acquire_sink());
             worker.set_lifetime_sink(service.handle().lifetime_sink());

@@ -636,3 +636,74 @@ fn unreadable_config_file() {
         "/nonexistent/palisade.toml: cannot read the config: No such file or directory (os error 2); check the path; the examples/ directory has configs to start from"
     );
 }
+
+/// A minimal valid IKE connection with `extra` lines in it and `child_extra`
+/// in its child.
+fn connection(extra: &str, child_extra: &str) -> String {
+    format!(
+        "[[connection]]\nname = \"gw\"\nremote_addrs = [\"192.0.2.2\"]\nauth = \"psk\"\npsk = \"{K32}\"\n{extra}\n\
+         [[connection.child]]\nname = \"net\"\nlocal_ts = [\"10.1.0.0/16\"]\nremote_ts = [\"10.2.0.0/16\"]\n{child_extra}\n"
+    )
+}
+
+#[test]
+fn ike_lifetimes_and_dpd_action_are_validated() {
+    let c = load(&connection(
+        "dpd_action = \"restart\"\nover_time = \"5m\"\nkeyingtries = 0",
+        "life_time = \"2h\"\nrekey_time = \"1h\"\nrekey_bytes = 1000000\nlife_bytes = 2000000",
+    ))
+    .unwrap();
+    let k = &c.connections[0];
+    assert_eq!(k.dpd_action, palisade::config::DpdAction::Restart);
+    assert_eq!((k.over_time_s, k.keyingtries), (Some(300), 0));
+    assert_eq!(k.children[0].life_bytes, Some(2_000_000));
+    let e = one_error(&connection("dpd_action = \"hold\"", ""));
+    assert!(
+        e.contains("dpd_action") && e.contains("\"clear\", \"restart\" or \"trap\""),
+        "{e}"
+    );
+    let e = one_error(&connection("", "rekey_time = \"1h\"\nlife_time = \"30m\""));
+    assert!(
+        e.contains("life_time") && e.contains("not longer than rekey_time"),
+        "{e}"
+    );
+    let e = one_error(&connection("", "rekey_packets = 100\nlife_packets = 50"));
+    assert!(
+        e.contains("life_packets") && e.contains("not more than the rekey limit"),
+        "{e}"
+    );
+    let e = one_error(&connection("", "rekey_bytes = -1"));
+    assert!(
+        e.contains("rekey_bytes") && e.contains("positive whole number"),
+        "{e}"
+    );
+}
+
+#[test]
+fn retransmit_settings_are_validated() {
+    let c = load(
+        "[daemon]\nretransmit_timeout = \"500ms\"\nretransmit_tries = 3\nretransmit_limit = 2.5\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.daemon.retransmit_timeout,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(
+        c.daemon.retransmit_limit,
+        std::time::Duration::from_millis(2500)
+    );
+    assert_eq!(c.daemon.retransmit_tries, 3);
+    let e = one_error("[daemon]\nretransmit_timeout = \"soon\"\n");
+    assert!(
+        e.contains("retransmit_timeout") && e.contains("500ms"),
+        "{e}"
+    );
+    let e = one_error("[daemon]\nretransmit_timeout = \"10s\"\nretransmit_limit = \"2s\"\n");
+    assert!(
+        e.contains("retransmit_limit") && e.contains("shorter than retransmit_timeout"),
+        "{e}"
+    );
+    let e = one_error("[daemon]\nretransmit_tries = 1000\n");
+    assert!(e.contains("retransmit_tries"), "{e}");
+}

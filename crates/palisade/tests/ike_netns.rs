@@ -805,3 +805,67 @@ fn ikev2_rekey_on_packet_count_without_loss() {
         "no volume-limit report in the logs"
     );
 }
+
+/// Dead peer detection: B's daemon is killed (no Delete); A notices within
+/// dpd_delay + its retransmissions, removes the SAs and routes, and with
+/// dpd_action = "restart" keeps trying to set the connection up again.
+#[test]
+fn ikev2_dpd_notices_a_dead_peer_and_restarts() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut l = lab("d", &V4, false);
+    let fast = "dpd_delay = \"1s\"\ndpd_action = \"restart\"";
+    let a_cfg = conn_toml(&l.a, "dp", V4.a_outer, V4.b_outer, ("a.test", "b.test"), "start", &child("net", V4.a_net, V4.b_net, "tunnel"), fast)
+        .replacen("[daemon]\n", "[daemon]\nretransmit_timeout = \"200ms\"\nretransmit_limit = \"400ms\"\nretransmit_tries = 3\n", 1);
+    let b_cfg = conn_toml(
+        &l.b,
+        "dp",
+        V4.b_outer,
+        V4.a_outer,
+        ("b.test", "a.test"),
+        "none",
+        &child("net", V4.b_net, V4.a_net, "tunnel"),
+        "",
+    );
+    l.b.start(&b_cfg);
+    l.a.start(&a_cfg);
+    l.a.wait_state("dp", "established", Duration::from_secs(15));
+    // A live peer answers the liveness checks: still up after several delays.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(l.a.conn_state("dp"), "established", "{}", l.a.log());
+    let tries = |log: &str| {
+        log.matches("palisade_ike::endpoint: initiating IKE SA")
+            .count()
+    };
+    let before = tries(&l.a.log());
+    let mut b = l.b.daemon.take().unwrap();
+    let _ = run(&["kill", "-KILL", &b.id().to_string()]);
+    let _ = b.wait();
+    // The `ip netns exec` wrapper exec()s, so that was the daemon itself.
+    let t0 = Instant::now();
+    while !l.a.log().contains("dead peer detected") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "no DPD verdict in 8 s:\n{}",
+            l.a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("DPD verdict {secs:.1} s after the peer died");
+    assert!(
+        l.a.status()["sas"].as_array().unwrap().is_empty(),
+        "SAs left after DPD"
+    );
+    // restart: A tries again (and fails, the peer being gone).
+    let t0 = Instant::now();
+    while tries(&l.a.log()) <= before {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no restart after DPD:\n{}",
+            l.a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -85,12 +85,14 @@ impl Daemon {
         let diff = config::diff(&old, &new);
         log_diff(&diff);
         let mut notes = Vec::new();
-        if new.daemon.control_socket != old.daemon.control_socket
-            || new.daemon.tun_name != old.daemon.tun_name
+        let (o, n) = (&old.daemon, &new.daemon);
+        if n.control_socket != o.control_socket
+            || n.tun_name != o.tun_name
+            || (n.retransmit_timeout, n.retransmit_limit, n.retransmit_tries)
+                != (o.retransmit_timeout, o.retransmit_limit, o.retransmit_tries)
         {
-            let n =
-                "[daemon] control_socket and tun_name take effect only when the daemon restarts"
-                    .to_string();
+            let n = "[daemon] control_socket, tun_name and retransmit_* take effect only when the daemon restarts"
+                .to_string();
             tracing::warn!("{n}");
             notes.push(n);
         }

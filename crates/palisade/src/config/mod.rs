@@ -8,6 +8,9 @@
 //! tun_name = "palisade0"
 //! tun_mtu = 1400
 //! nat_keepalive = "20s"         # RFC 3948 keepalives for ESP-in-UDP; 0 = off
+//! retransmit_timeout = "1s"     # IKE: first resend; then doubling...
+//! retransmit_limit = "16s"      # ...up to this wait...
+//! retransmit_tries = 6          # ...and giving up after this many sends
 //!
 //! [[manual]]                    # a manually keyed SA pair
 //! name = "lab"
@@ -98,6 +101,12 @@ pub struct DaemonConfig {
     /// Idle time after which an ESP-in-UDP peer gets a NAT-keepalive (RFC
     /// 3948 4); `None` sends none.
     pub nat_keepalive: Option<std::time::Duration>,
+    /// IKE retransmission: the first resend after `retransmit_timeout`, each
+    /// next one after twice as long (at most `retransmit_limit`), given up
+    /// after `retransmit_tries` sends.
+    pub retransmit_timeout: std::time::Duration,
+    pub retransmit_tries: u32,
+    pub retransmit_limit: std::time::Duration,
 }
 
 impl Default for DaemonConfig {
@@ -108,6 +117,9 @@ impl Default for DaemonConfig {
             tun_name: "palisade0".into(),
             tun_mtu: 1400,
             nat_keepalive: Some(std::time::Duration::from_secs(20)),
+            retransmit_timeout: std::time::Duration::from_secs(1),
+            retransmit_tries: 6,
+            retransmit_limit: std::time::Duration::from_secs(16),
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Daemon {
     pub tun_name: Option<S<String>>,
     pub tun_mtu: Option<S<i64>>,
     pub nat_keepalive: Option<S<toml::Value>>,
+    pub retransmit_timeout: Option<S<toml::Value>>,
+    pub retransmit_tries: Option<S<i64>>,
+    pub retransmit_limit: Option<S<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -241,7 +241,84 @@ fn daemon(v: &mut V, d: &raw::Daemon) -> DaemonConfig {
             None => {}
         }
     }
+    if let Some(t) = millis(v, ctx, "retransmit_timeout", &d.retransmit_timeout) {
+        out.retransmit_timeout = t;
+    }
+    if let Some(t) = millis(v, ctx, "retransmit_limit", &d.retransmit_limit) {
+        out.retransmit_limit = t;
+    }
+    if let Some(n) = count(v, ctx, "retransmit_tries", &d.retransmit_tries, false) {
+        match u32::try_from(n) {
+            Ok(n) if n <= 100 => out.retransmit_tries = n,
+            _ => {
+                if let Some(k) = &d.retransmit_tries {
+                    v.err(
+                        k.span(),
+                        ctx,
+                        "retransmit_tries",
+                        format!("{n} tries would keep a dead exchange alive for days"),
+                        "use 1 to 100 (strongSwan's default is 5)",
+                    );
+                }
+            }
+        }
+    }
+    if out.retransmit_limit < out.retransmit_timeout {
+        if let Some(k) = &d.retransmit_limit {
+            v.err(
+                k.span(),
+                ctx,
+                "retransmit_limit",
+                "is shorter than retransmit_timeout",
+                "make the longest wait at least the first one",
+            );
+        }
+    }
     out
+}
+
+/// A positive duration with millisecond precision: whole seconds (`2`),
+/// or a string `"1.5s"`, `"500ms"`, `"2m"`.
+fn millis(
+    v: &mut V,
+    ctx: &str,
+    field: &str,
+    d: &Option<S<toml::Value>>,
+) -> Option<std::time::Duration> {
+    let d = d.as_ref()?;
+    let ms: Option<f64> = match d.get_ref() {
+        toml::Value::Integer(n) => Some(*n as f64 * 1000.0),
+        toml::Value::Float(f) => Some(f * 1000.0),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+                (n, 1.0)
+            } else if let Some(n) = s.strip_suffix('s') {
+                (n, 1000.0)
+            } else if let Some(n) = s.strip_suffix('m') {
+                (n, 60_000.0)
+            } else {
+                (s, 1000.0)
+            };
+            num.trim().parse::<f64>().ok().map(|n| n * mult)
+        }
+        _ => None,
+    };
+    match ms {
+        Some(ms) if ms.is_finite() && (1.0..=3_600_000.0).contains(&ms) => {
+            Some(std::time::Duration::from_millis(ms as u64))
+        }
+        _ => {
+            v.err(
+                d.span(),
+                ctx,
+                field,
+                format!("{} is not a duration from 1 ms to 1 h", show(d.get_ref())),
+                "use seconds (2), or a string such as \"1.5s\" or \"500ms\"",
+            );
+            None
+        }
+    }
 }
 
 fn unique_name(

@@ -288,6 +288,7 @@ impl IkeService {
     /// Start the thread with `conns` (name -> loaded or refused), then start
     /// the connections whose `start_action` is `start`.
     pub fn start(
+        retransmit: palisade_ike::Retransmit,
         conns: Vec<(String, Result<Loaded, String>)>,
         sockets: IkeSockets,
         dp: DpHandle,
@@ -317,7 +318,10 @@ impl IkeService {
         };
         let ike_socks = with_addr(sockets.ike)?;
         let natt_socks = with_addr(sockets.natt)?;
-        let mut engine_config = palisade_ike::Config::default();
+        let mut engine_config = palisade_ike::Config {
+            retransmit,
+            ..palisade_ike::Config::default()
+        };
         let mut known = BTreeMap::new();
         for (name, c) in conns {
             match c {
