@@ -1361,3 +1361,43 @@ fn half_open_limit_per_source() {
     assert_eq!(s.eps[B].ike_sa_count(), 6);
     assert_eq!(s.eps[B].stats().half_open_limited, 16);
 }
+
+#[test]
+fn delete_or_remove_during_an_ike_rekey() {
+    // The IKE SA is being rekeyed when it is deleted (or its connection
+    // removed): the rekey finishes and the deletion applies to the new SA.
+    for (seed, remove) in [(90, false), (91, true)] {
+        let mut s = Sim::pair(seed, Faults::default());
+        assert!(handshake(&mut s));
+        let id = ike_id(&s, A);
+        s.eps[A].rekey_ike_sa(s.now, id).unwrap();
+        if remove {
+            s.eps[A].remove_connection(s.now, "ab").unwrap();
+        } else {
+            s.eps[A].delete_ike_sa(s.now, id).unwrap();
+        }
+        s.run_for(100 * SECOND);
+        assert_eq!(
+            s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(),
+            0,
+            "remove {remove}"
+        );
+        assert!(s
+            .models
+            .iter()
+            .all(|m| m.children.is_empty() && m.ike_up.is_empty()));
+        // A stale id (the SA before the rekey) still names the SA.
+        let mut s = Sim::pair(seed, Faults::default());
+        assert!(handshake(&mut s));
+        let id = ike_id(&s, B);
+        s.eps[B].rekey_ike_sa(s.now, id).unwrap();
+        assert!(s.run_until(5 * SECOND, |s| s.models[B].ike_rekeys == 1));
+        let old = s.eps[B].ike_sa_info(id).expect("the old SA is still there");
+        assert_eq!(old.state, IkeState::Deleting);
+        assert!(old.children.is_empty());
+        s.eps[B].delete_ike_sa(s.now, id).unwrap();
+        s.run_for(100 * SECOND);
+        assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+        assert_eq!(s.models[A].downs, vec![DownReason::DeletedByPeer]);
+    }
+}
