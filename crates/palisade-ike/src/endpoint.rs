@@ -821,7 +821,7 @@ impl Endpoint {
             }
             match sa.st {
                 St::RespAwaitAuth => at(sa.created + self.config.half_open_timeout),
-                St::Established if sa.pending.is_none() => {
+                St::Established if sa.pending.is_none() && !sa.hidden => {
                     let conn = &self.config.connections[sa.conn]; // ok: conn indexes config, never changed
                     if let Some(d) = conn.dpd_delay {
                         at(sa.last_rx + d);
@@ -3542,7 +3542,8 @@ impl Endpoint {
             }
             return Fate::Keep;
         }
-        if sa.st != St::Established {
+        if sa.st != St::Established || sa.hidden {
+            // A colliding rekey's SA idles until it is settled.
             return Fate::Keep;
         }
         let conn = self.conn(sa).clone();
