@@ -323,6 +323,7 @@ struct Pending {
 struct Child {
     info: ChildSaInfo,
     cfg: usize,
+    installed: Instant,
     /// When the rekey timer fires (rekey_time minus jitter), if configured.
     rekey_at: Option<Instant>,
     /// When the hard lifetime ends, if configured; cleared once acted on.
@@ -2221,6 +2222,7 @@ impl Endpoint {
         sa.children.push(Child {
             info,
             cfg,
+            installed: now,
             rekey_at,
             expire_at,
             rekey_started: false,
@@ -2951,15 +2953,30 @@ impl Endpoint {
         // out (its Delete crossed our request, 2.25.1).
         let orphan =
             old_inbound.is_some_and(|spi| !sa.children.iter().any(|c| c.info.inbound_spi == spi));
-        if let (Some(spi), Some(n)) = (old_inbound, notify(inner, notify::CHILD_SA_NOT_FOUND)) {
-            // 2.25: the peer does not know the SA: drop it silently and set
-            // the child up from scratch.
-            debug!(ike_sa = %id, "CHILD_SA_NOT_FOUND for {spi:08x} ({:?})", n.spi);
-            if sa.children.iter().any(|c| c.info.inbound_spi == spi) {
-                self.remove_child(sa, spi);
-                sa.queue.push_back(Intent::NewChild(ci, None));
+        let linger = self.linger();
+        let young = |sa: &IkeSa, spi: u32| {
+            sa.children
+                .iter()
+                .any(|c| c.info.inbound_spi == spi && now < c.installed + linger)
+        };
+        match (old_inbound, notify(inner, notify::CHILD_SA_NOT_FOUND)) {
+            // An SA we made as responder that the peer does not know yet: our
+            // answer may still be on its way (lost, and the peer
+            // retransmitting), so this is a temporary failure for a while.
+            (Some(spi), Some(_)) if young(sa, spi) => {
+                debug!(ike_sa = %id, "CHILD_SA_NOT_FOUND for the young {spi:08x}: trying again later");
             }
-            return;
+            (Some(spi), Some(_)) => {
+                // 2.25: the peer does not know the SA: drop it silently and
+                // set the child up from scratch.
+                debug!(ike_sa = %id, "CHILD_SA_NOT_FOUND for {spi:08x}: setting it up anew");
+                if sa.children.iter().any(|c| c.info.inbound_spi == spi) {
+                    self.remove_child(sa, spi);
+                    sa.queue.push_back(Intent::NewChild(ci, None));
+                }
+                return;
+            }
+            _ => {}
         }
         let name = conn
             .children

@@ -629,6 +629,87 @@ fn random_seeds() {
     );
 }
 
+/// Both ends rekey on their own timers (with jitter) under random faults:
+/// CHILD and IKE SA rekeys collide now and then. The SAs must stay up and
+/// agree whenever no exchange is half done.
+fn random_timers(seed: u64) -> bool {
+    let mut rng = SeededRng::new(seed ^ 0x7133);
+    let faults = Faults::random(&mut rng);
+    let mut ca = config(A);
+    let mut cb = config(B);
+    for c in [&mut ca, &mut cb] {
+        let conn = &mut c.connections[0];
+        conn.ike_rekey_time = Some(60 * SECOND);
+        conn.ike_life_time = Some(200 * SECOND);
+        conn.ike_rand_time = Some(15 * SECOND);
+        conn.dpd_delay = Some(30 * SECOND);
+        conn.children[0].rekey_time = Some(40 * SECOND);
+        conn.children[0].life_time = Some(150 * SECOND);
+        conn.children[0].rand_time = Some(10 * SECOND);
+        if seed % 2 == 0 {
+            conn.children[0].esp_proposals[0].ke = vec![31];
+        }
+    }
+    let mut s = Sim::new(seed, faults, ca, cb);
+    if !handshake(&mut s) {
+        assert!(
+            faults.corrupt > 0,
+            "seed {seed}: no handshake with {faults:?}"
+        );
+        return false;
+    }
+    // A half-open SA left by a damaged first try may still time out; any
+    // other end of an IKE SA is a failure (an established SA timing out
+    // also shows in the checks below).
+    let downs = |s: &Sim| -> Vec<DownReason> {
+        s.models
+            .iter()
+            .flat_map(|m| {
+                m.downs
+                    .iter()
+                    .filter(|d| **d != DownReason::Timeout)
+                    .cloned()
+            })
+            .collect()
+    };
+    for _ in 0..6 {
+        s.run_for(100 * SECOND);
+        // Between a rekey and the old SA's Delete both ends hold two.
+        assert!(
+            s.run_until(120 * SECOND, |s| s.mirrored()
+                && s.models[A].children.len() == 1
+                && same_ike_sa(s)),
+            "seed {seed}: CHILD_SAs never agree: {:?} vs {:?}",
+            s.models[A].children.keys(),
+            s.models[B].children.keys()
+        );
+        s.check_agreement();
+        assert_eq!(s.models[A].children.len(), 1, "seed {seed}");
+    }
+    assert_eq!(downs(&s), vec![], "seed {seed} with {faults:?}");
+    one_shared_ike_sa(&s);
+    assert!(
+        s.models[A].ike_rekeys >= 5,
+        "seed {seed}: {}",
+        s.models[A].ike_rekeys
+    );
+    true
+}
+
+#[test]
+fn random_seeds_with_rekey_timers() {
+    let n: u64 = std::env::var("PALISADE_SIM_TIMER_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let base: u64 = std::env::var("PALISADE_SIM_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let full: u64 = (base..base + n).map(|s| u64::from(random_timers(s))).sum();
+    println!("random_seeds_with_rekey_timers: {n} seeds from {base} passed ({full} ran)");
+}
+
 /// On-CPU time of this thread (Linux schedstat), so the rate is per core
 /// even when the machine is shared.
 fn thread_cpu() -> Option<Duration> {
@@ -1099,17 +1180,26 @@ fn dpd_action_trap_clears_without_restart() {
     assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 1));
 }
 
+/// The IKE SAs side `i` uses (not replaced, not a collision's spare).
+fn live_ike_sas(s: &Sim, i: usize) -> Vec<IkeSaInfo> {
+    s.eps[i]
+        .ike_sa_infos()
+        .into_iter()
+        .filter(|x| matches!(x.state, IkeState::Established | IkeState::Rekeying))
+        .filter(|x| !x.children.is_empty() || x.state == IkeState::Established)
+        .collect()
+}
+
+/// Both sides use one IKE SA, the same (no rekey half done).
+fn same_ike_sa(s: &Sim) -> bool {
+    let (a, b) = (live_ike_sas(s, A), live_ike_sas(s, B));
+    a.len() == 1 && b.len() == 1 && (a[0].spi_i, a[0].spi_r) == (b[0].spi_i, b[0].spi_r)
+}
+
 /// Both sides hold exactly one live IKE SA, and it is the same one.
 fn one_shared_ike_sa(s: &Sim) {
     let seed = s.seed;
-    let live = |i: usize| -> Vec<IkeSaInfo> {
-        s.eps[i]
-            .ike_sa_infos()
-            .into_iter()
-            .filter(|x| x.state == IkeState::Established)
-            .collect()
-    };
-    let (a, b) = (live(A), live(B));
+    let (a, b) = (live_ike_sas(s, A), live_ike_sas(s, B));
     assert_eq!((a.len(), b.len()), (1, 1), "seed {seed}: {a:?} {b:?}");
     assert_eq!(
         (a[0].spi_i, a[0].spi_r),
