@@ -646,7 +646,7 @@ fn random_timers(seed: u64) -> bool {
         conn.children[0].rekey_time = Some(40 * SECOND);
         conn.children[0].life_time = Some(150 * SECOND);
         conn.children[0].rand_time = Some(10 * SECOND);
-        if seed % 2 == 0 {
+        if seed.is_multiple_of(2) {
             conn.children[0].esp_proposals[0].ke = vec![31];
         }
     }
