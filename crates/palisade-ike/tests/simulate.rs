@@ -1491,3 +1491,23 @@ fn delete_or_remove_during_an_ike_rekey() {
         assert_eq!(s.models[A].downs, vec![DownReason::DeletedByPeer]);
     }
 }
+
+#[test]
+fn acquire_survives_a_keying_retry() {
+    // The first try of an acquired IKE SA gets no answer; the next keying
+    // try sets up the same child (and only it) with the same packet first.
+    let (mut ca, cb) = trap_configs();
+    ca.retransmit.tries = 2;
+    let mut s = Sim::new(73, Faults::default(), ca, cb);
+    s.dead[B] = true;
+    let p = pkt([10, 11, 0, 5], [10, 12, 1, 9], 6, 40000, 443);
+    let first = s.eps[A].acquire(s.now, "ab", "second", Some(p)).unwrap();
+    assert!(s.run_until(30 * SECOND, |s| !s.eps[A].ike_sas().contains(&first)));
+    s.dead[B] = false;
+    assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 1));
+    s.run_for(10 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 1);
+    let c = s.models[B].children.values().next().unwrap();
+    assert_eq!(c.name, "b1", "the packet's child, chosen by its selectors");
+}
