@@ -1,5 +1,8 @@
 //! Scenarios run through the deterministic simulator. A failure names its
-//! seed; `PALISADE_SIM_SEEDS=N` runs N random seeds instead of 500.
+//! seed; `PALISADE_SIM_SEEDS=N` runs N random seeds instead of 500 (the
+//! scripted life), `PALISADE_SIM_TIMER_SEEDS=N` N instead of 100 (rekey
+//! timers on both ends), both from `PALISADE_SIM_BASE` (1000);
+//! `PALISADE_SIM_TRACE=1` prints the exchanges and events.
 
 mod sim;
 
