@@ -323,6 +323,7 @@ struct Pending {
 struct Child {
     info: ChildSaInfo,
     cfg: usize,
+    installed: Instant,
     /// When the rekey timer fires (rekey_time minus jitter), if configured.
     rekey_at: Option<Instant>,
     /// When the hard lifetime ends, if configured; cleared once acted on.
@@ -395,6 +396,9 @@ struct IkeSa {
     /// The redundant one of two colliding rekeys, since then: it waits for
     /// (or sends) its Delete, and is dropped silently after the linger time.
     redundant: Option<Instant>,
+    /// `delete_ike_sa` was called: a rekey finishing meanwhile passes the
+    /// deletion on to the successor.
+    delete_requested: bool,
 }
 
 /// What an initiated IKE SA is to set up.
@@ -818,7 +822,7 @@ impl Endpoint {
             }
             match sa.st {
                 St::RespAwaitAuth => at(sa.created + self.config.half_open_timeout),
-                St::Established if sa.pending.is_none() => {
+                St::Established if sa.pending.is_none() && !sa.hidden => {
                     let conn = &self.config.connections[sa.conn]; // ok: conn indexes config, never changed
                     if let Some(d) = conn.dpd_delay {
                         at(sa.last_rx + d);
@@ -1010,6 +1014,7 @@ impl Endpoint {
             ike_collision: None,
             hidden: false,
             redundant: None,
+            delete_requested: false,
         };
         sa.queue = plan.more;
         self.send_init(now, &mut sa)?;
@@ -1019,8 +1024,13 @@ impl Endpoint {
     }
 
     /// Delete an IKE SA and its CHILD_SAs (INFORMATIONAL with Delete).
+    /// An IKE SA that was rekeyed meanwhile is followed to its successor;
+    /// one being rekeyed is deleted once the rekey is through (its
+    /// successor, that is).
     pub fn delete_ike_sa(&mut self, now: Instant, id: IkeSaId) -> Result<(), Error> {
+        let id = self.current(id);
         let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
+        sa.delete_requested = true;
         if !sa.up() {
             let sa = self.sas.remove(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
             self.finish(now, sa, DownReason::DeletedLocally);
@@ -1034,6 +1044,16 @@ impl Endpoint {
         Ok(())
     }
 
+    /// `id`, or the IKE SA that replaced it (and so on) if it was rekeyed
+    /// meanwhile: the caller may hold an id from before an `IkeSaRekeyed`.
+    fn current(&self, id: IkeSaId) -> IkeSaId {
+        let mut id = id;
+        while let Some((new, _)) = self.sas.get(&id.0).and_then(|s| s.rekeyed) {
+            id = IkeSaId(new);
+        }
+        id
+    }
+
     /// Delete one CHILD_SA, named by its inbound SPI.
     pub fn delete_child_sa(
         &mut self,
@@ -1041,6 +1061,7 @@ impl Endpoint {
         id: IkeSaId,
         inbound_spi: u32,
     ) -> Result<(), Error> {
+        let id = self.current(id);
         let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
         if !sa
             .children
@@ -1059,6 +1080,7 @@ impl Endpoint {
 
     /// Rekey the IKE SA (CREATE_CHILD_SA with an IKE proposal, 1.3.2).
     pub fn rekey_ike_sa(&mut self, now: Instant, id: IkeSaId) -> Result<(), Error> {
+        let id = self.current(id);
         let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
         sa.ike_rekey_started = true;
         sa.queue.push_back(Intent::RekeyIke);
@@ -1073,6 +1095,7 @@ impl Endpoint {
         id: IkeSaId,
         inbound_spi: u32,
     ) -> Result<(), Error> {
+        let id = self.current(id);
         let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
         let c = sa
             .children
@@ -1100,10 +1123,7 @@ impl Endpoint {
         inbound_spi: u32,
         hard: bool,
     ) -> Result<(), Error> {
-        let mut id = ike.0;
-        while let Some((new, _)) = self.sas.get(&id).and_then(|s| s.rekeyed) {
-            id = new;
-        }
+        let mut id = self.current(ike).0;
         if !self.sas.contains_key(&id) {
             id = self
                 .sas
@@ -1635,6 +1655,7 @@ impl Endpoint {
             ike_collision: None,
             hidden: false,
             redundant: None,
+            delete_requested: false,
         };
         self.init_index.insert((remote, hdr.spi_i), spi);
         self.sas.insert(spi, sa);
@@ -2201,6 +2222,7 @@ impl Endpoint {
         sa.children.push(Child {
             info,
             cfg,
+            installed: now,
             rekey_at,
             expire_at,
             rekey_started: false,
@@ -2931,15 +2953,30 @@ impl Endpoint {
         // out (its Delete crossed our request, 2.25.1).
         let orphan =
             old_inbound.is_some_and(|spi| !sa.children.iter().any(|c| c.info.inbound_spi == spi));
-        if let (Some(spi), Some(n)) = (old_inbound, notify(inner, notify::CHILD_SA_NOT_FOUND)) {
-            // 2.25: the peer does not know the SA: drop it silently and set
-            // the child up from scratch.
-            debug!(ike_sa = %id, "CHILD_SA_NOT_FOUND for {spi:08x} ({:?})", n.spi);
-            if sa.children.iter().any(|c| c.info.inbound_spi == spi) {
-                self.remove_child(sa, spi);
-                sa.queue.push_back(Intent::NewChild(ci, None));
+        let linger = self.linger();
+        let young = |sa: &IkeSa, spi: u32| {
+            sa.children
+                .iter()
+                .any(|c| c.info.inbound_spi == spi && now < c.installed + linger)
+        };
+        match (old_inbound, notify(inner, notify::CHILD_SA_NOT_FOUND)) {
+            // An SA we made as responder that the peer does not know yet: our
+            // answer may still be on its way (lost, and the peer
+            // retransmitting), so this is a temporary failure for a while.
+            (Some(spi), Some(_)) if young(sa, spi) => {
+                debug!(ike_sa = %id, "CHILD_SA_NOT_FOUND for the young {spi:08x}: trying again later");
             }
-            return;
+            (Some(spi), Some(_)) => {
+                // 2.25: the peer does not know the SA: drop it silently and
+                // set the child up from scratch.
+                debug!(ike_sa = %id, "CHILD_SA_NOT_FOUND for {spi:08x}: setting it up anew");
+                if sa.children.iter().any(|c| c.info.inbound_spi == spi) {
+                    self.remove_child(sa, spi);
+                    sa.queue.push_back(Intent::NewChild(ci, None));
+                }
+                return;
+            }
+            _ => {}
         }
         let name = conn
             .children
@@ -3089,6 +3126,7 @@ impl Endpoint {
             ike_collision: None,
             hidden: false,
             redundant: None,
+            delete_requested: false,
         };
         let new_id = new.our_spi();
         let mut new = new;
@@ -3098,6 +3136,7 @@ impl Endpoint {
             self.adopt_into(now, old, &mut new);
         }
         self.sas.insert(new_id, new);
+        self.pump(now, new_id);
         new_id
     }
 
@@ -3125,6 +3164,11 @@ impl Endpoint {
             .collect();
         old.queue.retain(|i| !moved.contains(i));
         new.queue.extend(moved);
+        if old.delete_requested {
+            new.delete_requested = true;
+            new.queue.retain(|i| *i == Intent::DeleteIke);
+            new.queue.push_back(Intent::DeleteIke);
+        }
         old.rekeyed = Some((new_id, now));
         info!(old = %IkeSaId(old_id), new = %IkeSaId(new_id), "IKE SA rekeyed");
         self.events.push_back(Event::IkeSaRekeyed {
@@ -3138,6 +3182,7 @@ impl Endpoint {
         if let Some(mut new) = self.sas.remove(&new_id) {
             self.adopt_into(now, old, &mut new);
             self.sas.insert(new_id, new);
+            self.pump(now, new_id);
         }
     }
 
@@ -3514,7 +3559,8 @@ impl Endpoint {
             }
             return Fate::Keep;
         }
-        if sa.st != St::Established {
+        if sa.st != St::Established || sa.hidden {
+            // A colliding rekey's SA idles until it is settled.
             return Fate::Keep;
         }
         let conn = self.conn(sa).clone();

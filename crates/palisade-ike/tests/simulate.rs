@@ -1,5 +1,8 @@
 //! Scenarios run through the deterministic simulator. A failure names its
-//! seed; `PALISADE_SIM_SEEDS=N` runs N random seeds instead of 500.
+//! seed; `PALISADE_SIM_SEEDS=N` runs N random seeds instead of 500 (the
+//! scripted life), `PALISADE_SIM_TIMER_SEEDS=N` N instead of 100 (rekey
+//! timers on both ends), both from `PALISADE_SIM_BASE` (1000);
+//! `PALISADE_SIM_TRACE=1` prints the exchanges and events.
 
 mod sim;
 
@@ -629,6 +632,87 @@ fn random_seeds() {
     );
 }
 
+/// Both ends rekey on their own timers (with jitter) under random faults:
+/// CHILD and IKE SA rekeys collide now and then. The SAs must stay up and
+/// agree whenever no exchange is half done.
+fn random_timers(seed: u64) -> bool {
+    let mut rng = SeededRng::new(seed ^ 0x7133);
+    let faults = Faults::random(&mut rng);
+    let mut ca = config(A);
+    let mut cb = config(B);
+    for c in [&mut ca, &mut cb] {
+        let conn = &mut c.connections[0];
+        conn.ike_rekey_time = Some(60 * SECOND);
+        conn.ike_life_time = Some(200 * SECOND);
+        conn.ike_rand_time = Some(15 * SECOND);
+        conn.dpd_delay = Some(30 * SECOND);
+        conn.children[0].rekey_time = Some(40 * SECOND);
+        conn.children[0].life_time = Some(150 * SECOND);
+        conn.children[0].rand_time = Some(10 * SECOND);
+        if seed.is_multiple_of(2) {
+            conn.children[0].esp_proposals[0].ke = vec![31];
+        }
+    }
+    let mut s = Sim::new(seed, faults, ca, cb);
+    if !handshake(&mut s) {
+        assert!(
+            faults.corrupt > 0,
+            "seed {seed}: no handshake with {faults:?}"
+        );
+        return false;
+    }
+    // A half-open SA left by a damaged first try may still time out; any
+    // other end of an IKE SA is a failure (an established SA timing out
+    // also shows in the checks below).
+    let downs = |s: &Sim| -> Vec<DownReason> {
+        s.models
+            .iter()
+            .flat_map(|m| {
+                m.downs
+                    .iter()
+                    .filter(|d| **d != DownReason::Timeout)
+                    .cloned()
+            })
+            .collect()
+    };
+    for _ in 0..6 {
+        s.run_for(100 * SECOND);
+        // Between a rekey and the old SA's Delete both ends hold two.
+        assert!(
+            s.run_until(120 * SECOND, |s| s.mirrored()
+                && s.models[A].children.len() == 1
+                && same_ike_sa(s)),
+            "seed {seed}: CHILD_SAs never agree: {:?} vs {:?}",
+            s.models[A].children.keys(),
+            s.models[B].children.keys()
+        );
+        s.check_agreement();
+        assert_eq!(s.models[A].children.len(), 1, "seed {seed}");
+    }
+    assert_eq!(downs(&s), vec![], "seed {seed} with {faults:?}");
+    one_shared_ike_sa(&s);
+    assert!(
+        s.models[A].ike_rekeys >= 5,
+        "seed {seed}: {}",
+        s.models[A].ike_rekeys
+    );
+    true
+}
+
+#[test]
+fn random_seeds_with_rekey_timers() {
+    let n: u64 = std::env::var("PALISADE_SIM_TIMER_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let base: u64 = std::env::var("PALISADE_SIM_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let full: u64 = (base..base + n).map(|s| u64::from(random_timers(s))).sum();
+    println!("random_seeds_with_rekey_timers: {n} seeds from {base} passed ({full} ran)");
+}
+
 /// On-CPU time of this thread (Linux schedstat), so the rate is per core
 /// even when the machine is shared.
 fn thread_cpu() -> Option<Duration> {
@@ -1099,17 +1183,26 @@ fn dpd_action_trap_clears_without_restart() {
     assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 1));
 }
 
+/// The IKE SAs side `i` uses (not replaced, not a collision's spare).
+fn live_ike_sas(s: &Sim, i: usize) -> Vec<IkeSaInfo> {
+    s.eps[i]
+        .ike_sa_infos()
+        .into_iter()
+        .filter(|x| matches!(x.state, IkeState::Established | IkeState::Rekeying))
+        .filter(|x| !x.children.is_empty() || x.state == IkeState::Established)
+        .collect()
+}
+
+/// Both sides use one IKE SA, the same (no rekey half done).
+fn same_ike_sa(s: &Sim) -> bool {
+    let (a, b) = (live_ike_sas(s, A), live_ike_sas(s, B));
+    a.len() == 1 && b.len() == 1 && (a[0].spi_i, a[0].spi_r) == (b[0].spi_i, b[0].spi_r)
+}
+
 /// Both sides hold exactly one live IKE SA, and it is the same one.
 fn one_shared_ike_sa(s: &Sim) {
     let seed = s.seed;
-    let live = |i: usize| -> Vec<IkeSaInfo> {
-        s.eps[i]
-            .ike_sa_infos()
-            .into_iter()
-            .filter(|x| x.state == IkeState::Established)
-            .collect()
-    };
-    let (a, b) = (live(A), live(B));
+    let (a, b) = (live_ike_sas(s, A), live_ike_sas(s, B));
     assert_eq!((a.len(), b.len()), (1, 1), "seed {seed}: {a:?} {b:?}");
     assert_eq!(
         (a[0].spi_i, a[0].spi_r),
@@ -1360,4 +1453,64 @@ fn half_open_limit_per_source() {
     flood(&mut s, &mut atk, 6);
     assert_eq!(s.eps[B].ike_sa_count(), 6);
     assert_eq!(s.eps[B].stats().half_open_limited, 16);
+}
+
+#[test]
+fn delete_or_remove_during_an_ike_rekey() {
+    // The IKE SA is being rekeyed when it is deleted (or its connection
+    // removed): the rekey finishes and the deletion applies to the new SA.
+    for (seed, remove) in [(90, false), (91, true)] {
+        let mut s = Sim::pair(seed, Faults::default());
+        assert!(handshake(&mut s));
+        let id = ike_id(&s, A);
+        s.eps[A].rekey_ike_sa(s.now, id).unwrap();
+        if remove {
+            s.eps[A].remove_connection(s.now, "ab").unwrap();
+        } else {
+            s.eps[A].delete_ike_sa(s.now, id).unwrap();
+        }
+        s.run_for(100 * SECOND);
+        assert_eq!(
+            s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(),
+            0,
+            "remove {remove}"
+        );
+        assert!(s
+            .models
+            .iter()
+            .all(|m| m.children.is_empty() && m.ike_up.is_empty()));
+        // A stale id (the SA before the rekey) still names the SA.
+        let mut s = Sim::pair(seed, Faults::default());
+        assert!(handshake(&mut s));
+        let id = ike_id(&s, B);
+        s.eps[B].rekey_ike_sa(s.now, id).unwrap();
+        assert!(s.run_until(5 * SECOND, |s| s.models[B].ike_rekeys == 1));
+        let old = s.eps[B].ike_sa_info(id).expect("the old SA is still there");
+        assert_eq!(old.state, IkeState::Deleting);
+        assert!(old.children.is_empty());
+        s.eps[B].delete_ike_sa(s.now, id).unwrap();
+        s.run_for(100 * SECOND);
+        assert_eq!(s.eps[A].ike_sa_count() + s.eps[B].ike_sa_count(), 0);
+        assert_eq!(s.models[A].downs, vec![DownReason::DeletedByPeer]);
+    }
+}
+
+#[test]
+fn acquire_survives_a_keying_retry() {
+    // The first try of an acquired IKE SA gets no answer; the next keying
+    // try sets up the same child (and only it) with the same packet first.
+    let (mut ca, cb) = trap_configs();
+    ca.retransmit.tries = 2;
+    let mut s = Sim::new(73, Faults::default(), ca, cb);
+    s.dead[B] = true;
+    let p = pkt([10, 11, 0, 5], [10, 12, 1, 9], 6, 40000, 443);
+    let first = s.eps[A].acquire(s.now, "ab", "second", Some(p)).unwrap();
+    assert!(s.run_until(30 * SECOND, |s| !s.eps[A].ike_sas().contains(&first)));
+    s.dead[B] = false;
+    assert!(s.run_until(30 * SECOND, |s| s.child_pairs() == 1));
+    s.run_for(10 * SECOND);
+    s.check_agreement();
+    assert_eq!(s.models[A].children.len(), 1);
+    let c = s.models[B].children.values().next().unwrap();
+    assert_eq!(c.name, "b1", "the packet's child, chosen by its selectors");
 }

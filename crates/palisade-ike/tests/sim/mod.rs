@@ -331,6 +331,15 @@ impl Sim {
             .min(self.models[B].children.len())
     }
 
+    /// The CHILD_SAs mirror each other by SPI (no exchange half done).
+    pub fn mirrored(&self) -> bool {
+        let (a, b) = (&self.models[A], &self.models[B]);
+        a.children.len() == b.children.len()
+            && a.children
+                .values()
+                .all(|c| b.children.contains_key(&c.outbound_spi))
+    }
+
     /// Both sides hold the same CHILD_SAs, mirrored: SPIs, keys, selectors,
     /// transforms, mode. And the engines agree with their event streams.
     pub fn check_agreement(&self) {
