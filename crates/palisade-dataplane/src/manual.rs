@@ -531,6 +531,48 @@ pub fn tun_mtu(configured: u16, specs: &[ManualSpec]) -> u16 {
     mtu
 }
 
+/// Move the SAs [`install`] made to new outer addresses and UDP ports in
+/// place (a NAT rebinding, RFC 7296 2.23): keys, sequence numbers, replay
+/// windows and counters stay. Also moves the pair's NAT-keepalive target.
+pub fn move_endpoints(
+    plane: &mut Plane,
+    installed: &Installed,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Result<(), palisade_sa::sa::ConfigError> {
+    for h in &installed.sas {
+        let Some(entry) = plane.sad.get_mut(*h) else {
+            continue;
+        };
+        // install() names them "<name> in" and "<name> out".
+        let inbound = entry.name.ends_with(" in");
+        let (src, dst) = if inbound {
+            (remote, local)
+        } else {
+            (local, remote)
+        };
+        let mode = match entry.sa.mode() {
+            Mode::Transport => Mode::Transport,
+            Mode::Tunnel { .. } => Mode::Tunnel {
+                src: src.ip(),
+                dst: dst.ip(),
+            },
+        };
+        let encap = match entry.sa.encap() {
+            Encap::None => Encap::None,
+            Encap::Udp { .. } => Encap::Udp {
+                src_port: src.port(),
+                dst_port: dst.port(),
+            },
+        };
+        entry.sa.update_endpoints(mode, encap)?;
+    }
+    if let (Some(name), Some(interval)) = (&installed.keepalive, plane.nat_keepalive) {
+        plane.add_keepalive(name.clone(), local.port(), remote, interval);
+    }
+    Ok(())
+}
+
 /// Remove what [`install`] added.
 pub fn uninstall(plane: &mut Plane, installed: &Installed) {
     if let Some(name) = &installed.keepalive {

@@ -237,6 +237,15 @@ pub enum Event {
         inbound_spi: u32,
         outbound_spi: u32,
     },
+    /// An authenticated message moved the IKE SA to new addresses (RFC 7296
+    /// 2.23: the NAT rebound, or the peer floated): the SA's CHILD_SAs now
+    /// send to `remote` (their `local`/`remote` in later events too), and the
+    /// data plane must update their ESP-in-UDP ports and tunnel endpoints.
+    IkeSaMoved {
+        ike_sa: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
     /// The IKE SA was rekeyed (RFC 7296 1.3.2): its CHILD_SAs now belong to
     /// `new`; `old` is gone without anything going down.
     IkeSaRekeyed {
@@ -1084,6 +1093,18 @@ impl Endpoint {
         let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
         sa.ike_rekey_started = true;
         sa.queue.push_back(Intent::RekeyIke);
+        self.pump(now, id.0);
+        Ok(())
+    }
+
+    /// Send a liveness check (an empty INFORMATIONAL request) now, as DPD
+    /// does when the peer has been quiet; an unanswered one ends the IKE SA
+    /// like any request. Behind a NAT it also refreshes the peer's view of
+    /// our address.
+    pub fn send_liveness_check(&mut self, now: Instant, id: IkeSaId) -> Result<(), Error> {
+        let id = self.current(id);
+        let sa = self.sas.get_mut(&id.0).ok_or(Error::UnknownIkeSa(id.0))?;
+        sa.queue.push_back(Intent::Dpd);
         self.pump(now, id.0);
         Ok(())
     }
@@ -2497,7 +2518,7 @@ impl Endpoint {
             }
         };
         sa.last_rx = now;
-        Self::follow(sa, path);
+        self.follow(sa, path);
         let Some(pending) = sa.pending.take() else {
             return Fate::Keep;
         };
@@ -2530,11 +2551,24 @@ impl Endpoint {
     /// RFC 7296 2.23: behind a NAT, an authenticated message from a new
     /// address or port moves the IKE SA there (the NAT may have rebound, or
     /// the peer floated to 4500).
-    fn follow(sa: &mut IkeSa, (local, remote): (SocketAddr, SocketAddr)) {
+    fn follow(&mut self, sa: &mut IkeSa, (local, remote): (SocketAddr, SocketAddr)) {
         if (sa.nat || local.port() == NATT_PORT) && (sa.local, sa.remote) != (local, remote) {
             debug!(from = %sa.remote, to = %remote, "IKE SA moves to the peer's new address");
             sa.local = local;
             sa.remote = remote;
+            // Installed CHILD_SAs follow; before IKE_AUTH there are none and
+            // the first CHILD_SA takes the addresses from the IKE SA.
+            if sa.up() {
+                for c in sa.children.iter_mut() {
+                    c.info.local = local;
+                    c.info.remote = remote;
+                }
+                self.events.push_back(Event::IkeSaMoved {
+                    ike_sa: IkeSaId(sa.our_spi()),
+                    local,
+                    remote,
+                });
+            }
         }
     }
 
@@ -2605,7 +2639,7 @@ impl Endpoint {
         };
         // The message is authentic from here on.
         sa.last_rx = now;
-        Self::follow(sa, path);
+        self.follow(sa, path);
         let inner = match parsed {
             Ok(i) => i,
             Err(e) => {

@@ -197,8 +197,22 @@ fn nat_traversal_floats_to_4500_and_survives_rebinding() {
         b.remote,
         std::net::SocketAddr::from((NAT_IP, NAT_PORT_BASE + 1))
     );
-    // The NAT forgets its mapping: A's next request arrives from a new port,
-    // and B follows it (2.23) so the rekey and the delete still work.
+    // The NAT forgets its mapping: A's next request (a liveness check here)
+    // arrives from a new port; B follows it (2.23) and says so, so the data
+    // plane can move the installed CHILD_SA's ESP-in-UDP port too.
+    s.nat_epoch = 5;
+    let id = ike_id(&s, A);
+    s.eps[A].send_liveness_check(s.now, id).unwrap();
+    s.run_for(10 * SECOND);
+    assert_eq!(s.models[B].moves, 1, "B did not report the move");
+    let b = s.models[B].children.values().next().unwrap();
+    assert_ne!(
+        b.remote,
+        std::net::SocketAddr::from((NAT_IP, NAT_PORT_BASE + 1)),
+        "the installed CHILD_SA still points at the old mapping"
+    );
+    assert_eq!(s.models[A].moves, 0, "A's own addresses did not change");
+    // And again, with a rekey: the rekey and the delete still work.
     s.nat_epoch = 7;
     let id = ike_id(&s, A);
     let spi = *s.models[A].children.keys().next().unwrap();

@@ -367,6 +367,35 @@ impl SecurityAssociation {
         self.encap
     }
 
+    /// Move the SA to new tunnel endpoints and UDP ports, keeping its keys,
+    /// sequence number, replay window, lifetime and counters (what a NAT
+    /// rebinding or a peer's new address needs; RFC 7296 2.23, RFC 4555).
+    /// The mode (transport or tunnel) and whether ESP is UDP-encapsulated
+    /// stay as they are: changing those is a new SA.
+    pub fn update_endpoints(&mut self, mode: Mode, encap: Encap) -> Result<(), ConfigError> {
+        match (self.mode, mode) {
+            (Mode::Transport, Mode::Transport) => {}
+            (Mode::Tunnel { .. }, Mode::Tunnel { src, dst }) => {
+                if src.is_ipv4() != dst.is_ipv4() {
+                    return Err(ConfigError::Tunnel("must be the same IP version"));
+                }
+            }
+            _ => {
+                return Err(ConfigError::Tunnel(
+                    "cannot switch between transport and tunnel mode in place",
+                ))
+            }
+        }
+        if matches!(self.encap, Encap::None) != matches!(encap, Encap::None) {
+            return Err(ConfigError::Transform(
+                "UDP encapsulation cannot be turned on or off in place",
+            ));
+        }
+        self.mode = mode;
+        self.encap = encap;
+        Ok(())
+    }
+
     pub fn esn(&self) -> bool {
         self.esn
     }

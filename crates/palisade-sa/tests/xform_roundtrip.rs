@@ -217,3 +217,62 @@ fn ah_roundtrip_every_combination() {
         }
     }
 }
+
+/// A NAT rebinding moves an ESP-in-UDP SA to a new port (and a peer to a new
+/// address) in place: the sequence continues, the peer's replay window
+/// accepts it, and what cannot change in place is refused.
+#[test]
+fn update_endpoints_keeps_sequence_and_moves_the_outer_header() {
+    let t = &transforms()[0];
+    let tunnel = |dst: [u8; 4]| Mode::Tunnel {
+        src: v4([198, 51, 100, 1]),
+        dst: v4(dst),
+    };
+    let udp = |dst_port| Encap::Udp {
+        src_port: 4500,
+        dst_port,
+    };
+    let cfg = esp_cfg(t, tunnel([198, 51, 100, 2]), false, udp(4500));
+    let (mut tx, mut rx) = try_pair(&cfg).unwrap();
+    let inner = v4_udp([10, 0, 0, 1], [10, 0, 0, 2], &payload(5), 0, true);
+    let mut seal = |tx: &mut SecurityAssociation| {
+        let mut storage = vec![0u8; 2048];
+        storage[256..256 + inner.len()].copy_from_slice(&inner);
+        let mut buf = palisade_sa::buf::PacketBuf::new(&mut storage, 256, inner.len()).unwrap();
+        let sealed = tx.seal(Timestamp(1), &mut buf).unwrap();
+        (buf.data().to_vec(), sealed.seq)
+    };
+    let (_, seq1) = seal(&mut tx);
+    tx.update_endpoints(tunnel([203, 0, 113, 9]), udp(20123))
+        .unwrap();
+    let (pkt, seq2) = seal(&mut tx);
+    assert_eq!(seq2, seq1 + 1, "the sequence number must continue");
+    assert_eq!(&pkt[16..20], &[203, 0, 113, 9], "outer destination");
+    assert_eq!(
+        u16::from_be_bytes([pkt[22], pkt[23]]),
+        20123,
+        "UDP destination port"
+    );
+    // The receiver (its SA unchanged) opens it: same keys, next sequence.
+    let mut storage = pkt.clone();
+    storage.resize(pkt.len() + 64, 0);
+    let mut buf = palisade_sa::buf::PacketBuf::new(&mut storage, 0, pkt.len()).unwrap();
+    assert!(matches!(
+        rx.open(Timestamp(2), &mut buf),
+        Ok(Opened::Packet { seq: 2, .. })
+    ));
+    // Refused in place: mode and encapsulation switches.
+    assert!(tx.update_endpoints(Mode::Transport, udp(4500)).is_err());
+    assert!(tx
+        .update_endpoints(tunnel([198, 51, 100, 2]), Encap::None)
+        .is_err());
+    assert!(tx
+        .update_endpoints(
+            Mode::Tunnel {
+                src: v4([198, 51, 100, 1]),
+                dst: v6(2),
+            },
+            udp(4500)
+        )
+        .is_err());
+}

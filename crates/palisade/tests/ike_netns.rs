@@ -269,7 +269,7 @@ fn lab(tag: &str, ad: &Addrs, nat: bool) -> Lab {
         );
         ns_sh(&nr, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         let rules = format!(
-            "table ip piknat {{\n chain post {{\n  type nat hook postrouting priority 100;\n  oifname \"{rb}\" meta l4proto udp masquerade to :20000-20999\n  oifname \"{rb}\" masquerade\n }}\n}}\n"
+            "table ip piknat {{\n chain post {{\n  type nat hook postrouting priority 100;\n  oifname \"{rb}\" meta l4proto udp masquerade to :20000-20999 random\n  oifname \"{rb}\" masquerade\n }}\n}}\n"
         );
         let file = lab.a.dir.join("nat.nft");
         std::fs::write(&file, rules).unwrap();
@@ -868,4 +868,98 @@ fn ikev2_dpd_notices_a_dead_peer_and_restarts() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The NAT forgets A's mapping (its UDP timeout is cut to 1 s): A's next IKE
+/// message (a liveness check) arrives from a new port, B's IKE SA follows it
+/// (RFC 7296 2.23) and so must B's installed CHILD_SA, or B's ESP would go to
+/// the dead mapping and the pings below would get no answer.
+#[test]
+fn ikev2_nat_rebinding_moves_the_child_sa() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut l = lab("m", &V4, true);
+    let a_cfg = conn_toml(
+        &l.a,
+        "nat",
+        "198.51.100.10",
+        "203.0.113.2",
+        ("a.test", "b.test"),
+        "start",
+        &child("net", V4.a_net, V4.b_net, "tunnel"),
+        "dpd_delay = \"1s\"",
+    );
+    let b_cfg = conn_toml(
+        &l.b,
+        "nat",
+        "203.0.113.2",
+        "%any",
+        ("b.test", "a.test"),
+        "none",
+        &child("net", V4.b_net, V4.a_net, "tunnel"),
+        "",
+    );
+    l.b.start(&b_cfg);
+    l.a.start(&a_cfg);
+    l.a.wait_state("nat", "established", Duration::from_secs(15));
+    assert!(ping(&l.a.ns, V4.a_inner, V4.b_inner, 2));
+    let before = l.b.status()["ike_sas"][0]["remote"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = format!("pik{}r", "m");
+    for key in [
+        "nf_conntrack_udp_timeout",
+        "nf_conntrack_udp_timeout_stream",
+    ] {
+        ns_sh(&r, &["sysctl", "-qw", &format!("net.netfilter.{key}=1")]);
+    }
+    // Idle long enough for the mapping to go, and for A's DPD to speak.
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = l.b.status()["ike_sas"][0]["remote"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if now != before && !now.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "B never saw A from a new port (still {before})\nB:\n{}",
+            l.b.log()
+        );
+    }
+    for key in [
+        "nf_conntrack_udp_timeout",
+        "nf_conntrack_udp_timeout_stream",
+    ] {
+        ns_sh(&r, &["sysctl", "-qw", &format!("net.netfilter.{key}=120")]);
+    }
+    assert!(l.b.log().contains("moved to"), "B's log:\n{}", l.b.log());
+    let out = l.b.status();
+    let sa = out["sas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["direction"] == "out")
+        .unwrap()
+        .clone();
+    let now = out["ike_sas"][0]["remote"].as_str().unwrap().to_string();
+    let port = now.rsplit(':').next().unwrap();
+    assert!(
+        sa["encapsulation"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("->{port})")),
+        "B's CHILD_SA did not follow to {now}: {sa}"
+    );
+    assert!(
+        ping(&l.b.ns, V4.b_inner, V4.a_inner, 3),
+        "B -> A after the rebinding\nA:\n{}\nB:\n{}",
+        l.a.log(),
+        l.b.log()
+    );
 }

@@ -103,6 +103,8 @@ pub struct Model {
     pub downs: Vec<DownReason>,
     pub child_failures: Vec<String>,
     pub ike_rekeys: usize,
+    /// IkeSaMoved events seen (NAT rebinding).
+    pub moves: usize,
     /// Every CHILD_SA install: (virtual time since start, inbound SPI, the
     /// inbound SPI of the SA it replaces).
     pub installs: Vec<(Duration, u32, Option<u32>)>,
@@ -245,6 +247,19 @@ impl Sim {
                         );
                     }
                     Event::ChildSaFailed { reason, .. } => m.child_failures.push(reason),
+                    Event::IkeSaMoved {
+                        ike_sa,
+                        local,
+                        remote,
+                    } => {
+                        m.moves += 1;
+                        // What the data plane does: every CHILD_SA of the IKE
+                        // SA now uses the new addresses.
+                        for c in m.children.values_mut().filter(|c| c.ike_sa == ike_sa) {
+                            c.local = local;
+                            c.remote = remote;
+                        }
+                    }
                     Event::IkeSaRekeyed { old, new } => {
                         assert!(
                             m.ike_up.remove(&old).is_some(),
@@ -252,6 +267,9 @@ impl Sim {
                             self.seed
                         );
                         m.ike_up.insert(new, true);
+                        for c in m.children.values_mut().filter(|c| c.ike_sa == old) {
+                            c.ike_sa = new;
+                        }
                         m.ike_rekeys += 1;
                         m.ike_rekey_times.push(self.now - self.start);
                     }

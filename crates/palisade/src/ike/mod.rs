@@ -859,6 +859,34 @@ impl State {
                     self.remove_child(inbound_spi);
                 }
             }
+            Event::IkeSaMoved {
+                ike_sa,
+                local,
+                remote,
+            } => {
+                tracing::info!("IKE SA {ike_sa} moved to {local} <-> {remote} (the NAT rebound or the peer moved); its CHILD_SAs follow");
+                let moved: Vec<(u32, Installed)> = self
+                    .children
+                    .iter_mut()
+                    .filter(|(_, c)| c.ike_sa == ike_sa)
+                    .map(|(spi, c)| {
+                        c.local = local;
+                        c.remote = remote;
+                        (*spi, c.installed.clone())
+                    })
+                    .collect();
+                for (spi, installed) in moved {
+                    let r = self.dp.query(move |plane: &mut Plane| {
+                        manual::move_endpoints(plane, &installed, local, remote)
+                    });
+                    let failed = match r {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(e)) => e.to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::warn!("CHILD_SA {spi:08x} could not follow its IKE SA: {failed}");
+                }
+            }
             Event::IkeSaRekeyed { old, new } => {
                 tracing::info!("IKE SA {old} rekeyed, now {new}");
                 for c in self.children.values_mut().filter(|c| c.ike_sa == old) {
