@@ -37,7 +37,28 @@
 //! tfc_padding = 0               # tunnel only: bytes, or "mtu" (= the TUN MTU)
 //! allow_insecure = false
 //!
-//! [[connection]]                # IKE (see examples/ikev2-psk.toml)
+//! [[connection]]                # IKEv2 (annotated: examples/ikev2-psk.toml)
+//! name = "site-b"
+//! local_addrs = ["192.0.2.1"]   # default: any (then set local_id)
+//! remote_addrs = ["192.0.2.2"]  # or ["%any"] for a responder
+//! local_id = "gw-a.example"     # IP, FQDN ("@name" too), user@host, keyid:HEX
+//! remote_id = "gw-b.example"    # default / "%any": whoever knows the PSK
+//! auth = "psk"
+//! psk_file = "site-b.psk"       # or psk = "0x..." / a string
+//! ike_proposals = ["aes256gcm16-prfsha256-x25519"]
+//! start_action = "none"         # none | start | trap
+//! dpd_delay = "30s"             # liveness check after this much silence
+//! dpd_action = "clear"          # clear | restart | trap
+//! rekey_time = "4h"             # IKE SA; over_time (10 %), rand_time, keyingtries
+//!   [[connection.child]]
+//!   name = "lan"
+//!   local_ts = ["10.1.0.0/16"]  # default: "dynamic" (the IKE address)
+//!   remote_ts = ["10.2.0.0/16"]
+//!   esp_proposals = ["aes256gcm16"]
+//!   mode = "tunnel"             # tunnel | transport
+//!   rekey_time = "1h"           # life_time (110 %), rand_time (life - rekey)
+//!   rekey_bytes = 0             # volume limits: rekey_/life_ bytes, packets
+//!   start_action = "trap"       # overrides the connection's for this child
 //! ```
 //!
 //! Loading happens in two steps. `raw` is the file as written, with spans;
