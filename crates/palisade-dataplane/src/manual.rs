@@ -120,6 +120,8 @@ pub enum InstallError {
     NoMtu(String),
     #[error("manual SA `{0}`: its outbound SA cannot seal a test packet to measure its overhead")]
     Probe(String),
+    #[error(transparent)]
+    Worker(#[from] crate::worker::WorkerGone),
     #[error("opening a socket for {what}: {source}")]
     Socket {
         what: String,
@@ -576,6 +578,53 @@ pub fn route(net: &mut NetConfig, dev: &str, spec: &ManualSpec) -> Result<(), In
 pub fn sockets(specs: &[ManualSpec]) -> Result<(Vec<RawEndpoint>, Vec<UdpEndpoint>), InstallError> {
     let (raw, udp) = socket_needs(specs);
     open_sockets(&raw, &udp)
+}
+
+/// Give the running worker the sockets `specs` need that it lacks (a reload
+/// that adds an SA on a new local address or UDP port): they are opened in
+/// the worker thread, next to the ones it has, and join its poll set.
+/// A socket on the wildcard address of the family (as IKE opens them)
+/// already covers every address for its protocol or port. Returns how many
+/// sockets were opened.
+pub fn add_sockets(
+    handle: &crate::worker::Handle,
+    specs: &[ManualSpec],
+) -> Result<usize, InstallError> {
+    let (raw_needs, udp_needs) = socket_needs(specs);
+    handle.with_sockets(move |raw, udp| {
+        let covers = |have: IpAddr, want: IpAddr| {
+            have == want || (have.is_unspecified() && have.is_ipv6() == want.is_ipv6())
+        };
+        let raw_new: Vec<(IpAddr, u8)> = raw_needs
+            .into_iter()
+            .filter(|&(a, p)| {
+                !raw.iter()
+                    .any(|r| r.sock.protocol() == p && covers(r.local, a))
+            })
+            .collect();
+        let udp_new: Vec<SocketAddr> = udp_needs
+            .into_iter()
+            .filter(|n| {
+                !udp.iter()
+                    .any(|u| u.local.port() == n.port() && covers(u.local.ip(), n.ip()))
+            })
+            .collect();
+        let (r, u) = open_sockets(&raw_new, &udp_new)?;
+        let n = r.len() + u.len();
+        for e in &r {
+            tracing::info!(
+                "opened a raw socket for IP protocol {} on {}",
+                e.sock.protocol(),
+                e.local
+            );
+        }
+        for e in &u {
+            tracing::info!("opened an ESP-in-UDP socket on {}", e.local);
+        }
+        raw.extend(r);
+        udp.extend(u);
+        Ok(n)
+    })?
 }
 
 /// The (local address, IP protocol) raw sockets and the UDP sockets `specs`

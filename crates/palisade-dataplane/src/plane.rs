@@ -42,10 +42,12 @@ impl InstalledSa {
 pub enum Transmit {
     /// Through a raw socket for `proto`, header included, to `dst`.
     Raw { dst: IpAddr, proto: u8 },
-    /// Through the UDP socket bound to `src_port`, sending the bytes from
-    /// `offset` (the ESP header; the socket adds IP and UDP) to `dst`.
+    /// Through the UDP socket bound to `src`:`src_port` (or the wildcard
+    /// address and that port), sending the bytes from `offset` (the ESP
+    /// header; the socket adds IP and UDP) to `dst`.
     Udp {
         dst: SocketAddr,
+        src: IpAddr,
         src_port: u16,
         offset: usize,
     },
@@ -167,11 +169,19 @@ impl Default for Plane {
 /// the same way.
 pub use palisade_sa::encap::selector_key;
 
-/// Where an outer packet goes: its destination address and protocol.
-fn outer_dst(packet: &[u8]) -> Option<(IpAddr, u8)> {
+/// Where an outer packet comes from and goes: source, destination, protocol.
+fn outer_dst(packet: &[u8]) -> Option<(IpAddr, IpAddr, u8)> {
     match IpPacket::new_checked(packet).ok()? {
-        IpPacket::V4(p) => Some((IpAddr::V4(p.dst_addr()), p.protocol().0)),
-        IpPacket::V6(p) => Some((IpAddr::V6(p.dst_addr()), p.next_header().0)),
+        IpPacket::V4(p) => Some((
+            IpAddr::V4(p.src_addr()),
+            IpAddr::V4(p.dst_addr()),
+            p.protocol().0,
+        )),
+        IpPacket::V6(p) => Some((
+            IpAddr::V6(p.src_addr()),
+            IpAddr::V6(p.dst_addr()),
+            p.next_header().0,
+        )),
     }
 }
 
@@ -380,13 +390,14 @@ impl Plane {
         let Some((encap, l4_offset)) = last else {
             return OutVerdict::Drop(DropReason::NoSa);
         };
-        let Some((dst, proto)) = outer_dst(buf.data()) else {
+        let Some((src, dst, proto)) = outer_dst(buf.data()) else {
             return OutVerdict::Drop(DropReason::Malformed);
         };
         OutVerdict::Send(match encap {
             Encap::None => Transmit::Raw { dst, proto },
             Encap::Udp { src_port, dst_port } => Transmit::Udp {
                 dst: SocketAddr::new(dst, dst_port),
+                src,
                 src_port,
                 offset: l4_offset + 8,
             },

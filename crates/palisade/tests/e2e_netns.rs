@@ -1763,3 +1763,211 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
     println!("tfc_padding = mtu: 12 ESP packets, all 1456 bytes; echoes intact");
     drop(lab);
 }
+
+/// A manual SA entry for the reload test (AES-128-GCM, tunnel, host selectors).
+#[allow(clippy::too_many_arguments)]
+fn extra_sa(
+    name: &str,
+    local: &str,
+    remote: &str,
+    udp_port: Option<u16>,
+    spi_in: u32,
+    spi_out: u32,
+    key_in: u8,
+    key_out: u8,
+    local_ts: &str,
+    remote_ts: &str,
+) -> String {
+    let mut c = format!(
+        "\n[[manual]]\nname = \"{name}\"\nmode = \"tunnel\"\nlocal_addr = \"{local}\"\nremote_addr = \"{remote}\"\n"
+    );
+    match udp_port {
+        Some(p) => {
+            c += &format!(
+                "encapsulation = \"esp-udp\"\nudp_ports = {{ local = {p}, remote = {p} }}\n"
+            )
+        }
+        None => c += "encapsulation = \"esp\"\n",
+    }
+    c += &format!(
+        "spi_in = {spi_in}\nspi_out = {spi_out}\nesp_proposal = \"aes128gcm16\"\nenc_key_in = \"0x{}\"\nenc_key_out = \"0x{}\"\nlocal_ts = [\"{local_ts}/32\"]\nremote_ts = [\"{remote_ts}/32\"]\n",
+        hex(&key(20, key_in)),
+        hex(&key(20, key_out)),
+    );
+    c
+}
+
+/// A reload that adds SAs needing sockets the daemon did not open at start
+/// (a new UDP port for ESP-in-UDP, a new local address for raw ESP) opens
+/// them in the worker: traffic flows on both new SAs, on the wire as UDP
+/// 4600 and as ESP from the new address, and the untouched SA keeps going.
+#[test]
+fn reload_opens_sockets_for_a_new_port_and_address() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "reload_sockets",
+        tunnel: true,
+        v6: false,
+        wire: Wire::Esp,
+        esp: "aes256gcm16",
+        daemon: "",
+        manual: "",
+        lan: false,
+        wire_mtu: 0,
+    };
+    let (lab, a, b, _) = setup(&s, "pdpr1");
+    exchange(&a, &b, 2).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    sh(&[
+        "ip",
+        "-n",
+        &a.ns,
+        "addr",
+        "add",
+        "192.0.2.11/24",
+        "dev",
+        "veth-a",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &b.ns,
+        "addr",
+        "add",
+        "192.0.2.12/24",
+        "dev",
+        "veth-b",
+    ]);
+    for (ns, addrs) in [
+        (&a.ns, ["10.1.1.1", "10.1.2.1"]),
+        (&b.ns, ["10.2.1.1", "10.2.2.1"]),
+    ] {
+        for addr in addrs {
+            sh(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/32"),
+                "dev",
+                "lo",
+            ]);
+        }
+    }
+    let more_a = extra_sa(
+        "udp4600",
+        "192.0.2.1",
+        "192.0.2.2",
+        Some(4600),
+        0x3001,
+        0x3002,
+        11,
+        12,
+        "10.1.1.1",
+        "10.2.1.1",
+    ) + &extra_sa(
+        "newaddr",
+        "192.0.2.11",
+        "192.0.2.12",
+        None,
+        0x4001,
+        0x4002,
+        13,
+        14,
+        "10.1.2.1",
+        "10.2.2.1",
+    );
+    let more_b = extra_sa(
+        "udp4600",
+        "192.0.2.2",
+        "192.0.2.1",
+        Some(4600),
+        0x3002,
+        0x3001,
+        12,
+        11,
+        "10.2.1.1",
+        "10.1.1.1",
+    ) + &extra_sa(
+        "newaddr",
+        "192.0.2.12",
+        "192.0.2.11",
+        None,
+        0x4002,
+        0x4001,
+        14,
+        13,
+        "10.2.2.1",
+        "10.1.2.1",
+    );
+    for (side, file, more) in [(&a, "a.toml", more_a), (&b, "b.toml", more_b)] {
+        let cfg = lab.dir.join(file);
+        let text = std::fs::read_to_string(&cfg).unwrap() + &more;
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(EXE)
+            .arg("--socket")
+            .arg(&side.sock)
+            .arg("reload")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reload failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            logs(&lab)
+        );
+    }
+    let side = |ns: &str, inner: &str, sock: &Path| Side {
+        ns: ns.to_string(),
+        outer: a.outer,
+        inner: inner.parse().unwrap(),
+        sock: sock.to_path_buf(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(&b.ns, "veth-b", stop.clone());
+    std::thread::sleep(Duration::from_millis(100));
+    let udp_a = side(&a.ns, "10.1.1.1", &a.sock);
+    let udp_b = side(&b.ns, "10.2.1.1", &b.sock);
+    let r1 = exchange(&udp_a, &udp_b, 3);
+    let addr_a = side(&a.ns, "10.1.2.1", &a.sock);
+    let addr_b = side(&b.ns, "10.2.2.1", &b.sock);
+    let r2 = exchange(&addr_a, &addr_b, 3);
+    let r3 = exchange(&a, &b, 1);
+    stop.store(true, Ordering::SeqCst);
+    let frames = cap.join().unwrap();
+    r1.unwrap_or_else(|e| panic!("new UDP port: {e}\n{}", logs(&lab)));
+    r2.unwrap_or_else(|e| panic!("new local address: {e}\n{}", logs(&lab)));
+    r3.unwrap_or_else(|e| panic!("untouched SA: {e}\n{}", logs(&lab)));
+    let on_4600 = udp4(&frames)
+        .iter()
+        .filter(|(src, dst, _)| src.port() == 4600 && dst.port() == 4600)
+        .count();
+    assert_eq!(on_4600, 6, "ESP-in-UDP on port 4600, 3 each way");
+    let from_new = frames
+        .iter()
+        .filter(|f| l4_proto(f) == Some((0x0800, 50)) && f[26..30] == [192, 0, 2, 11])
+        .count();
+    assert_eq!(from_new, 3, "ESP from the new address 192.0.2.11");
+    for side in [&a, &b] {
+        let v = status_json(side);
+        for (name, n) in [("udp4600", 3), ("newaddr", 3), ("e2e", 3)] {
+            for dir in ["in", "out"] {
+                let row = v
+                    .as_array()
+                    .and_then(|r| {
+                        r.iter()
+                            .find(|r| r["name"] == name && r["direction"] == dir)
+                    })
+                    .unwrap_or_else(|| panic!("{name} {dir} missing: {v}"));
+                assert_eq!(row["packets"], n, "{name} {dir}: {row}");
+            }
+        }
+    }
+    assert!(logs(&lab).contains("opened an ESP-in-UDP socket on 192.0.2.1:4600"));
+    assert!(logs(&lab).contains("opened a raw socket for IP protocol 50 on 192.0.2.11"));
+    println!("reload: sockets opened for UDP 4600 and 192.0.2.11; traffic on both new SAs and the old one");
+    drop(lab);
+}
