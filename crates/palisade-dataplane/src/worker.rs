@@ -8,7 +8,9 @@ use crate::plane::{
     rebuild_udp_outer, rebuild_v6_header, InVerdict, KeepaliveTransmit, OutVerdict, Plane,
     Transmit, NAT_KEEPALIVE,
 };
-use crate::sock::{set_buffers, set_udp_gro, RawSocket, RecvBatch, SendRing};
+use crate::sock::{
+    recv_path_mtu, set_buffers, set_recverr, set_udp_gro, RawSocket, RecvBatch, SendRing,
+};
 use crate::tun::{Coalescer, Offload, Tun, OFFLOAD_READ_MAX};
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::lifetime::Timestamp;
@@ -284,14 +286,17 @@ impl Worker {
             if fds[1].revents != 0 {
                 self.on_tun(&mut ring, &mut big, &mut pending);
             }
-            for i in 0..self.raw.len() {
-                if fds[2 + i].revents != 0 {
-                    self.on_raw(i, &mut raw_batch, &mut coalescer);
+            for (i, f) in fds[2..].iter().enumerate() {
+                if f.revents & libc::POLLERR != 0 {
+                    self.on_socket_error(f.fd);
                 }
-            }
-            for i in 0..self.udp.len() {
-                if fds[2 + self.raw.len() + i].revents != 0 {
-                    self.on_udp(i, &mut udp_batch, &mut coalescer);
+                if f.revents & !libc::POLLERR == 0 {
+                    continue;
+                }
+                if i < self.raw.len() {
+                    self.on_raw(i, &mut raw_batch, &mut coalescer);
+                } else {
+                    self.on_udp(i - self.raw.len(), &mut udp_batch, &mut coalescer);
                 }
             }
             self.report();
@@ -315,6 +320,21 @@ impl Worker {
                 tracing::debug!("cannot enlarge socket buffers: {e}");
             }
         }
+        // ICMP too-big about protected packets, for the path MTU.
+        for (fd, v6) in self
+            .raw
+            .iter()
+            .map(|r| (r.sock.as_raw_fd(), r.sock.is_v6()))
+            .chain(
+                self.udp
+                    .iter()
+                    .map(|u| (u.sock.as_raw_fd(), u.local.is_ipv6())),
+            )
+        {
+            if let Err(e) = set_recverr(fd, v6) {
+                tracing::debug!("cannot ask for ICMP errors on a socket: {e}");
+            }
+        }
         let gro = self
             .udp
             .iter()
@@ -332,6 +352,26 @@ impl Worker {
         fds.extend(self.raw.iter().map(|r| pollfd(r.sock.as_raw_fd())));
         fds.extend(self.udp.iter().map(|u| pollfd(u.sock.as_raw_fd())));
         (fds, udp_batch)
+    }
+
+    /// Drain a socket's error queue; "message too long" errors (ICMP
+    /// fragmentation needed / packet too big about a protected packet) set
+    /// the path MTU towards that peer.
+    fn on_socket_error(&mut self, fd: RawFd) {
+        let now = self.now();
+        for _ in 0..64 {
+            match recv_path_mtu(fd) {
+                Ok(Some((dst, mtu))) => {
+                    let mtu = mtu as usize;
+                    if self.plane.path_mtu(now, dst) != Some(mtu) {
+                        tracing::info!("path MTU towards {dst} is {mtu}");
+                    }
+                    self.plane.note_path_mtu(now, dst, mtu);
+                }
+                Ok(None) => {}
+                Err(_) => return,
+            }
+        }
     }
 
     /// Send the NAT-keepalives that are due and return how long `poll` may
@@ -451,8 +491,14 @@ impl Worker {
                 };
                 let verdict = self.plane.outbound(now, &mut buf);
                 let (start, len) = (buf.offset(), buf.len());
-                if let OutVerdict::Send(t) = verdict {
-                    self.queue(ring, t, start, len);
+                match verdict {
+                    OutVerdict::Send(t) => self.queue(ring, t, start, len),
+                    OutVerdict::TooBig { .. } => {
+                        if let Err(e) = self.tun.send(buf.data()) {
+                            tracing::debug!("writing an ICMP too-big to the TUN failed: {e}");
+                        }
+                    }
+                    OutVerdict::Drop(_) => {}
                 }
             }
             let f = ring.flush();

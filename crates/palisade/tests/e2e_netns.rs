@@ -91,6 +91,10 @@ struct Scenario {
     lan: bool,
     /// MTU of the link between A and B (0: the veth default, 1500).
     wire_mtu: u16,
+    /// Non-zero: A and B talk through a router namespace `<tag>r` (no NAT
+    /// unless `wire` says so) whose link to B has this MTU, smaller than
+    /// A's own link: a path MTU A learns only from ICMP.
+    router_mtu: u16,
 }
 
 /// The lab: namespaces `<tag>a`, `<tag>b` (and `<tag>r`), daemons, temp dir.
@@ -260,7 +264,8 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
     };
     let (na, nb, nr) = (format!("{tag}a"), format!("{tag}b"), format!("{tag}r"));
     let nh = format!("{tag}h");
-    let mut names: Vec<&String> = if s.wire == Wire::EspUdpNat {
+    let routed = s.wire == Wire::EspUdpNat || s.router_mtu != 0;
+    let mut names: Vec<&String> = if routed {
         vec![&na, &nb, &nr]
     } else {
         vec![&na, &nb]
@@ -293,7 +298,7 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
         )
     };
     let fam = if s.v6 { "-6" } else { "-4" };
-    if s.wire == Wire::EspUdpNat {
+    if routed {
         // a [198.51.100.10] -- r (MASQUERADE) -- [203.0.113.2] b
         sh(&[
             "ip", "-n", &na, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-ra",
@@ -370,23 +375,42 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
             "-c",
             "echo 1 > /proc/sys/net/ipv4/ip_forward",
         ]);
-        sh(&["ip", "netns", "exec", &nr, "nft", "add table ip nat"]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &nr,
-            "nft",
-            "add chain ip nat post { type nat hook postrouting priority 100; }",
-        ]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &nr,
-            "nft",
-            "add rule ip nat post oifname \"veth-rb\" masquerade",
-        ]);
+        if s.router_mtu != 0 {
+            let mtu = s.router_mtu.to_string();
+            sh(&["ip", "-n", &nr, "link", "set", "veth-rb", "mtu", &mtu]);
+            sh(&["ip", "-n", &nb, "link", "set", "veth-b", "mtu", &mtu]);
+        }
+        if s.wire != Wire::EspUdpNat {
+            sh(&[
+                "ip",
+                "-n",
+                &nb,
+                "route",
+                "add",
+                "default",
+                "via",
+                "203.0.113.1",
+            ]);
+        }
+        if s.wire == Wire::EspUdpNat {
+            sh(&["ip", "netns", "exec", &nr, "nft", "add table ip nat"]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &nr,
+                "nft",
+                "add chain ip nat post { type nat hook postrouting priority 100; }",
+            ]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &nr,
+                "nft",
+                "add rule ip nat post oifname \"veth-rb\" masquerade",
+            ]);
+        }
     } else {
         sh(&[
             "ip", "-n", &na, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b",
@@ -509,7 +533,7 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
             "lo",
         ]);
     }
-    let (a_outer, b_outer) = if s.wire == Wire::EspUdpNat {
+    let (a_outer, b_outer) = if routed {
         (ip("198.51.100.10"), ip("203.0.113.2"))
     } else {
         (a_outer, b_outer)
@@ -999,6 +1023,7 @@ macro_rules! scenario {
                     manual: "",
                     lan: false,
                     wire_mtu: 0,
+                    router_mtu: 0,
                 },
                 $tag,
             );
@@ -1198,6 +1223,7 @@ fn replayed_and_tampered_esp_are_dropped_and_counted() {
             manual: "",
             lan: false,
             wire_mtu: 0,
+            router_mtu: 0,
         },
         "pdpe8",
     );
@@ -1216,6 +1242,7 @@ fn replayed_and_tampered_esp_v6_transport_cbc() {
             manual: "",
             lan: false,
             wire_mtu: 0,
+            router_mtu: 0,
         },
         "pdpe10",
     );
@@ -1234,6 +1261,7 @@ fn replayed_and_tampered_esp_in_udp_through_nat() {
             manual: "",
             lan: false,
             wire_mtu: 0,
+            router_mtu: 0,
         },
         "pdpe11",
     );
@@ -1256,6 +1284,7 @@ fn reload_keeps_untouched_sas() {
         manual: "",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpe9");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
@@ -1364,6 +1393,7 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
         manual: "",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpk1");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
@@ -1479,6 +1509,7 @@ fn tcp_through_offload(v6: bool, tag: &str) {
         manual: "",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, tag);
     for (i, f) in ["a.log", "b.log"].iter().enumerate() {
@@ -1610,6 +1641,7 @@ fn path_mtu(v6: bool, tag: &str) {
         manual: "",
         lan: true,
         wire_mtu: 1420,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, tag);
     let want = if v6 { 1346 } else { 1366 };
@@ -1697,6 +1729,7 @@ fn path_mtu_transport_local_sender_v4() {
         manual: "",
         lan: false,
         wire_mtu: 1420,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpm5");
     assert_eq!(link_mtu(&a.ns, "pala"), 1386, "{}", logs(&lab));
@@ -1734,6 +1767,7 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
         manual: "tfc_padding = \"mtu\"\n",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpf1");
     let stop = Arc::new(AtomicBool::new(false));
@@ -1816,6 +1850,7 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
         manual: "",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpr1");
     exchange(&a, &b, 2).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
@@ -1969,5 +2004,53 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
     assert!(logs(&lab).contains("opened an ESP-in-UDP socket on 192.0.2.1:4600"));
     assert!(logs(&lab).contains("opened a raw socket for IP protocol 50 on 192.0.2.11"));
     println!("reload: sockets opened for UDP 4600 and 192.0.2.11; traffic on both new SAs and the old one");
+    drop(lab);
+}
+
+/// RFC 4301 8.2, the case the kernel cannot handle: the path MTU shrinks
+/// beyond the first hop (a router's link to B has MTU 1300, A's own 1500,
+/// so A's TUN keeps 1400). The router's ICMP about A's ESP reaches the
+/// daemon (IP_RECVERR on its raw socket), which from then on answers DF
+/// packets that would not fit once sealed with ICMP "fragmentation needed"
+/// out of the TUN, MTU 1300 - 56 - 15 = 1229. Without it TCP would stall
+/// (a PMTU black hole); here 2 MiB cross both ways intact, and ping sees
+/// the MTU.
+#[test]
+fn path_mtu_learned_beyond_the_first_hop() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "path_mtu_router",
+        tunnel: true,
+        v6: false,
+        wire: Wire::Esp,
+        esp: "aes256gcm16",
+        daemon: "",
+        manual: "",
+        lan: false,
+        wire_mtu: 0,
+        router_mtu: 1300,
+    };
+    let (lab, a, b, _) = setup(&s, "pdpm7");
+    assert_eq!(link_mtu(&a.ns, "pala"), 1400);
+    // Learn: the first full-size DF packet dies at the router, which says so.
+    let (_, first) = ping_df(&a.ns, false, b.inner, 1400 - 28);
+    let (ok, second) = ping_df(&a.ns, false, b.inner, 1400 - 28);
+    assert!(!ok, "a 1400-byte DF packet cannot cross:\n{second}");
+    assert!(
+        logs(&lab).contains("path MTU towards 203.0.113.2 is 1300"),
+        "the daemon learned the path MTU from the router's ICMP:\n{first}\n{}",
+        logs(&lab)
+    );
+    assert!(
+        format!("{first}{second}").contains("mtu = 1229") || second.contains("mtu=1229"),
+        "the sender is told 1229:\n{first}\n{second}"
+    );
+    let (ok, out) = ping_df(&a.ns, false, b.inner, 1229 - 28);
+    assert!(ok, "1229 bytes fit:\n{out}\n{}", logs(&lab));
+    let (up, down) = tcp_transfer(&a, &b, 2 << 20)
+        .unwrap_or_else(|e| panic!("TCP across the smaller path: {e}\n{}", logs(&lab)));
+    println!("router MTU 1300: learned, ICMP frag-needed mtu 1229 to the sender, 2 MiB of TCP each way intact ({up:#x}/{down:#x})");
     drop(lab);
 }
