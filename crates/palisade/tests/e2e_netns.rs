@@ -639,7 +639,8 @@ fn start_capture(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
     let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap();
         assert_eq!(
             unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
@@ -653,6 +654,8 @@ fn start_capture(
             )
         };
         assert!(fd >= 0);
+        // From here on every frame is queued for us.
+        let _ = ready_tx.send(());
         let tv = libc::timeval {
             tv_sec: 0,
             tv_usec: 100_000,
@@ -670,7 +673,10 @@ fn start_capture(
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
         let mut frames = Vec::new();
         let mut buf = vec![0u8; 65536];
-        while !stop.load(Ordering::SeqCst) {
+        loop {
+            // Once told to stop, still take what is queued (a loaded
+            // machine may lag behind the traffic), then leave.
+            let stopping = stop.load(Ordering::SeqCst);
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
             let n = unsafe {
@@ -678,11 +684,14 @@ fn start_capture(
                     fd,
                     buf.as_mut_ptr() as *mut _,
                     buf.len(),
-                    0,
+                    if stopping { libc::MSG_DONTWAIT } else { 0 },
                     &mut sll as *mut _ as *mut libc::sockaddr,
                     &mut len,
                 )
             };
+            if n < 0 && stopping {
+                break;
+            }
             // Outgoing frames are seen once (PACKET_OUTGOING) and incoming once.
             if n > 14 && sll.sll_ifindex == ifindex {
                 frames.push(buf[..n as usize].to_vec());
@@ -690,7 +699,10 @@ fn start_capture(
         }
         unsafe { libc::close(fd) };
         frames
-    })
+    });
+    // Return only once the capture runs (a loaded machine may take a while).
+    let _ = ready_rx.recv_timeout(Duration::from_secs(10));
+    handle
 }
 
 /// UDP datagrams from A's inner address to B's, echoed back by B.
@@ -1195,12 +1207,18 @@ fn replay_and_tamper(s: Scenario, tag: &str) {
         .args([dev, "0x1001", &REPLAYS.to_string(), &TAMPERS.to_string()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "scapy injection failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        let kinds: Vec<String> = frames
+            .iter()
+            .map(|f| format!("{:?}/{}", l4_proto(f), f.len()))
+            .collect();
+        panic!(
+            "scapy injection failed: {}{}\ncaptured: {kinds:?}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            logs(&lab)
+        );
+    }
     std::thread::sleep(Duration::from_millis(300));
     let after = inbound_drops(&b);
     let delta = |r: &str| after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
