@@ -120,6 +120,8 @@ pub enum InstallError {
     NoMtu(String),
     #[error("manual SA `{0}`: its outbound SA cannot seal a test packet to measure its overhead")]
     Probe(String),
+    #[error(transparent)]
+    Worker(#[from] crate::worker::WorkerGone),
     #[error("opening a socket for {what}: {source}")]
     Socket {
         what: String,
@@ -620,6 +622,53 @@ pub fn sockets(specs: &[ManualSpec]) -> Result<(Vec<RawEndpoint>, Vec<UdpEndpoin
     open_sockets(&raw, &udp)
 }
 
+/// Give the running worker the sockets `specs` need that it lacks (a reload
+/// that adds an SA on a new local address or UDP port): they are opened in
+/// the worker thread, next to the ones it has, and join its poll set.
+/// A socket on the wildcard address of the family (as IKE opens them)
+/// already covers every address for its protocol or port. Returns how many
+/// sockets were opened.
+pub fn add_sockets(
+    handle: &crate::worker::Handle,
+    specs: &[ManualSpec],
+) -> Result<usize, InstallError> {
+    let (raw_needs, udp_needs) = socket_needs(specs);
+    handle.with_sockets(move |raw, udp| {
+        let covers = |have: IpAddr, want: IpAddr| {
+            have == want || (have.is_unspecified() && have.is_ipv6() == want.is_ipv6())
+        };
+        let raw_new: Vec<(IpAddr, u8)> = raw_needs
+            .into_iter()
+            .filter(|&(a, p)| {
+                !raw.iter()
+                    .any(|r| r.sock.protocol() == p && covers(r.local, a))
+            })
+            .collect();
+        let udp_new: Vec<SocketAddr> = udp_needs
+            .into_iter()
+            .filter(|n| {
+                !udp.iter()
+                    .any(|u| u.local.port() == n.port() && covers(u.local.ip(), n.ip()))
+            })
+            .collect();
+        let (r, u) = open_sockets(&raw_new, &udp_new)?;
+        let n = r.len() + u.len();
+        for e in &r {
+            tracing::info!(
+                "opened a raw socket for IP protocol {} on {}",
+                e.sock.protocol(),
+                e.local
+            );
+        }
+        for e in &u {
+            tracing::info!("opened an ESP-in-UDP socket on {}", e.local);
+        }
+        raw.extend(r);
+        udp.extend(u);
+        Ok(n)
+    })?
+}
+
 /// The (local address, IP protocol) raw sockets and the UDP sockets `specs`
 /// need, for [`open_sockets`].
 pub fn socket_needs(specs: &[ManualSpec]) -> (Vec<(IpAddr, u8)>, Vec<SocketAddr>) {
@@ -867,5 +916,87 @@ mod tests {
         plane.inner_mtu = 1400;
         let done = install(&mut plane, &s, 1).unwrap();
         assert_eq!(done.sas.len(), 2);
+    }
+
+    fn packet(len: usize, df: bool) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        write_probe_header(
+            &mut p,
+            "10.1.0.1".parse().unwrap(),
+            "10.2.0.1".parse().unwrap(),
+        );
+        if df {
+            p[6] = 0x40;
+            p[10..12].fill(0);
+            let mut ip = palisade_wire::ipv4::Packet::new_unchecked(&mut p[..20]);
+            ip.fill_checksum();
+        }
+        p
+    }
+
+    fn sum_ok(data: &[u8]) -> bool {
+        let mut s: u32 = 0;
+        for w in data.chunks(2) {
+            s += u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+        }
+        while s >> 16 != 0 {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s == 0xffff
+    }
+
+    /// RFC 4301 8.2: with a path MTU learned for the peer (1300), a DF
+    /// packet that would exceed it once sealed is not sent; the sender gets
+    /// an ICMP "fragmentation needed" from this gateway quoting its packet,
+    /// with an MTU that fits: 1300 - 56 (this packet's overhead) - 15. A
+    /// packet without DF, or small enough, is sealed and sent as before,
+    /// and the learned MTU expires.
+    #[test]
+    fn too_big_df_packets_get_icmp_frag_needed() {
+        use crate::plane::{OutVerdict, PATH_MTU_TTL};
+        use palisade_sa::buf::PacketBuf;
+        let s = spec(true, Wire::Esp, (20, Some(256)), None);
+        let mut plane = Plane::new();
+        install(&mut plane, &s, 1).unwrap();
+        let out = |plane: &mut Plane, p: &[u8], now: u64| {
+            let mut storage = vec![0u8; 4096];
+            let mut buf = PacketBuf::with_packet(&mut storage, 128, p).unwrap();
+            let v = plane.outbound(Timestamp(now), &mut buf);
+            (v, buf.data().to_vec())
+        };
+        let (v, _) = out(&mut plane, &packet(1400, true), 1);
+        assert!(matches!(v, OutVerdict::Send(_)), "{v:?}");
+        plane.note_path_mtu(Timestamp(2), s.remote, 1300);
+        let big = packet(1400, true);
+        let (v, icmp) = out(&mut plane, &big, 3);
+        assert_eq!(v, OutVerdict::TooBig { mtu: 1229 });
+        assert_eq!(plane.too_big, 1);
+        assert_eq!(icmp.len(), 20 + 8 + 28);
+        assert_eq!(
+            &icmp[12..16],
+            &[10, 2, 0, 1],
+            "from where the packet was going"
+        );
+        assert_eq!(&icmp[16..20], &[10, 1, 0, 1], "to the sender");
+        assert_eq!(icmp[9], 1);
+        assert!(sum_ok(&icmp[..20]), "IPv4 header checksum");
+        assert_eq!((icmp[20], icmp[21]), (3, 4));
+        assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), 1229);
+        assert!(sum_ok(&icmp[20..]), "ICMP checksum");
+        assert_eq!(&icmp[28..], &big[..28], "quotes the header and 8 bytes");
+        // 1229 bytes fit once sealed: 20 + 8 + 8 + roundup4(1231) + 16 = 1284.
+        let (v, sealed) = out(&mut plane, &packet(1229, true), 4);
+        assert!(
+            matches!(v, OutVerdict::Send(_)) && sealed.len() <= 1300,
+            "{v:?}"
+        );
+        // No DF: sent (the outer copies DF, so routers may fragment it).
+        let (v, _) = out(&mut plane, &packet(1400, false), 5);
+        assert!(matches!(v, OutVerdict::Send(_)), "{v:?}");
+        // Expired.
+        let later = 3 + PATH_MTU_TTL.as_nanos() as u64 + 1;
+        let (v, _) = out(&mut plane, &big, later);
+        assert!(matches!(v, OutVerdict::Send(_)), "{v:?}");
+        assert_eq!(plane.path_mtu(Timestamp(later), s.remote), None);
     }
 }

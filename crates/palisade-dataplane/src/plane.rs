@@ -42,10 +42,12 @@ impl InstalledSa {
 pub enum Transmit {
     /// Through a raw socket for `proto`, header included, to `dst`.
     Raw { dst: IpAddr, proto: u8 },
-    /// Through the UDP socket bound to `src_port`, sending the bytes from
-    /// `offset` (the ESP header; the socket adds IP and UDP) to `dst`.
+    /// Through the UDP socket bound to `src`:`src_port` (or the wildcard
+    /// address and that port), sending the bytes from `offset` (the ESP
+    /// header; the socket adds IP and UDP) to `dst`.
     Udp {
         dst: SocketAddr,
+        src: IpAddr,
         src_port: u16,
         offset: usize,
     },
@@ -56,7 +58,22 @@ pub enum Transmit {
 pub enum OutVerdict {
     Send(Transmit),
     Drop(DropReason),
+    /// Sealed, the packet would exceed the path MTU learned for its outer
+    /// destination ([`Plane::note_path_mtu`]) and may not be fragmented:
+    /// it was dropped, and the buffer now holds an ICMP "fragmentation
+    /// needed" (IPv4) or ICMPv6 "packet too big" for its sender, reporting
+    /// `mtu`: write it to the TUN (RFC 4301 8.2).
+    TooBig {
+        mtu: u16,
+    },
 }
+
+/// How long a learned path MTU is believed (Linux's default route MTU
+/// expiry, `net.ipv4.route.mtu_expires`).
+pub const PATH_MTU_TTL: Duration = Duration::from_secs(600);
+
+/// Bytes of the cleartext packet kept to quote in an ICMP too-big.
+const QUOTE: usize = 128;
 
 /// The outcome for a packet read from the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +160,11 @@ pub struct Plane {
     /// The MTU of the TUN: the largest cleartext packet that enters the
     /// tunnel (0 = not known). `tfc_padding = "mtu"` pads to it.
     pub inner_mtu: u16,
+    /// Path MTUs below the TUN's, learned from ICMP about protected packets:
+    /// (outer destination, MTU, when learned).
+    path_mtu: Vec<(IpAddr, usize, Timestamp)>,
+    /// Packets answered with ICMP too-big ([`OutVerdict::TooBig`]).
+    pub too_big: u64,
 }
 
 impl Default for Plane {
@@ -158,6 +180,8 @@ impl Default for Plane {
             keepalives: Vec::new(),
             nat_keepalive: Some(DEFAULT_NAT_KEEPALIVE),
             inner_mtu: 0,
+            path_mtu: Vec::new(),
+            too_big: 0,
         }
     }
 }
@@ -167,11 +191,19 @@ impl Default for Plane {
 /// the same way.
 pub use palisade_sa::encap::selector_key;
 
-/// Where an outer packet goes: its destination address and protocol.
-fn outer_dst(packet: &[u8]) -> Option<(IpAddr, u8)> {
+/// Where an outer packet comes from and goes: source, destination, protocol.
+fn outer_dst(packet: &[u8]) -> Option<(IpAddr, IpAddr, u8)> {
     match IpPacket::new_checked(packet).ok()? {
-        IpPacket::V4(p) => Some((IpAddr::V4(p.dst_addr()), p.protocol().0)),
-        IpPacket::V6(p) => Some((IpAddr::V6(p.dst_addr()), p.next_header().0)),
+        IpPacket::V4(p) => Some((
+            IpAddr::V4(p.src_addr()),
+            IpAddr::V4(p.dst_addr()),
+            p.protocol().0,
+        )),
+        IpPacket::V6(p) => Some((
+            IpAddr::V6(p.src_addr()),
+            IpAddr::V6(p.dst_addr()),
+            p.next_header().0,
+        )),
     }
 }
 
@@ -308,6 +340,25 @@ impl Plane {
             .min_by_key(|t| t.0)
     }
 
+    /// An ICMP error said that packets to `dst` (an outer destination) may
+    /// be at most `mtu` bytes. Believed for [`PATH_MTU_TTL`]; values below
+    /// the IPv4/IPv6 minimum path MTU (576/1280: RFC 1191, RFC 8201) are
+    /// raised to it.
+    pub fn note_path_mtu(&mut self, now: Timestamp, dst: IpAddr, mtu: usize) {
+        let mtu = mtu.max(if dst.is_ipv4() { 576 } else { 1280 });
+        self.path_mtu
+            .retain(|(d, _, t)| *d != dst && !expired(now, *t));
+        self.path_mtu.push((dst, mtu, now));
+    }
+
+    /// The path MTU learned for the outer destination `dst`, if any.
+    pub fn path_mtu(&self, now: Timestamp, dst: IpAddr) -> Option<usize> {
+        self.path_mtu
+            .iter()
+            .find(|(d, _, t)| *d == dst && !expired(now, *t))
+            .map(|(_, m, _)| *m)
+    }
+
     /// Seal `buf` (an IP packet from the TUN) per the outbound SPD.
     pub fn outbound(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> OutVerdict {
         let verdict = self.outbound_inner(now, buf);
@@ -319,6 +370,7 @@ impl Plane {
                 }
             }
             OutVerdict::Send(_) => self.totals.count_out(buf.len() as u64),
+            OutVerdict::TooBig { .. } => self.too_big += 1,
             OutVerdict::Drop(reason) => self.drops.record(reason),
         }
         verdict
@@ -345,6 +397,17 @@ impl Plane {
             Bundle::Esp { sa } => [Some(sa), None],
             Bundle::Ah { sa } => [Some(sa), None],
             Bundle::AhEsp { ah, esp } => [Some(esp), Some(ah)],
+        };
+        // With a path MTU learned, keep the start of the cleartext for an
+        // ICMP too-big quote (it is encrypted in place).
+        let mut quote = [0u8; QUOTE];
+        let inner_len = buf.len();
+        let qlen = if self.path_mtu.is_empty() {
+            0
+        } else {
+            let n = inner_len.min(QUOTE);
+            quote[..n].copy_from_slice(&buf.data()[..n]);
+            n
         };
         let mut last: Option<(Encap, usize)> = None;
         for handle in order.into_iter().flatten() {
@@ -380,13 +443,28 @@ impl Plane {
         let Some((encap, l4_offset)) = last else {
             return OutVerdict::Drop(DropReason::NoSa);
         };
-        let Some((dst, proto)) = outer_dst(buf.data()) else {
+        let Some((src, dst, proto)) = outer_dst(buf.data()) else {
             return OutVerdict::Drop(DropReason::Malformed);
         };
+        if qlen > 0 {
+            if let Some(pmtu) = self.path_mtu(now, dst) {
+                if buf.len() > pmtu && may_not_fragment(&quote[..qlen]) {
+                    // The overhead of this packet, plus up to a cipher block
+                    // (16) of padding that a shorter packet may need.
+                    let overhead = buf.len() - inner_len;
+                    let mtu = pmtu.saturating_sub(overhead + 15);
+                    return match too_big(buf, &quote[..qlen], mtu) {
+                        Some(mtu) => OutVerdict::TooBig { mtu },
+                        None => OutVerdict::Drop(DropReason::Malformed),
+                    };
+                }
+            }
+        }
         OutVerdict::Send(match encap {
             Encap::None => Transmit::Raw { dst, proto },
             Encap::Udp { src_port, dst_port } => Transmit::Udp {
                 dst: SocketAddr::new(dst, dst_port),
+                src,
                 src_port,
                 offset: l4_offset + 8,
             },
@@ -463,6 +541,116 @@ impl Plane {
             }
         }
         InVerdict::Drop(DropReason::Malformed)
+    }
+}
+
+fn expired(now: Timestamp, learned: Timestamp) -> bool {
+    now.0.saturating_sub(learned.0) > PATH_MTU_TTL.as_nanos() as u64
+}
+
+/// Whether the cleartext packet starting with `p` must not be fragmented on
+/// its way: IPv6 (routers never fragment) or IPv4 with DF.
+fn may_not_fragment(p: &[u8]) -> bool {
+    match p.first().map(|b| b >> 4) {
+        Some(6) => true,
+        Some(4) => p.get(6).is_some_and(|b| b & 0x40 != 0),
+        _ => false,
+    }
+}
+
+/// One's-complement checksum over `parts`, as if concatenated (each part
+/// but the last of even length).
+fn checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for part in parts {
+        let mut chunks = part.chunks_exact(2);
+        for w in &mut chunks {
+            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        if let [b] = chunks.remainder() {
+            sum += u32::from(*b) << 8;
+        }
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Replace the contents of `buf` with an ICMP "fragmentation needed" (IPv4,
+/// RFC 792/1191) or ICMPv6 "packet too big" (RFC 4443 3.2) for the sender
+/// of the packet `quote` starts, reporting `mtu` (raised to the minimum of
+/// the family). Its source is the packet's own destination: the error comes
+/// out of the TUN, where a source address of this host would be dropped as
+/// martian, and any source is accepted for it (RFC 1191, RFC 8201 do not
+/// tie the MTU to the sender of the error). Returns the MTU reported.
+fn too_big(buf: &mut PacketBuf<'_>, quote: &[u8], mtu: usize) -> Option<u16> {
+    match quote.first().map(|b| b >> 4) {
+        Some(4) if quote.len() >= 20 => {
+            let ihl = usize::from(quote[0] & 0x0f) * 4;
+            let q = &quote[..(ihl + 8).min(quote.len())];
+            let sender = std::net::Ipv4Addr::new(quote[12], quote[13], quote[14], quote[15]);
+            let from = std::net::Ipv4Addr::new(quote[16], quote[17], quote[18], quote[19]);
+            let mtu = mtu.clamp(576, 65535) as u16;
+            let total = 20 + 8 + q.len();
+            buf.truncate(0);
+            let out = buf.append(total).ok()?;
+            out.fill(0);
+            {
+                let mut ip = ipv4::Packet::new_unchecked(&mut out[..20]);
+                ip.set_version_and_header_len(20);
+                ip.set_total_len(total as u16);
+                ip.set_ttl(64);
+                ip.set_protocol(IpProtocol::ICMP);
+                ip.set_src_addr(from);
+                ip.set_dst_addr(sender);
+                ip.fill_checksum();
+            }
+            out[20] = 3; // destination unreachable
+            out[21] = 4; // fragmentation needed and DF set
+            out[26..28].copy_from_slice(&mtu.to_be_bytes());
+            out[28..].copy_from_slice(q);
+            let c = checksum(&[&out[20..]]);
+            out[22..24].copy_from_slice(&c.to_be_bytes());
+            Some(mtu)
+        }
+        Some(6) if quote.len() >= 40 => {
+            let addr = |at: usize| {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&quote[at..at + 16]);
+                std::net::Ipv6Addr::from(a)
+            };
+            let sender = addr(8);
+            let from = addr(24);
+            let mtu = mtu.clamp(1280, 65535) as u16;
+            let total = 40 + 8 + quote.len();
+            buf.truncate(0);
+            let out = buf.append(total).ok()?;
+            out.fill(0);
+            {
+                let mut ip = ipv6::Packet::new_unchecked(&mut out[..40]);
+                ip.set_version();
+                ip.set_payload_len((8 + quote.len()) as u16);
+                ip.set_next_header(IpProtocol::ICMPV6);
+                ip.set_hop_limit(64);
+                ip.set_src_addr(from);
+                ip.set_dst_addr(sender);
+            }
+            out[40] = 2; // packet too big
+            out[44..48].copy_from_slice(&u32::from(mtu).to_be_bytes());
+            out[48..].copy_from_slice(quote);
+            let len = ((8 + quote.len()) as u32).to_be_bytes();
+            let c = checksum(&[
+                &from.octets(),
+                &sender.octets(),
+                &len,
+                &[0, 0, 0, 58],
+                &out[40..],
+            ]);
+            out[42..44].copy_from_slice(&c.to_be_bytes());
+            Some(mtu)
+        }
+        _ => None,
     }
 }
 

@@ -768,3 +768,65 @@ impl SendRing {
         }
     }
 }
+
+/// Ask for ICMP errors about what this socket sent (IP_RECVERR /
+/// IPV6_RECVERR) on its error queue, so that "fragmentation needed" /
+/// "packet too big" for a protected packet reach [`recv_path_mtu`].
+pub fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
+    if v6 {
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)
+    } else {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVERR, 1)
+    }
+}
+
+/// One entry of `fd`'s error queue: `Ok(Some((dst, mtu)))` for a "message
+/// too long" error (ICMP fragmentation needed / packet too big, or local)
+/// about a packet sent to `dst`, `Ok(None)` for any other error (consumed),
+/// `Err(WouldBlock)` when the queue is empty.
+pub fn recv_path_mtu(fd: RawFd) -> io::Result<Option<(IpAddr, u32)>> {
+    // struct sock_extended_err: errno u32, origin u8, type u8, code u8,
+    // pad u8, info u32, data u32; the offender address follows.
+    let mut data = [0u8; 256];
+    let mut control = [0u64; 64];
+    // SAFETY: plain old data.
+    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: plain old data; the pointers are set below.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = &mut name as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = size_of::<[u64; 64]>() as _;
+    // SAFETY: every pointer in msg points to a live local of the given size.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: msg was filled by recvmsg; CMSG_* walk its control buffer
+    // within msg_controllen.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: cmsg is a header inside the control buffer.
+        let c = unsafe { &*cmsg };
+        let ours = (c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_RECVERR)
+            || (c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
+        if ours && c.cmsg_len as usize >= size_of::<libc::cmsghdr>() + 16 {
+            // SAFETY: the payload holds at least the 16-byte sock_extended_err.
+            let p = unsafe { std::slice::from_raw_parts(libc::CMSG_DATA(cmsg), 16) };
+            let errno = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
+            let info = u32::from_ne_bytes([p[8], p[9], p[10], p[11]]);
+            if errno == libc::EMSGSIZE as u32 && info > 0 {
+                return Ok(from_sockaddr(&name).map(|a| (a.ip(), info)));
+            }
+        }
+        // SAFETY: as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Ok(None)
+}

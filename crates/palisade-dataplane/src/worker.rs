@@ -8,7 +8,9 @@ use crate::plane::{
     rebuild_udp_outer, rebuild_v6_header, InVerdict, KeepaliveTransmit, OutVerdict, Plane,
     Transmit, NAT_KEEPALIVE,
 };
-use crate::sock::{set_buffers, set_udp_gro, RawSocket, RecvBatch, SendRing};
+use crate::sock::{
+    recv_path_mtu, set_buffers, set_recverr, set_udp_gro, RawSocket, RecvBatch, SendRing,
+};
 use crate::tun::{Coalescer, Offload, Tun, OFFLOAD_READ_MAX};
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::lifetime::Timestamp;
@@ -42,9 +44,17 @@ const WIRE_ROUNDS: usize = 4;
 pub enum Command {
     /// Change or inspect the plane (install/remove SAs and policies, read counters).
     Apply(Box<dyn FnOnce(&mut Plane) + Send>),
+    /// Change the worker's sockets (a reload that needs a new local address
+    /// or UDP port): the closure may add to (or remove from) the lists; the
+    /// poll set is rebuilt after it, and new sockets made non-blocking, with
+    /// large buffers and UDP GRO like those given at start.
+    Sockets(SocketsFn),
     /// Leave the loop.
     Stop,
 }
+
+/// See [`Command::Sockets`].
+pub type SocketsFn = Box<dyn FnOnce(&mut Vec<RawEndpoint>, &mut Vec<UdpEndpoint>) + Send>;
 
 /// A raw socket receiving one protocol at one local address.
 pub struct RawEndpoint {
@@ -102,6 +112,19 @@ impl Handle {
         })))?;
         rrx.recv().map_err(|_| WorkerGone)
     }
+
+    /// Run `f` on the worker's socket lists in the worker thread and return
+    /// its result (see [`Command::Sockets`]).
+    pub fn with_sockets<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<RawEndpoint>, &mut Vec<UdpEndpoint>) -> R + Send + 'static,
+    ) -> Result<R, WorkerGone> {
+        let (rtx, rrx) = mpsc::channel();
+        self.send(Command::Sockets(Box::new(move |raw, udp| {
+            let _ = rtx.send(f(raw, udp));
+        })))?;
+        rrx.recv().map_err(|_| WorkerGone)
+    }
 }
 
 /// The worker thread has exited.
@@ -131,6 +154,8 @@ pub struct Worker {
     wake: std::sync::Arc<OwnedFd>,
     start: Instant,
     pub io: IoCounters,
+    /// A [`Command::Sockets`] ran: rebuild the poll set.
+    sockets_changed: bool,
 }
 
 impl Worker {
@@ -174,6 +199,7 @@ impl Worker {
                 wake,
                 start: Instant::now(),
                 io: IoCounters::default(),
+                sockets_changed: false,
             },
             handle,
         ))
@@ -230,32 +256,7 @@ impl Worker {
         // Decrypted TCP segments merged into super-packets for an offloading TUN.
         let mut coalescer = Coalescer::new();
         let mut raw_batch = RecvBatch::with_headroom(BATCH, BUF_SIZE - HEADROOM - 512, HEADROOM);
-        let gro = self
-            .udp
-            .iter()
-            .all(|u| set_udp_gro(u.sock.as_raw_fd(), true).is_ok());
-        let mut udp_batch = if self.udp.is_empty() {
-            RecvBatch::new(1, 1)
-        } else if gro {
-            RecvBatch::with_headroom(GRO_BATCH, GRO_BUF, HEADROOM)
-        } else {
-            RecvBatch::with_headroom(BATCH, BUF_SIZE - HEADROOM - 512, HEADROOM)
-        };
-        for fd in self
-            .raw
-            .iter()
-            .map(|r| r.sock.as_raw_fd())
-            .chain(self.udp.iter().map(|u| u.sock.as_raw_fd()))
-        {
-            if let Err(e) = set_buffers(fd, SOCKET_BUFFER) {
-                tracing::debug!("cannot enlarge socket buffers: {e}");
-            }
-        }
-        let mut fds = Vec::with_capacity(2 + self.raw.len() + self.udp.len());
-        fds.push(pollfd(self.wake.as_raw_fd()));
-        fds.push(pollfd(self.tun.as_raw_fd()));
-        fds.extend(self.raw.iter().map(|r| pollfd(r.sock.as_raw_fd())));
-        fds.extend(self.udp.iter().map(|u| pollfd(u.sock.as_raw_fd())));
+        let (mut fds, mut udp_batch) = self.prepare_sockets();
         let mut keepalives = Vec::new();
         loop {
             for f in fds.iter_mut() {
@@ -271,23 +272,105 @@ impl Worker {
                 }
                 return Err(e);
             }
-            if fds[0].revents != 0 && !self.drain_commands() {
-                return Ok(self);
+            if fds[0].revents != 0 {
+                if !self.drain_commands() {
+                    return Ok(self);
+                }
+                if self.sockets_changed {
+                    self.sockets_changed = false;
+                    (fds, udp_batch) = self.prepare_sockets();
+                    // The revents were for the old set.
+                    continue;
+                }
             }
             if fds[1].revents != 0 {
                 self.on_tun(&mut ring, &mut big, &mut pending);
             }
-            for i in 0..self.raw.len() {
-                if fds[2 + i].revents != 0 {
-                    self.on_raw(i, &mut raw_batch, &mut coalescer);
+            for (i, f) in fds[2..].iter().enumerate() {
+                if f.revents & libc::POLLERR != 0 {
+                    self.on_socket_error(f.fd);
                 }
-            }
-            for i in 0..self.udp.len() {
-                if fds[2 + self.raw.len() + i].revents != 0 {
-                    self.on_udp(i, &mut udp_batch, &mut coalescer);
+                if f.revents & !libc::POLLERR == 0 {
+                    continue;
+                }
+                if i < self.raw.len() {
+                    self.on_raw(i, &mut raw_batch, &mut coalescer);
+                } else {
+                    self.on_udp(i - self.raw.len(), &mut udp_batch, &mut coalescer);
                 }
             }
             self.report();
+        }
+    }
+
+    /// Make every socket ready (non-blocking, large buffers, UDP GRO) and
+    /// build the poll set and the UDP receive batch for them. At start and
+    /// after a [`Command::Sockets`].
+    fn prepare_sockets(&mut self) -> (Vec<libc::pollfd>, RecvBatch) {
+        for fd in self
+            .raw
+            .iter()
+            .map(|r| r.sock.as_raw_fd())
+            .chain(self.udp.iter().map(|u| u.sock.as_raw_fd()))
+        {
+            if let Err(e) = crate::sock::set_nonblocking(fd, true) {
+                tracing::warn!("cannot make a socket non-blocking: {e}");
+            }
+            if let Err(e) = set_buffers(fd, SOCKET_BUFFER) {
+                tracing::debug!("cannot enlarge socket buffers: {e}");
+            }
+        }
+        // ICMP too-big about protected packets, for the path MTU.
+        for (fd, v6) in self
+            .raw
+            .iter()
+            .map(|r| (r.sock.as_raw_fd(), r.sock.is_v6()))
+            .chain(
+                self.udp
+                    .iter()
+                    .map(|u| (u.sock.as_raw_fd(), u.local.is_ipv6())),
+            )
+        {
+            if let Err(e) = set_recverr(fd, v6) {
+                tracing::debug!("cannot ask for ICMP errors on a socket: {e}");
+            }
+        }
+        let gro = self
+            .udp
+            .iter()
+            .all(|u| set_udp_gro(u.sock.as_raw_fd(), true).is_ok());
+        let udp_batch = if self.udp.is_empty() {
+            RecvBatch::new(1, 1)
+        } else if gro {
+            RecvBatch::with_headroom(GRO_BATCH, GRO_BUF, HEADROOM)
+        } else {
+            RecvBatch::with_headroom(BATCH, BUF_SIZE - HEADROOM - 512, HEADROOM)
+        };
+        let mut fds = Vec::with_capacity(2 + self.raw.len() + self.udp.len());
+        fds.push(pollfd(self.wake.as_raw_fd()));
+        fds.push(pollfd(self.tun.as_raw_fd()));
+        fds.extend(self.raw.iter().map(|r| pollfd(r.sock.as_raw_fd())));
+        fds.extend(self.udp.iter().map(|u| pollfd(u.sock.as_raw_fd())));
+        (fds, udp_batch)
+    }
+
+    /// Drain a socket's error queue; "message too long" errors (ICMP
+    /// fragmentation needed / packet too big about a protected packet) set
+    /// the path MTU towards that peer.
+    fn on_socket_error(&mut self, fd: RawFd) {
+        let now = self.now();
+        for _ in 0..64 {
+            match recv_path_mtu(fd) {
+                Ok(Some((dst, mtu))) => {
+                    let mtu = mtu as usize;
+                    if self.plane.path_mtu(now, dst) != Some(mtu) {
+                        tracing::info!("path MTU towards {dst} is {mtu}");
+                    }
+                    self.plane.note_path_mtu(now, dst, mtu);
+                }
+                Ok(None) => {}
+                Err(_) => return,
+            }
         }
     }
 
@@ -338,6 +421,10 @@ impl Worker {
         loop {
             match self.rx.try_recv() {
                 Ok(Command::Apply(f)) => f(&mut self.plane),
+                Ok(Command::Sockets(f)) => {
+                    f(&mut self.raw, &mut self.udp);
+                    self.sockets_changed = true;
+                }
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return false,
                 Err(mpsc::TryRecvError::Empty) => return true,
             }
@@ -404,8 +491,14 @@ impl Worker {
                 };
                 let verdict = self.plane.outbound(now, &mut buf);
                 let (start, len) = (buf.offset(), buf.len());
-                if let OutVerdict::Send(t) = verdict {
-                    self.queue(ring, t, start, len);
+                match verdict {
+                    OutVerdict::Send(t) => self.queue(ring, t, start, len),
+                    OutVerdict::TooBig { .. } => {
+                        if let Err(e) = self.tun.send(buf.data()) {
+                            tracing::debug!("writing an ICMP too-big to the TUN failed: {e}");
+                        }
+                    }
+                    OutVerdict::Drop(_) => {}
                 }
             }
             let f = ring.flush();
@@ -436,16 +529,32 @@ impl Worker {
                 }),
             Transmit::Udp {
                 dst,
+                src,
                 src_port,
                 offset,
-            } => self
-                .udp
-                .iter()
-                .find(|u| u.local.port() == src_port && u.local.is_ipv6() == dst.is_ipv6())
-                .map(|u| {
+            } => {
+                // The socket bound to the SA's own address, else a wildcard
+                // one, else (as before) any of the port and family.
+                let fits = |u: &&UdpEndpoint| {
+                    u.local.port() == src_port && u.local.is_ipv6() == dst.is_ipv6()
+                };
+                let sock = self
+                    .udp
+                    .iter()
+                    .filter(fits)
+                    .find(|u| u.local.ip() == src)
+                    .or_else(|| {
+                        self.udp
+                            .iter()
+                            .filter(fits)
+                            .find(|u| u.local.ip().is_unspecified())
+                    })
+                    .or_else(|| self.udp.iter().find(fits));
+                sock.map(|u| {
                     offset <= len
                         && ring.commit(u.sock.as_raw_fd(), start + offset, len - offset, dst, true)
-                }),
+                })
+            }
         };
         if queued != Some(true) {
             self.io.send_errors += 1;

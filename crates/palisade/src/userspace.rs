@@ -346,10 +346,11 @@ impl Dataplane for Userspace {
                 tracing::info!(sa = %name, "manual SA removed");
             }
         }
-        // Sockets are opened at start: a reload that needs a new local address
-        // or UDP port fails when the SA is installed, and says to restart.
         for (i, m) in new.manual.iter().enumerate() {
             if diff.manual.added.contains(&m.name) || diff.manual.changed.contains(&m.name) {
+                // A new local address or UDP port gets its socket now.
+                manual::add_sockets(&running.handle, &[spec_of(m)])
+                    .map_err(|e| format!("manual SA `{}`: {e}", m.name))?;
                 let entry = install_one(&running.handle, &running.tun_name, m, 100 + i as u32)?;
                 tracing::info!(sa = %m.name, "manual SA installed");
                 running.entries.insert(m.name.clone(), entry);

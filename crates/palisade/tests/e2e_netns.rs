@@ -91,6 +91,10 @@ struct Scenario {
     lan: bool,
     /// MTU of the link between A and B (0: the veth default, 1500).
     wire_mtu: u16,
+    /// Non-zero: A and B talk through a router namespace `<tag>r` (no NAT
+    /// unless `wire` says so) whose link to B has this MTU, smaller than
+    /// A's own link: a path MTU A learns only from ICMP.
+    router_mtu: u16,
 }
 
 /// The lab: namespaces `<tag>a`, `<tag>b` (and `<tag>r`), daemons, temp dir.
@@ -260,7 +264,8 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
     };
     let (na, nb, nr) = (format!("{tag}a"), format!("{tag}b"), format!("{tag}r"));
     let nh = format!("{tag}h");
-    let mut names: Vec<&String> = if s.wire == Wire::EspUdpNat {
+    let routed = s.wire == Wire::EspUdpNat || s.router_mtu != 0;
+    let mut names: Vec<&String> = if routed {
         vec![&na, &nb, &nr]
     } else {
         vec![&na, &nb]
@@ -293,7 +298,7 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
         )
     };
     let fam = if s.v6 { "-6" } else { "-4" };
-    if s.wire == Wire::EspUdpNat {
+    if routed {
         // a [198.51.100.10] -- r (MASQUERADE) -- [203.0.113.2] b
         sh(&[
             "ip", "-n", &na, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-ra",
@@ -370,23 +375,42 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
             "-c",
             "echo 1 > /proc/sys/net/ipv4/ip_forward",
         ]);
-        sh(&["ip", "netns", "exec", &nr, "nft", "add table ip nat"]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &nr,
-            "nft",
-            "add chain ip nat post { type nat hook postrouting priority 100; }",
-        ]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &nr,
-            "nft",
-            "add rule ip nat post oifname \"veth-rb\" masquerade",
-        ]);
+        if s.router_mtu != 0 {
+            let mtu = s.router_mtu.to_string();
+            sh(&["ip", "-n", &nr, "link", "set", "veth-rb", "mtu", &mtu]);
+            sh(&["ip", "-n", &nb, "link", "set", "veth-b", "mtu", &mtu]);
+        }
+        if s.wire != Wire::EspUdpNat {
+            sh(&[
+                "ip",
+                "-n",
+                &nb,
+                "route",
+                "add",
+                "default",
+                "via",
+                "203.0.113.1",
+            ]);
+        }
+        if s.wire == Wire::EspUdpNat {
+            sh(&["ip", "netns", "exec", &nr, "nft", "add table ip nat"]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &nr,
+                "nft",
+                "add chain ip nat post { type nat hook postrouting priority 100; }",
+            ]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &nr,
+                "nft",
+                "add rule ip nat post oifname \"veth-rb\" masquerade",
+            ]);
+        }
     } else {
         sh(&[
             "ip", "-n", &na, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b",
@@ -509,7 +533,7 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
             "lo",
         ]);
     }
-    let (a_outer, b_outer) = if s.wire == Wire::EspUdpNat {
+    let (a_outer, b_outer) = if routed {
         (ip("198.51.100.10"), ip("203.0.113.2"))
     } else {
         (a_outer, b_outer)
@@ -580,16 +604,32 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
 }
 
 fn logs(lab: &Lab) -> String {
-    ["a.log", "b.log"]
-        .iter()
-        .map(|f| {
-            format!(
-                "--- {f} ---\n{}",
-                std::fs::read_to_string(lab.dir.join(f)).unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    // The daemons' counters too, when their sockets answer.
+    let mut status = String::new();
+    for f in ["a.sock", "b.sock"] {
+        if let Ok(out) = Command::new(EXE)
+            .arg("--socket")
+            .arg(lab.dir.join(f))
+            .args(["sa", "list", "--json"])
+            .output()
+        {
+            status += &format!(
+                "--- {f} sa list ---\n{}\n",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+    status
+        + &["a.log", "b.log"]
+            .iter()
+            .map(|f| {
+                format!(
+                    "--- {f} ---\n{}",
+                    std::fs::read_to_string(lab.dir.join(f)).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
 }
 
 /// Capture every frame on `dev` in `ns` until `stop`.
@@ -599,7 +639,8 @@ fn start_capture(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
     let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap();
         assert_eq!(
             unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
@@ -613,6 +654,8 @@ fn start_capture(
             )
         };
         assert!(fd >= 0);
+        // From here on every frame is queued for us.
+        let _ = ready_tx.send(());
         let tv = libc::timeval {
             tv_sec: 0,
             tv_usec: 100_000,
@@ -630,7 +673,10 @@ fn start_capture(
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
         let mut frames = Vec::new();
         let mut buf = vec![0u8; 65536];
-        while !stop.load(Ordering::SeqCst) {
+        loop {
+            // Once told to stop, still take what is queued (a loaded
+            // machine may lag behind the traffic), then leave.
+            let stopping = stop.load(Ordering::SeqCst);
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
             let n = unsafe {
@@ -638,11 +684,14 @@ fn start_capture(
                     fd,
                     buf.as_mut_ptr() as *mut _,
                     buf.len(),
-                    0,
+                    if stopping { libc::MSG_DONTWAIT } else { 0 },
                     &mut sll as *mut _ as *mut libc::sockaddr,
                     &mut len,
                 )
             };
+            if n < 0 && stopping {
+                break;
+            }
             // Outgoing frames are seen once (PACKET_OUTGOING) and incoming once.
             if n > 14 && sll.sll_ifindex == ifindex {
                 frames.push(buf[..n as usize].to_vec());
@@ -650,7 +699,10 @@ fn start_capture(
         }
         unsafe { libc::close(fd) };
         frames
-    })
+    });
+    // Return only once the capture runs (a loaded machine may take a while).
+    let _ = ready_rx.recv_timeout(Duration::from_secs(10));
+    handle
 }
 
 /// UDP datagrams from A's inner address to B's, echoed back by B.
@@ -665,19 +717,24 @@ fn exchange_paced(a: &Side, b: &Side, count: usize, gap: Duration) -> Result<(),
     let server =
         in_ns(&b.ns, move || UdpSocket::bind(b_addr)).map_err(|e| format!("bind on B: {e}"))?;
     server
-        .set_read_timeout(Some(Duration::from_secs(2)))
+        .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let client =
         in_ns(&a.ns, move || UdpSocket::bind(a_bind)).map_err(|e| format!("bind on A: {e}"))?;
+    // Generous: two debug-build daemons share two cores with other tests.
     client
-        .set_read_timeout(Some(Duration::from_secs(2)))
+        .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let done_echo = done.clone();
     let echo = std::thread::spawn(move || {
         let mut buf = [0u8; 2048];
         let mut n_ok = 0;
-        while let Ok((n, from)) = server.recv_from(&mut buf) {
-            let _ = server.send_to(&buf[..n], from);
-            n_ok += 1;
+        while !done_echo.load(Ordering::SeqCst) {
+            if let Ok((n, from)) = server.recv_from(&mut buf) {
+                let _ = server.send_to(&buf[..n], from);
+                n_ok += 1;
+            }
         }
         n_ok
     });
@@ -703,6 +760,7 @@ fn exchange_paced(a: &Side, b: &Side, count: usize, gap: Duration) -> Result<(),
         }
     }
     drop(client);
+    done.store(true, Ordering::SeqCst);
     let _ = echo.join();
     result
 }
@@ -875,7 +933,11 @@ fn run_scenario(s: Scenario, tag: &str) {
             // Neighbour discovery and MLD (behind a hop-by-hop header).
             Some((0x86dd, 58 | 0)) if s.v6 => {}
             Some((_, p)) if p == want => protected += 1,
-            other => panic!("{}: unexpected frame on the wire: {other:?}", s.name),
+            other => panic!(
+                "{}: unexpected frame on the wire: {other:?} {}",
+                s.name,
+                hex(&f[..f.len().min(80)])
+            ),
         }
         if s.wire != Wire::Ah {
             assert!(
@@ -999,6 +1061,7 @@ macro_rules! scenario {
                     manual: "",
                     lan: false,
                     wire_mtu: 0,
+                    router_mtu: 0,
                 },
                 $tag,
             );
@@ -1144,12 +1207,18 @@ fn replay_and_tamper(s: Scenario, tag: &str) {
         .args([dev, "0x1001", &REPLAYS.to_string(), &TAMPERS.to_string()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "scapy injection failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        let kinds: Vec<String> = frames
+            .iter()
+            .map(|f| format!("{:?}/{}", l4_proto(f), f.len()))
+            .collect();
+        panic!(
+            "scapy injection failed: {}{}\ncaptured: {kinds:?}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            logs(&lab)
+        );
+    }
     std::thread::sleep(Duration::from_millis(300));
     let after = inbound_drops(&b);
     let delta = |r: &str| after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
@@ -1198,6 +1267,7 @@ fn replayed_and_tampered_esp_are_dropped_and_counted() {
             manual: "",
             lan: false,
             wire_mtu: 0,
+            router_mtu: 0,
         },
         "pdpe8",
     );
@@ -1216,6 +1286,7 @@ fn replayed_and_tampered_esp_v6_transport_cbc() {
             manual: "",
             lan: false,
             wire_mtu: 0,
+            router_mtu: 0,
         },
         "pdpe10",
     );
@@ -1234,6 +1305,7 @@ fn replayed_and_tampered_esp_in_udp_through_nat() {
             manual: "",
             lan: false,
             wire_mtu: 0,
+            router_mtu: 0,
         },
         "pdpe11",
     );
@@ -1256,6 +1328,7 @@ fn reload_keeps_untouched_sas() {
         manual: "",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpe9");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
@@ -1364,6 +1437,7 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
         manual: "",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpk1");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
@@ -1419,8 +1493,7 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
         .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     stop.store(true, Ordering::SeqCst);
     let busy = udp4(&cap.join().unwrap());
-    // The exchange waits for its echo server to time out (2 s) after the
-    // last datagram: look only at the busy stretch, up to the last ESP.
+    // Look only at the busy stretch, up to the last ESP.
     let last_esp = busy.iter().rposition(|(_, _, p)| p.len() > 1).unwrap_or(0);
     let ka = busy[..last_esp]
         .iter()
@@ -1479,6 +1552,7 @@ fn tcp_through_offload(v6: bool, tag: &str) {
         manual: "",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, tag);
     for (i, f) in ["a.log", "b.log"].iter().enumerate() {
@@ -1610,6 +1684,7 @@ fn path_mtu(v6: bool, tag: &str) {
         manual: "",
         lan: true,
         wire_mtu: 1420,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, tag);
     let want = if v6 { 1346 } else { 1366 };
@@ -1697,6 +1772,7 @@ fn path_mtu_transport_local_sender_v4() {
         manual: "",
         lan: false,
         wire_mtu: 1420,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpm5");
     assert_eq!(link_mtu(&a.ns, "pala"), 1386, "{}", logs(&lab));
@@ -1734,6 +1810,7 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
         manual: "tfc_padding = \"mtu\"\n",
         lan: false,
         wire_mtu: 0,
+        router_mtu: 0,
     };
     let (lab, a, b, _) = setup(&s, "pdpf1");
     let stop = Arc::new(AtomicBool::new(false));
@@ -1761,5 +1838,262 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
         }
     }
     println!("tfc_padding = mtu: 12 ESP packets, all 1456 bytes; echoes intact");
+    drop(lab);
+}
+
+/// A manual SA entry for the reload test (AES-128-GCM, tunnel, host selectors).
+#[allow(clippy::too_many_arguments)]
+fn extra_sa(
+    name: &str,
+    local: &str,
+    remote: &str,
+    udp_port: Option<u16>,
+    spi_in: u32,
+    spi_out: u32,
+    key_in: u8,
+    key_out: u8,
+    local_ts: &str,
+    remote_ts: &str,
+) -> String {
+    let mut c = format!(
+        "\n[[manual]]\nname = \"{name}\"\nmode = \"tunnel\"\nlocal_addr = \"{local}\"\nremote_addr = \"{remote}\"\n"
+    );
+    match udp_port {
+        Some(p) => {
+            c += &format!(
+                "encapsulation = \"esp-udp\"\nudp_ports = {{ local = {p}, remote = {p} }}\n"
+            )
+        }
+        None => c += "encapsulation = \"esp\"\n",
+    }
+    c += &format!(
+        "spi_in = {spi_in}\nspi_out = {spi_out}\nesp_proposal = \"aes128gcm16\"\nenc_key_in = \"0x{}\"\nenc_key_out = \"0x{}\"\nlocal_ts = [\"{local_ts}/32\"]\nremote_ts = [\"{remote_ts}/32\"]\n",
+        hex(&key(20, key_in)),
+        hex(&key(20, key_out)),
+    );
+    c
+}
+
+/// A reload that adds SAs needing sockets the daemon did not open at start
+/// (a new UDP port for ESP-in-UDP, a new local address for raw ESP) opens
+/// them in the worker: traffic flows on both new SAs, on the wire as UDP
+/// 4600 and as ESP from the new address, and the untouched SA keeps going.
+#[test]
+fn reload_opens_sockets_for_a_new_port_and_address() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "reload_sockets",
+        tunnel: true,
+        v6: false,
+        wire: Wire::Esp,
+        esp: "aes256gcm16",
+        daemon: "",
+        manual: "",
+        lan: false,
+        wire_mtu: 0,
+        router_mtu: 0,
+    };
+    let (lab, a, b, _) = setup(&s, "pdpr1");
+    exchange(&a, &b, 2).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    sh(&[
+        "ip",
+        "-n",
+        &a.ns,
+        "addr",
+        "add",
+        "192.0.2.11/24",
+        "dev",
+        "veth-a",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &b.ns,
+        "addr",
+        "add",
+        "192.0.2.12/24",
+        "dev",
+        "veth-b",
+    ]);
+    for (ns, addrs) in [
+        (&a.ns, ["10.1.1.1", "10.1.2.1"]),
+        (&b.ns, ["10.2.1.1", "10.2.2.1"]),
+    ] {
+        for addr in addrs {
+            sh(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/32"),
+                "dev",
+                "lo",
+            ]);
+        }
+    }
+    let more_a = extra_sa(
+        "udp4600",
+        "192.0.2.1",
+        "192.0.2.2",
+        Some(4600),
+        0x3001,
+        0x3002,
+        11,
+        12,
+        "10.1.1.1",
+        "10.2.1.1",
+    ) + &extra_sa(
+        "newaddr",
+        "192.0.2.11",
+        "192.0.2.12",
+        None,
+        0x4001,
+        0x4002,
+        13,
+        14,
+        "10.1.2.1",
+        "10.2.2.1",
+    );
+    let more_b = extra_sa(
+        "udp4600",
+        "192.0.2.2",
+        "192.0.2.1",
+        Some(4600),
+        0x3002,
+        0x3001,
+        12,
+        11,
+        "10.2.1.1",
+        "10.1.1.1",
+    ) + &extra_sa(
+        "newaddr",
+        "192.0.2.12",
+        "192.0.2.11",
+        None,
+        0x4002,
+        0x4001,
+        14,
+        13,
+        "10.2.2.1",
+        "10.1.2.1",
+    );
+    for (side, file, more) in [(&a, "a.toml", more_a), (&b, "b.toml", more_b)] {
+        let cfg = lab.dir.join(file);
+        let text = std::fs::read_to_string(&cfg).unwrap() + &more;
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(EXE)
+            .arg("--socket")
+            .arg(&side.sock)
+            .arg("reload")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reload failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            logs(&lab)
+        );
+    }
+    let side = |ns: &str, inner: &str, sock: &Path| Side {
+        ns: ns.to_string(),
+        outer: a.outer,
+        inner: inner.parse().unwrap(),
+        sock: sock.to_path_buf(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(&b.ns, "veth-b", stop.clone());
+    std::thread::sleep(Duration::from_millis(100));
+    let udp_a = side(&a.ns, "10.1.1.1", &a.sock);
+    let udp_b = side(&b.ns, "10.2.1.1", &b.sock);
+    let r1 = exchange(&udp_a, &udp_b, 3);
+    let addr_a = side(&a.ns, "10.1.2.1", &a.sock);
+    let addr_b = side(&b.ns, "10.2.2.1", &b.sock);
+    let r2 = exchange(&addr_a, &addr_b, 3);
+    let r3 = exchange(&a, &b, 1);
+    stop.store(true, Ordering::SeqCst);
+    let frames = cap.join().unwrap();
+    r1.unwrap_or_else(|e| panic!("new UDP port: {e}\n{}", logs(&lab)));
+    r2.unwrap_or_else(|e| panic!("new local address: {e}\n{}", logs(&lab)));
+    r3.unwrap_or_else(|e| panic!("untouched SA: {e}\n{}", logs(&lab)));
+    let on_4600 = udp4(&frames)
+        .iter()
+        .filter(|(src, dst, _)| src.port() == 4600 && dst.port() == 4600)
+        .count();
+    assert_eq!(on_4600, 6, "ESP-in-UDP on port 4600, 3 each way");
+    let from_new = frames
+        .iter()
+        .filter(|f| l4_proto(f) == Some((0x0800, 50)) && f[26..30] == [192, 0, 2, 11])
+        .count();
+    assert_eq!(from_new, 3, "ESP from the new address 192.0.2.11");
+    for side in [&a, &b] {
+        let v = status_json(side);
+        for (name, n) in [("udp4600", 3), ("newaddr", 3), ("e2e", 3)] {
+            for dir in ["in", "out"] {
+                let row = v
+                    .as_array()
+                    .and_then(|r| {
+                        r.iter()
+                            .find(|r| r["name"] == name && r["direction"] == dir)
+                    })
+                    .unwrap_or_else(|| panic!("{name} {dir} missing: {v}"));
+                assert_eq!(row["packets"], n, "{name} {dir}: {row}");
+            }
+        }
+    }
+    assert!(logs(&lab).contains("opened an ESP-in-UDP socket on 192.0.2.1:4600"));
+    assert!(logs(&lab).contains("opened a raw socket for IP protocol 50 on 192.0.2.11"));
+    println!("reload: sockets opened for UDP 4600 and 192.0.2.11; traffic on both new SAs and the old one");
+    drop(lab);
+}
+
+/// RFC 4301 8.2, the case the kernel cannot handle: the path MTU shrinks
+/// beyond the first hop (a router's link to B has MTU 1300, A's own 1500,
+/// so A's TUN keeps 1400). The router's ICMP about A's ESP reaches the
+/// daemon (IP_RECVERR on its raw socket), which from then on answers DF
+/// packets that would not fit once sealed with ICMP "fragmentation needed"
+/// out of the TUN, MTU 1300 - 56 - 15 = 1229. Without it TCP would stall
+/// (a PMTU black hole); here 2 MiB cross both ways intact, and ping sees
+/// the MTU.
+#[test]
+fn path_mtu_learned_beyond_the_first_hop() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "path_mtu_router",
+        tunnel: true,
+        v6: false,
+        wire: Wire::Esp,
+        esp: "aes256gcm16",
+        daemon: "",
+        manual: "",
+        lan: false,
+        wire_mtu: 0,
+        router_mtu: 1300,
+    };
+    let (lab, a, b, _) = setup(&s, "pdpm7");
+    assert_eq!(link_mtu(&a.ns, "pala"), 1400);
+    // Learn: the first full-size DF packet dies at the router, which says so.
+    let (_, first) = ping_df(&a.ns, false, b.inner, 1400 - 28);
+    let (ok, second) = ping_df(&a.ns, false, b.inner, 1400 - 28);
+    assert!(!ok, "a 1400-byte DF packet cannot cross:\n{second}");
+    assert!(
+        logs(&lab).contains("path MTU towards 203.0.113.2 is 1300"),
+        "the daemon learned the path MTU from the router's ICMP:\n{first}\n{}",
+        logs(&lab)
+    );
+    assert!(
+        format!("{first}{second}").contains("mtu = 1229") || second.contains("mtu=1229"),
+        "the sender is told 1229:\n{first}\n{second}"
+    );
+    let (ok, out) = ping_df(&a.ns, false, b.inner, 1229 - 28);
+    assert!(ok, "1229 bytes fit:\n{out}\n{}", logs(&lab));
+    let (up, down) = tcp_transfer(&a, &b, 2 << 20)
+        .unwrap_or_else(|e| panic!("TCP across the smaller path: {e}\n{}", logs(&lab)));
+    println!("router MTU 1300: learned, ICMP frag-needed mtu 1229 to the sender, 2 MiB of TCP each way intact ({up:#x}/{down:#x})");
     drop(lab);
 }
