@@ -235,7 +235,7 @@ fn update_endpoints_keeps_sequence_and_moves_the_outer_header() {
     let cfg = esp_cfg(t, tunnel([198, 51, 100, 2]), false, udp(4500));
     let (mut tx, mut rx) = try_pair(&cfg).unwrap();
     let inner = v4_udp([10, 0, 0, 1], [10, 0, 0, 2], &payload(5), 0, true);
-    let mut seal = |tx: &mut SecurityAssociation| {
+    let seal = |tx: &mut SecurityAssociation| {
         let mut storage = vec![0u8; 2048];
         storage[256..256 + inner.len()].copy_from_slice(&inner);
         let mut buf = palisade_sa::buf::PacketBuf::new(&mut storage, 256, inner.len()).unwrap();
