@@ -56,6 +56,13 @@ stats() { # numbers on stdin -> "median (min-max)"
         printf "%.1f (%.1f-%.1f)\n", m, a[1], a[NR] }'
 }
 median() { stats | awk '{ print $1 }'; }
+durations() { # "start T" / "up T" lines on stdin -> milliseconds from each start to its up
+    local kind t start=""
+    while read -r kind t; do
+        if [ "$kind" = start ]; then start=$(ms "$t"); elif [ -n "$start" ]; then
+            echo "$(ms "$t") - $start" | bc; start=""; fi
+    done
+}
 
 # --- strongSwan -----------------------------------------------------------
 echo "strongSwan: two charons, $N cycles of swanctl --initiate / --terminate"
@@ -76,12 +83,7 @@ done
 # "... CHILD_SA net{1} established with SPIs ...".
 awk '/initiating IKE_SA pal\[/ { print "start", $1 } /CHILD_SA net\{[0-9]+\} established/ { print "up", $1 }' \
     "$BASE/alice/charon.log" >"$BASE/ss.events"
-: >"$BASE/ss.log"
-start=""
-while read -r kind t; do
-    if [ "$kind" = start ]; then start=$(ms "$t"); elif [ -n "$start" ]; then
-        echo "$(ms "$t") - $start" | bc >>"$BASE/ss.log"; start=""; fi
-done <"$BASE/ss.events"
+durations <"$BASE/ss.events" >"$BASE/ss.log"
 SS_DIR=$BASE/alice ss_stop TERM
 SS_DIR=$BASE/bob ss_stop TERM
 
@@ -135,12 +137,7 @@ done
 sed 's/\x1b\[[0-9;]*m//g' "$BASE/a.log" |
     awk '/initiating IKE SA .*palisade up/ { print "start", substr($1, 12, 15) }
          /palisade::ike: CHILD_SA net installed/ { print "up", substr($1, 12, 15) }' >"$BASE/pal.events"
-: >"$BASE/pal.log"
-start=""
-while read -r kind t; do
-    if [ "$kind" = start ]; then start=$(ms "$t"); elif [ -n "$start" ]; then
-        echo "$(ms "$t") - $start" | bc >>"$BASE/pal.log"; start=""; fi
-done <"$BASE/pal.events"
+durations <"$BASE/pal.events" >"$BASE/pal.log"
 
 # --- result ---------------------------------------------------------------
 echo

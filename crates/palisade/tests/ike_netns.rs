@@ -10,48 +10,15 @@
 //! Needs root; skips otherwise unless PALISADE_REQUIRE_NETNS=1. Each test
 //! makes and removes its own namespaces (prefix `pik`).
 
+mod common;
+
+use common::{ns_sh, root_or_skip, run, sh};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_palisade");
 const PSK: &str = "0x6b3a9c1e5f20d4879a0b1c2d3e4f50617283949a5b6c7d8e9f00112233445566";
-
-fn root_or_skip() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("PALISADE_REQUIRE_NETNS").as_deref(),
-        Ok("1"),
-        "PALISADE_REQUIRE_NETNS=1 but not root"
-    );
-    eprintln!("skipping: needs root");
-    false
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn sh(args: &[&str]) {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn ns_sh(ns: &str, args: &[&str]) {
-    let mut v = vec!["ip", "netns", "exec", ns];
-    v.extend_from_slice(args);
-    sh(&v);
-}
 
 /// One side: its namespace, addresses and daemon.
 struct Side {
@@ -396,31 +363,63 @@ fn routes(ns: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out6.stdout)
 }
 
-/// Both sides up (A starts it), traffic, then down from B and up again from B.
-fn tunnel_round_trip(tag: &str, ad: &Addrs) {
-    let mut l = lab(tag, ad, false);
+/// What differs between the tunnel tests: A's start action, lines added to
+/// A's `[daemon]`, A's connection and both children.
+#[derive(Default)]
+struct Opts<'a> {
+    a_start: &'a str,
+    a_daemon: &'a str,
+    a_conn: &'a str,
+    child: &'a str,
+}
+
+/// A lab (`nat`: A behind the MASQUERADE router) with a tunnel connection
+/// `name` between the two LANs configured on both sides and both daemons
+/// running; B only responds.
+fn tunnel_pair(tag: &str, ad: &Addrs, nat: bool, name: &str, o: Opts) -> Lab {
+    let mut l = lab(tag, ad, nat);
+    let (a_local, a_remote, b_local, b_remote) = if nat {
+        // B cannot know the NAT's address: it accepts any peer.
+        ("198.51.100.10", "203.0.113.2", "203.0.113.2", "%any")
+    } else {
+        (ad.a_outer, ad.b_outer, ad.b_outer, ad.a_outer)
+    };
+    let a_child = child("net", ad.a_net, ad.b_net, "tunnel") + o.child;
+    let b_child = child("net", ad.b_net, ad.a_net, "tunnel") + o.child;
+    let start = if o.a_start.is_empty() {
+        "start"
+    } else {
+        o.a_start
+    };
     let a_cfg = conn_toml(
         &l.a,
-        "ab",
-        ad.a_outer,
-        ad.b_outer,
+        name,
+        a_local,
+        a_remote,
         ("a.test", "b.test"),
-        "start",
-        &child("net", ad.a_net, ad.b_net, "tunnel"),
-        "",
-    );
+        start,
+        &a_child,
+        o.a_conn,
+    )
+    .replacen("[daemon]\n", &format!("[daemon]\n{}", o.a_daemon), 1);
     let b_cfg = conn_toml(
         &l.b,
-        "ab",
-        ad.b_outer,
-        ad.a_outer,
+        name,
+        b_local,
+        b_remote,
         ("b.test", "a.test"),
         "none",
-        &child("net", ad.b_net, ad.a_net, "tunnel"),
+        &b_child,
         "",
     );
     l.b.start(&b_cfg);
     l.a.start(&a_cfg);
+    l
+}
+
+/// Both sides up (A starts it), traffic, then down from B and up again from B.
+fn tunnel_round_trip(tag: &str, ad: &Addrs) {
+    let l = tunnel_pair(tag, ad, false, "ab", Opts::default());
     l.a.wait_state("ab", "established", Duration::from_secs(15));
     l.b.wait_state("ab", "established", Duration::from_secs(5));
     assert!(
@@ -542,30 +541,7 @@ fn ikev2_through_nat_uses_udp_4500() {
     if !root_or_skip() {
         return;
     }
-    let mut l = lab("n", &V4, true);
-    let a_cfg = conn_toml(
-        &l.a,
-        "nat",
-        "198.51.100.10",
-        "203.0.113.2",
-        ("a.test", "b.test"),
-        "start",
-        &child("net", V4.a_net, V4.b_net, "tunnel"),
-        "",
-    );
-    // The responder cannot know the NAT's address: it accepts any peer.
-    let b_cfg = conn_toml(
-        &l.b,
-        "nat",
-        "203.0.113.2",
-        "%any",
-        ("b.test", "a.test"),
-        "none",
-        &child("net", V4.b_net, V4.a_net, "tunnel"),
-        "",
-    );
-    l.b.start(&b_cfg);
-    l.a.start(&a_cfg);
+    let l = tunnel_pair("n", &V4, true, "nat", Opts::default());
     l.a.wait_state("nat", "established", Duration::from_secs(15));
     assert!(
         ping(&l.a.ns, V4.a_inner, V4.b_inner, 3),
@@ -689,29 +665,16 @@ fn ikev2_trap_negotiates_on_the_first_packet() {
     if !root_or_skip() {
         return;
     }
-    let mut l = lab("p", &V4, false);
-    let a_cfg = conn_toml(
-        &l.a,
+    let l = tunnel_pair(
+        "p",
+        &V4,
+        false,
         "tp",
-        V4.a_outer,
-        V4.b_outer,
-        ("a.test", "b.test"),
-        "trap",
-        &child("net", V4.a_net, V4.b_net, "tunnel"),
-        "",
+        Opts {
+            a_start: "trap",
+            ..Opts::default()
+        },
     );
-    let b_cfg = conn_toml(
-        &l.b,
-        "tp",
-        V4.b_outer,
-        V4.a_outer,
-        ("b.test", "a.test"),
-        "none",
-        &child("net", V4.b_net, V4.a_net, "tunnel"),
-        "",
-    );
-    l.b.start(&b_cfg);
-    l.a.start(&a_cfg);
     // Nothing is negotiated until traffic needs it, but the route is there
     // already, so the first packets are held back (dropped), never sent in clear.
     std::thread::sleep(Duration::from_millis(300));
@@ -756,30 +719,16 @@ fn ikev2_rekey_on_packet_count_without_loss() {
     if !root_or_skip() {
         return;
     }
-    let mut l = lab("k", &V4, false);
-    let limits = "  rekey_packets = 20\n  life_packets = 100000\n";
-    let a_cfg = conn_toml(
-        &l.a,
+    let l = tunnel_pair(
+        "k",
+        &V4,
+        false,
         "rk",
-        V4.a_outer,
-        V4.b_outer,
-        ("a.test", "b.test"),
-        "start",
-        &(child("net", V4.a_net, V4.b_net, "tunnel") + limits),
-        "",
+        Opts {
+            child: "  rekey_packets = 20\n  life_packets = 100000\n",
+            ..Opts::default()
+        },
     );
-    let b_cfg = conn_toml(
-        &l.b,
-        "rk",
-        V4.b_outer,
-        V4.a_outer,
-        ("b.test", "a.test"),
-        "none",
-        &(child("net", V4.b_net, V4.a_net, "tunnel") + limits),
-        "",
-    );
-    l.b.start(&b_cfg);
-    l.a.start(&a_cfg);
     l.a.wait_state("rk", "established", Duration::from_secs(15));
     let first = l.a.status()["ike_sas"][0]["children"][0].clone();
     let out = run(&[
@@ -814,22 +763,17 @@ fn ikev2_dpd_notices_a_dead_peer_and_restarts() {
     if !root_or_skip() {
         return;
     }
-    let mut l = lab("d", &V4, false);
-    let fast = "dpd_delay = \"1s\"\ndpd_action = \"restart\"";
-    let a_cfg = conn_toml(&l.a, "dp", V4.a_outer, V4.b_outer, ("a.test", "b.test"), "start", &child("net", V4.a_net, V4.b_net, "tunnel"), fast)
-        .replacen("[daemon]\n", "[daemon]\nretransmit_timeout = \"200ms\"\nretransmit_limit = \"400ms\"\nretransmit_tries = 3\n", 1);
-    let b_cfg = conn_toml(
-        &l.b,
+    let mut l = tunnel_pair(
+        "d",
+        &V4,
+        false,
         "dp",
-        V4.b_outer,
-        V4.a_outer,
-        ("b.test", "a.test"),
-        "none",
-        &child("net", V4.b_net, V4.a_net, "tunnel"),
-        "",
+        Opts {
+            a_daemon: "retransmit_timeout = \"200ms\"\nretransmit_limit = \"400ms\"\nretransmit_tries = 3\n",
+            a_conn: "dpd_delay = \"1s\"\ndpd_action = \"restart\"",
+            ..Opts::default()
+        },
     );
-    l.b.start(&b_cfg);
-    l.a.start(&a_cfg);
     l.a.wait_state("dp", "established", Duration::from_secs(15));
     // A live peer answers the liveness checks: still up after several delays.
     std::thread::sleep(Duration::from_millis(2500));
@@ -879,29 +823,16 @@ fn ikev2_nat_rebinding_moves_the_child_sa() {
     if !root_or_skip() {
         return;
     }
-    let mut l = lab("m", &V4, true);
-    let a_cfg = conn_toml(
-        &l.a,
+    let l = tunnel_pair(
+        "m",
+        &V4,
+        true,
         "nat",
-        "198.51.100.10",
-        "203.0.113.2",
-        ("a.test", "b.test"),
-        "start",
-        &child("net", V4.a_net, V4.b_net, "tunnel"),
-        "dpd_delay = \"1s\"",
+        Opts {
+            a_conn: "dpd_delay = \"1s\"",
+            ..Opts::default()
+        },
     );
-    let b_cfg = conn_toml(
-        &l.b,
-        "nat",
-        "203.0.113.2",
-        "%any",
-        ("b.test", "a.test"),
-        "none",
-        &child("net", V4.b_net, V4.a_net, "tunnel"),
-        "",
-    );
-    l.b.start(&b_cfg);
-    l.a.start(&a_cfg);
     l.a.wait_state("nat", "established", Duration::from_secs(15));
     assert!(ping(&l.a.ns, V4.a_inner, V4.b_inner, 2));
     let before = l.b.status()["ike_sas"][0]["remote"]
