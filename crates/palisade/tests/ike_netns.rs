@@ -298,7 +298,7 @@ fn conn_toml(
     format!(
         r#"[daemon]
 control_socket = "{sock}"
-tun_name = "{tun}"
+tun_name = "{ns}t"
 
 [[connection]]
 name = "{name}"
@@ -314,7 +314,7 @@ start_action = "{start}"
 {children}
 "#,
         sock = side.sock(),
-        tun = format!("{}t", side.ns),
+        ns = side.ns,
         lid = ids.0,
         rid = ids.1,
     )
