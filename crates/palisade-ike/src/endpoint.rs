@@ -279,6 +279,24 @@ pub struct Stats {
     pub auth_failed: u64,
 }
 
+impl Stats {
+    /// Every counter by a stable snake_case name, for status output.
+    pub fn named(&self) -> [(&'static str, u64); 10] {
+        [
+            ("received", self.received),
+            ("malformed", self.malformed),
+            ("unknown_spi", self.unknown_spi),
+            ("integrity_failed", self.integrity_failed),
+            ("unexpected", self.unexpected),
+            ("duplicate_requests", self.duplicate_requests),
+            ("retransmits", self.retransmits),
+            ("cookies_sent", self.cookies_sent),
+            ("half_open_limited", self.half_open_limited),
+            ("auth_failed", self.auth_failed),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum St {
     InitSent,

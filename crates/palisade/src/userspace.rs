@@ -454,6 +454,10 @@ impl Dataplane for Userspace {
         self.with_ike(|i| i.ike_sas()).unwrap_or_default()
     }
 
+    fn ike_stats(&self) -> BTreeMap<String, u64> {
+        self.with_ike(|i| i.stats()).unwrap_or_default()
+    }
+
     fn connection_states(&self) -> BTreeMap<String, String> {
         self.with_ike(|i| i.connection_states()).unwrap_or_default()
     }

@@ -433,8 +433,11 @@ fn tunnel_round_trip(tag: &str, ad: &Addrs) {
         "ESP counters did not move: {}",
         l.a.status()
     );
-    let ike = l.a.status()["ike_sas"].clone();
+    let st = l.a.status();
+    let ike = st["ike_sas"].clone();
     assert_eq!(ike.as_array().unwrap().len(), 1, "{ike}");
+    assert!(st["ike_stats"]["received"].as_u64().unwrap() >= 2, "{st}");
+    assert_eq!(st["ike_stats"]["integrity_failed"], 0, "{st}");
     assert_eq!(ike[0]["remote_id"], "b.test");
     assert_eq!(ike[0]["initiator"], true);
     let net = ad.b_net.split('/').next().unwrap();

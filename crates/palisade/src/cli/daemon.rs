@@ -65,6 +65,7 @@ impl Daemon {
                 })
                 .collect(),
             ike_sas: self.dataplane.ike_sas(),
+            ike_stats: self.dataplane.ike_stats(),
         }
     }
 

@@ -50,6 +50,24 @@ pub fn status(st: &Status) -> String {
         let _ = writeln!(o);
         o.push_str(&ike_sas(&st.ike_sas));
     }
+    if !st.ike_stats.is_empty() {
+        let nonzero: Vec<String> = st
+            .ike_stats
+            .iter()
+            .filter(|(k, v)| **v > 0 && k.as_str() != "received")
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\nIKE messages: {} received{}",
+            st.ike_stats.get("received").copied().unwrap_or(0),
+            if nonzero.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", nonzero.join(", "))
+            }
+        );
+    }
     o
 }
 

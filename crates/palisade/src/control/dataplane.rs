@@ -48,6 +48,10 @@ pub trait Dataplane: Send + Sync {
     fn ike_sas(&self) -> Vec<IkeSaStatus> {
         Vec::new()
     }
+    /// The IKE engine's message counters for status.
+    fn ike_stats(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
     /// Per connection name, its state for status ("established", "down", ...);
     /// connections not listed are shown as configured.
     fn connection_states(&self) -> BTreeMap<String, String> {

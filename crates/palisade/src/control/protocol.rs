@@ -73,6 +73,10 @@ pub struct Status {
     /// IKE SAs, half-open ones included.
     #[serde(default)]
     pub ike_sas: Vec<IkeSaStatus>,
+    /// IKE messages received, dropped by reason, retransmitted (empty when
+    /// IKE is not running).
+    #[serde(default)]
+    pub ike_stats: BTreeMap<String, u64>,
 }
 
 /// One IKE SA. Keys are never part of it.

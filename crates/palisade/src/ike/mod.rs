@@ -281,6 +281,19 @@ impl IkeHandle {
         self.query(|st| st.policy_rows()).unwrap_or_default()
     }
 
+    /// The engine's message counters by name.
+    pub fn stats(&self) -> BTreeMap<String, u64> {
+        self.query(|st| {
+            st.ike
+                .stats()
+                .named()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// Per connection: (state text, whether it is up).
     pub fn connection_states(&self) -> BTreeMap<String, String> {
         self.query(|st| st.connection_states()).unwrap_or_default()
