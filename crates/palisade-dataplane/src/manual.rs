@@ -378,7 +378,13 @@ pub fn install_with_selectors(
     ) = (spec.wire, plane.nat_keepalive)
     {
         let dst = SocketAddr::new(spec.remote, remote_port);
-        if plane.add_keepalive(spec.name.clone(), local_port, dst, interval) {
+        if plane.add_keepalive_from(
+            spec.name.clone(),
+            Some(spec.local),
+            local_port,
+            dst,
+            interval,
+        ) {
             done.keepalive = Some(spec.name.clone());
         }
     }
