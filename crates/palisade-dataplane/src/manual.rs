@@ -576,7 +576,13 @@ pub fn move_endpoints(
         entry.sa.update_endpoints(mode, encap)?;
     }
     if let (Some(name), Some(interval)) = (&installed.keepalive, plane.nat_keepalive) {
-        plane.add_keepalive(name.clone(), local.port(), remote, interval);
+        plane.add_keepalive_from(
+            name.clone(),
+            Some(local.ip()),
+            local.port(),
+            remote,
+            interval,
+        );
     }
     Ok(())
 }
