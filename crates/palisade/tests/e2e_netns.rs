@@ -827,9 +827,11 @@ fn read_checked(mut r: impl std::io::Read, seed: u64, len: u64) -> Result<u64, S
     let mut buf = vec![0u8; 256 * 1024];
     let (mut at, mut fnv) = (0u64, 0xcbf2_9ce4_8422_2325u64);
     while at < len {
-        let n = r
-            .read(&mut buf)
-            .map_err(|e| format!("read at byte {at}: {e}"))?;
+        let n = match r.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("read at byte {at}: {e}")),
+        };
         if n == 0 {
             return Err(format!("stream ended at byte {at} of {len}"));
         }
