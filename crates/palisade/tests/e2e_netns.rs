@@ -630,9 +630,17 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
             .unwrap();
         lab.daemons.push(child);
     }
+    // The control socket is bound before the data plane starts, so wait for
+    // the daemon's "started" line: before it, the SAs, policies and routes
+    // may not be in place, and traffic would leave in the clear.
     for (i, side) in [&a, &b].iter().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !side.sock.exists() {
+        let log = dir.join(if i == 0 { "a.log" } else { "b.log" });
+        while !side.sock.exists()
+            || !std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("palisade daemon started")
+        {
             if let Ok(Some(st)) = lab.daemons[i].try_wait() {
                 panic!("{}: daemon exited {st}:\n{}", s.name, logs(&lab));
             }
@@ -645,7 +653,7 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     (lab, a, b, keys)
 }
 
