@@ -378,7 +378,13 @@ pub fn install_with_selectors(
     ) = (spec.wire, plane.nat_keepalive)
     {
         let dst = SocketAddr::new(spec.remote, remote_port);
-        if plane.add_keepalive(spec.name.clone(), local_port, dst, interval) {
+        if plane.add_keepalive_from(
+            spec.name.clone(),
+            Some(spec.local),
+            local_port,
+            dst,
+            interval,
+        ) {
             done.keepalive = Some(spec.name.clone());
         }
     }
@@ -570,7 +576,13 @@ pub fn move_endpoints(
         entry.sa.update_endpoints(mode, encap)?;
     }
     if let (Some(name), Some(interval)) = (&installed.keepalive, plane.nat_keepalive) {
-        plane.add_keepalive(name.clone(), local.port(), remote, interval);
+        plane.add_keepalive_from(
+            name.clone(),
+            Some(local.ip()),
+            local.port(),
+            remote,
+            interval,
+        );
     }
     Ok(())
 }

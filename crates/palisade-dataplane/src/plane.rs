@@ -100,6 +100,9 @@ pub const NAT_KEEPALIVE: [u8; 1] = [0xff];
 pub struct KeepaliveTarget {
     /// Who registered it (manual SA name, IKE SA name); the key for removal.
     pub name: String,
+    /// The local address to send from, when the worker has UDP sockets on
+    /// `src_port` for several (`None`: any socket on the port).
+    pub src: Option<IpAddr>,
     pub src_port: u16,
     pub dst: SocketAddr,
     pub interval: Duration,
@@ -111,9 +114,10 @@ pub struct KeepaliveTarget {
 }
 
 /// A NAT-keepalive to send now: [`NAT_KEEPALIVE`] from the UDP socket bound
-/// to `src_port` (of `dst`'s address family) to `dst`.
+/// to `src`:`src_port` (or any of `dst`'s family on that port) to `dst`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeepaliveTransmit {
+    pub src: Option<IpAddr>,
     pub src_port: u16,
     pub dst: SocketAddr,
 }
@@ -265,11 +269,25 @@ impl Plane {
         dst: SocketAddr,
         interval: Duration,
     ) -> bool {
+        self.add_keepalive_from(name, None, src_port, dst, interval)
+    }
+
+    /// [`Plane::add_keepalive`] from the socket bound to `src` (when there
+    /// are sockets on `src_port` for several local addresses).
+    pub fn add_keepalive_from(
+        &mut self,
+        name: impl Into<String>,
+        src: Option<IpAddr>,
+        src_port: u16,
+        dst: SocketAddr,
+        interval: Duration,
+    ) -> bool {
         if interval.is_zero() {
             return false;
         }
         let t = KeepaliveTarget {
             name: name.into(),
+            src,
             src_port,
             dst,
             interval,
@@ -315,6 +333,7 @@ impl Plane {
                     k.last_sent = Some(now);
                     // Two targets for the same peer and port need one packet.
                     let tx = KeepaliveTransmit {
+                        src: k.src,
                         src_port: k.src_port,
                         dst: k.dst,
                     };
@@ -822,6 +841,7 @@ mod tests {
         assert!(out.is_empty(), "nothing before the interval");
         p.poll_keepalives(secs(120), &mut out);
         let ka = KeepaliveTransmit {
+            src: None,
             src_port: 4500,
             dst: peer,
         };

@@ -354,6 +354,19 @@ impl Worker {
         (fds, udp_batch)
     }
 
+    /// The UDP socket to send from `src`:`port` to `dst`: the one bound to
+    /// that address, else a wildcard one, else (with `src` unknown or
+    /// unbound) any of the port and family.
+    fn udp_socket(&self, src: Option<IpAddr>, port: u16, dst: SocketAddr) -> Option<&UdpEndpoint> {
+        let fits = self
+            .udp
+            .iter()
+            .filter(move |u| u.local.port() == port && u.local.is_ipv6() == dst.is_ipv6());
+        src.and_then(|a| fits.clone().find(|u| u.local.ip() == a))
+            .or_else(|| fits.clone().find(|u| u.local.ip().is_unspecified()))
+            .or_else(|| fits.clone().next())
+    }
+
     /// Drain a socket's error queue; "message too long" errors (ICMP
     /// fragmentation needed / packet too big about a protected packet) set
     /// the path MTU towards that peer.
@@ -381,10 +394,7 @@ impl Worker {
         due.clear();
         self.plane.poll_keepalives(now, due);
         for k in due.iter() {
-            let sock = self
-                .udp
-                .iter()
-                .find(|u| u.local.port() == k.src_port && u.local.is_ipv6() == k.dst.is_ipv6());
+            let sock = self.udp_socket(k.src, k.src_port, k.dst);
             match sock.map(|u| u.sock.send_to(&NAT_KEEPALIVE, k.dst)) {
                 Some(Ok(_)) => self.io.keepalives_sent += 1,
                 Some(Err(e)) => {
@@ -533,23 +543,7 @@ impl Worker {
                 src_port,
                 offset,
             } => {
-                // The socket bound to the SA's own address, else a wildcard
-                // one, else (as before) any of the port and family.
-                let fits = |u: &&UdpEndpoint| {
-                    u.local.port() == src_port && u.local.is_ipv6() == dst.is_ipv6()
-                };
-                let sock = self
-                    .udp
-                    .iter()
-                    .filter(fits)
-                    .find(|u| u.local.ip() == src)
-                    .or_else(|| {
-                        self.udp
-                            .iter()
-                            .filter(fits)
-                            .find(|u| u.local.ip().is_unspecified())
-                    })
-                    .or_else(|| self.udp.iter().find(fits));
+                let sock = self.udp_socket(Some(src), src_port, dst);
                 sock.map(|u| {
                     offset <= len
                         && ring.commit(u.sock.as_raw_fd(), start + offset, len - offset, dst, true)

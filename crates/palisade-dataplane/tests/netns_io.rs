@@ -105,7 +105,7 @@ fn checksum(parts: &[&[u8]]) -> u16 {
 
 #[test]
 fn tun_carries_packets_both_ways() {
-    let Some(ns) = Netns::enter("pal-dp-tun") else {
+    let Some(ns) = Netns::enter("pdp-io-tun") else {
         return;
     };
     let tun = Tun::open("paltest0").expect("open TUN");
@@ -151,7 +151,7 @@ fn tun_open_rejects_bad_names() {
 
 #[test]
 fn raw_esp_socket_round_trip_with_batch_receive() {
-    let Some(_ns) = Netns::enter("pal-dp-raw") else {
+    let Some(_ns) = Netns::enter("pdp-io-raw") else {
         return;
     };
     let tx = RawSocket::open(false, IPPROTO_ESP, Some(0x50)).expect("raw tx");

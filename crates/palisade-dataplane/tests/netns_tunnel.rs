@@ -268,7 +268,7 @@ fn esp_tunnel_over_raw_ip() {
     if !is_root() {
         return;
     }
-    let topo = Topology::new("paldp1");
+    let topo = Topology::new("pdpt1");
     echo_round_trip(&topo, false);
 }
 
@@ -277,6 +277,6 @@ fn esp_tunnel_over_udp_4500() {
     if !is_root() {
         return;
     }
-    let topo = Topology::new("paldp2");
+    let topo = Topology::new("pdpt2");
     echo_round_trip(&topo, true);
 }
