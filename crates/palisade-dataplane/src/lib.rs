@@ -12,6 +12,7 @@
 pub mod manual;
 pub mod netcfg;
 pub mod plane;
+pub mod rtnl;
 pub mod sock;
 pub mod tun;
 pub mod worker;

@@ -1,4 +1,5 @@
-//! Interface, route and policy-routing configuration, through iproute2.
+//! Interface, route and policy-routing configuration: routes over rtnetlink
+//! (`rtnl`), links and rules through iproute2.
 //!
 //! Every change is recorded so that [`NetConfig::undo`] (also run on drop)
 //! removes exactly what palisade added and nothing else. Routes through the TUN
@@ -10,7 +11,7 @@ use std::process::Command;
 /// A change palisade made to the host's network configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Change {
-    Route { args: Vec<String> },
+    Route(crate::rtnl::Route),
     Rule { args: Vec<String> },
 }
 
@@ -109,7 +110,8 @@ impl NetConfig {
         ip(&strings(&[family, "addr", "add", cidr, "dev", dev]))
     }
 
-    /// Route `cidr` into `dev`, optionally in `table` and with a preferred source.
+    /// Route `cidr` into `dev`, optionally in `table` and with a preferred
+    /// source (over rtnetlink: no process per route).
     pub fn route_add(
         &mut self,
         cidr: &str,
@@ -117,17 +119,45 @@ impl NetConfig {
         table: Option<u32>,
         src: Option<&str>,
     ) -> Result<(), NetCfgError> {
-        let family = if cidr.contains(':') { "-6" } else { "-4" };
-        let mut args = strings(&[family, "route", "add", cidr, "dev", dev]);
-        if let Some(t) = table {
-            args.extend(strings(&["table", &t.to_string()]));
-        }
-        if let Some(s) = src {
-            args.extend(strings(&["src", s]));
-        }
-        ip(&args)?;
-        args[2] = "del".into();
-        self.changes.push(Change::Route { args });
+        let cmd = || {
+            let mut c = format!("route add {cidr} dev {dev}");
+            if let Some(t) = table {
+                c.push_str(&format!(" table {t}"));
+            }
+            if let Some(s) = src {
+                c.push_str(&format!(" src {s}"));
+            }
+            c
+        };
+        let fail = |stderr: String| NetCfgError { cmd: cmd(), stderr };
+        let (addr, len) = cidr
+            .split_once('/')
+            .ok_or_else(|| fail("not a prefix (address/length)".into()))?;
+        let dst: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| fail(format!("`{addr}` is not an IP address")))?;
+        let len: u8 = len
+            .parse()
+            .ok()
+            .filter(|l| *l <= if dst.is_ipv4() { 32 } else { 128 })
+            .ok_or_else(|| fail(format!("`{len}` is not a prefix length")))?;
+        let src = match src {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| fail(format!("`{s}` is not an IP address")))?,
+            ),
+            None => None,
+        };
+        let oif = crate::rtnl::ifindex(dev).map_err(|e| fail(format!("device {dev}: {e}")))?;
+        let route = crate::rtnl::Route {
+            dst,
+            len,
+            oif,
+            table,
+            src,
+        };
+        crate::rtnl::change(&route, true).map_err(|e| fail(e.to_string()))?;
+        self.changes.push(Change::Route(route));
         Ok(())
     }
 
@@ -167,10 +197,14 @@ impl NetConfig {
     pub fn undo(&mut self) -> Vec<NetCfgError> {
         let mut errors = Vec::new();
         while let Some(change) = self.changes.pop() {
-            let args = match change {
-                Change::Route { args } | Change::Rule { args } => args,
+            let result = match change {
+                Change::Route(r) => crate::rtnl::change(&r, false).map_err(|e| NetCfgError {
+                    cmd: format!("route del {}/{} dev #{}", r.dst, r.len, r.oif),
+                    stderr: e.to_string(),
+                }),
+                Change::Rule { args } => ip(&args),
             };
-            if let Err(e) = ip(&args) {
+            if let Err(e) = result {
                 errors.push(e);
             }
         }
