@@ -37,6 +37,13 @@
 #   daemon-configs     the daemon configs generated here pass check-config.
 #   daemon-rekey       strongSwan rekeys CHILD_SA (3 s) and IKE SA (5 s) while
 #               40 pings cross the daemon: at most 1 lost, SPIs mirrored after.
+#   daemon-dpd  the daemon (initiator, DPD 1 s, IKE retransmits 0.2/0.4/0.4 s)
+#               stays established with pings and answered probes for 3.5 s;
+#               strongSwan SIGKILLed: with dpd_action = "clear" the connection
+#               is down without SAs within DPD + retransmits (limit 4.5 s
+#               with slack; prints the time); with "restart" and keyingtries
+#               = 0 the daemon keeps initiating and is back up by itself,
+#               pings passing, once charon runs again.
 #   daemon-pi daemon-si daemon-v6 daemon-si-v6 daemon-nat
 #               `palisade daemon` against strongSwan (AES-256-GCM, CBC+HMAC,
 #               over IPv6 ChaCha20-Poly1305 and AES-128-GCM/ECP-384, behind
@@ -164,16 +171,20 @@ stop_palisade_side() {
 
 # A config for `palisade daemon` with one [[connection]] "strongswan",
 # equivalent to start_palisade_side's arguments (ROLE LOCAL REMOTE|- LOCAL_TS
-# REMOTE_TS IKE ESP). The initiator is brought up with `palisade up`.
+# REMOTE_TS IKE ESP). The initiator is brought up with `palisade up`. A case
+# adds keys (TOML lines) to [daemon], the [[connection]] and its child with
+# PAL_DAEMON_EXTRA, PAL_CONN_EXTRA (default: DPD every 2 s) and PAL_CHILD_EXTRA.
 palisade_daemon_toml() {
     local role=$1 local=$2 remote=$3 lts=$4 rts=$5 ike=$6 esp=$7
     local lid=alice.pal.test rid=bob.sw.test
     [ "$role" = responder ] && { lid=bob.pal.test; rid=alice.sw.test; }
     [ "$remote" = - ] && remote=%any
+    local conn_extra=${PAL_CONN_EXTRA-'dpd_delay = "2s"'}
     cat <<TOML
 [daemon]
 control_socket = "$LOG/$CASE.palisade.sock"
 tun_name = "${SS_NS}tun"
+${PAL_DAEMON_EXTRA:-}
 
 [[connection]]
 name = "strongswan"
@@ -186,7 +197,7 @@ auth = "psk"
 psk = "$PSK"
 ike_proposals = ["$ike"]
 start_action = "none"
-dpd_delay = "2s"
+$conn_extra
 
   [[connection.child]]
   name = "net"
@@ -194,6 +205,7 @@ dpd_delay = "2s"
   remote_ts = ["$rts"]
   esp_proposals = ["$esp"]
   mode = "tunnel"
+${PAL_CHILD_EXTRA:-}
 TOML
 }
 
@@ -584,6 +596,105 @@ case_daemon_rekey() {
     check_daemon_spis || return 1
 }
 
+# The daemon's IKE retransmission for the DPD case: resends after 0.2 and
+# 0.6 s, given up 1 s after the first send.
+PAL_FAST_RETRANSMIT='retransmit_timeout = "200ms"
+retransmit_limit = "400ms"
+retransmit_tries = 3'
+
+# pald_conn_gone: connection "strongswan" is down and the daemon holds no SAs
+# (IKE, CHILD) for it.
+pald_conn_gone() {
+    [ "$(pald_query "(next((c['state'] for c in s['connections'] if c['name']=='strongswan'),''), len([a for a in s['sas'] if a['name'].startswith('strongswan/')]), len([i for i in s.get('ike_sas', []) if i['connection']=='strongswan']))")" = "('down', 0, 0)" ]
+}
+
+# strongSwan's count of answered DPD probes (empty INFORMATIONAL requests).
+ss_dpd_answered() { grep -c 'parsed INFORMATIONAL request [0-9]* \[ \]' "$SS_DIR/charon.log"; }
+
+# The daemon (initiator in A, DPD 1 s, fast retransmits) against a strongSwan
+# responder in B that is SIGKILLed: with dpd_action = "clear" the connection
+# must stay up while strongSwan lives and be down without SAs within the DPD
+# delay + the retransmits; with "restart" (and keyingtries = 0) the daemon
+# keeps initiating and is back up by itself once a new charon runs.
+case_daemon_dpd() {
+    local ike=aes256gcm16-prfsha256-x25519 esp=aes256gcm16 ia=10.200.1.1 ib=10.200.2.1
+    local ike_id probes t0 ms i n0 n1 state
+    local PAL_DAEMON_EXTRA=$PAL_FAST_RETRANSMIT
+    local PAL_CONN_EXTRA='dpd_delay = "1s"
+dpd_action = "clear"'
+    addrs 4
+    ss_responder() {
+        ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
+            --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
+            --ike "$ike" --esp "$esp"
+    }
+    pald_up() {
+        timeout 20 "$PALISADE_BIN" --socket "$LOG/$CASE.palisade.sock" up strongswan >"$LOG/$CASE.up" 2>&1 || {
+            echo "  palisade up failed:"; sed 's/^/    /' "$LOG/$CASE.up"; return 1; }
+    }
+    # -- dpd_action = "clear"
+    ss_responder || return 1
+    start_palisade_daemon initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" || return 1
+    pald_up || return 1
+    pald_wait_state established 5 || return 1
+    check_daemon_spis || return 1
+    ping_through "$ia" "$ib" || return 1
+    ike_id=$(pald_query "s['ike_sas'][0]['id']")
+    probes=$(ss_dpd_answered)
+    sleep 3.5
+    probes=$(( $(ss_dpd_answered) - probes ))
+    [ "$probes" -ge 2 ] || { echo "  strongSwan answered $probes DPD probes in 3.5 s idle (DPD 1 s); expected 2 or more"; return 1; }
+    [ "$(pald_query "(next(c['state'] for c in s['connections'] if c['name']=='strongswan'), [i['id'] for i in s['ike_sas']])")" = "('established', ['$ike_id'])" ] || {
+        echo "  the connection did not stay established on IKE SA $ike_id with a live peer:"; pald status; return 1; }
+    grep -q 'dead peer' "$PAL_OUT" && { echo "  palisade declared a live peer dead"; return 1; }
+    ping_through "$ia" "$ib" || return 1
+    echo "  ok: $probes DPD probes answered by strongSwan in 3.5 s idle, still established on IKE SA $ike_id"
+    t0=$(date +%s%N)
+    ss_stop KILL
+    for i in $(seq 100); do pald_conn_gone && break; sleep 0.1; done
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    pald_conn_gone || { echo "  10 s after the SIGKILL the daemon still shows the connection or SAs:"; pald status; return 1; }
+    grep -Eq 'IKE SA [0-9a-f]+ down: dead peer detected( |$)' "$PAL_OUT" || { echo "  no 'dead peer detected' in the daemon's log"; return 1; }
+    # DPD probe at most 1 s after the kill, given up 1 s after it; 2.5 s slack for a loaded machine.
+    if [ "$ms" -gt 4500 ]; then
+        echo "  connection down ${ms} ms after the SIGKILL; expected at most 2000 (DPD 1 s + retransmits 1 s) + 2500 slack"; return 1
+    fi
+    echo "  ok: strongSwan SIGKILLed; connection down, no SAs after ${ms} ms (DPD 1 s + retransmits 0.2/0.4/0.4 s)"
+    stop_palisade_side
+    mv "$PAL_OUT" "$LOG/$CASE.daemon-clear.log"
+    cp "$SS_DIR/charon.log" "$LOG/$CASE.charon-clear.log"
+    # -- dpd_action = "restart", keep trying
+    PAL_CONN_EXTRA='dpd_delay = "1s"
+dpd_action = "restart"
+keyingtries = 0'
+    ss_responder || return 1
+    start_palisade_daemon initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" || return 1
+    pald_up || return 1
+    pald_wait_state established 5 || return 1
+    ike_id=$(pald_query "s['ike_sas'][0]['id']")
+    n0=$(grep -c 'initiating IKE SA' "$PAL_OUT")
+    t0=$(date +%s%N)
+    ss_stop KILL
+    cp "$SS_DIR/charon.log" "$LOG/$CASE.charon-restart1.log"
+    for i in $(seq 100); do grep -q 'down: dead peer detected, restarting' "$PAL_OUT" && break; sleep 0.1; done
+    grep -q 'down: dead peer detected, restarting' "$PAL_OUT" || { echo "  no 'dead peer detected, restarting' 10 s after the SIGKILL"; return 1; }
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    # Two more attempts: the restart and a keying retry after it timed out.
+    for i in $(seq 50); do [ "$(grep -c 'initiating IKE SA' "$PAL_OUT")" -ge $((n0 + 2)) ] && break; sleep 0.1; done
+    n1=$(grep -c 'initiating IKE SA' "$PAL_OUT")
+    [ "$n1" -ge $((n0 + 2)) ] || { echo "  the daemon initiated $((n1 - n0)) times after the dead peer; expected a restart and retries"; return 1; }
+    state=$(pald_query "next(c['state'] for c in s['connections'] if c['name']=='strongswan')")
+    echo "  ok: dead peer after ${ms} ms, the daemon re-initiated $((n1 - n0)) times against the dead peer (state '$state')"
+    ss_responder || return 1
+    t0=$(date +%s%N)
+    pald_wait_state established 10 || return 1
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    [ "$(pald_query "s['ike_sas'][0]['id'] != '$ike_id'")" = True ] || { echo "  still the old IKE SA $ike_id"; return 1; }
+    check_daemon_spis || return 1
+    ping_through "$ia" "$ib" || return 1
+    echo "  ok: back up by itself ${ms} ms after charon was started again"
+}
+
 # The [[connection]] configs the daemon would run for these cases must pass
 # `palisade check-config` (keeps palisade_daemon_toml honest until it is used).
 case_daemon_configs() {
@@ -643,6 +754,9 @@ if begin daemon-rekey "strongSwan rekeys CHILD_SA (3 s) and IKE SA (5 s) under p
     case_daemon_rekey; end_case $?
 fi
 if begin dpd "palisade's DPD against a SIGKILLed strongSwan"; then case_dpd; end_case $?; fi
+if begin daemon-dpd "palisade daemon's DPD (1 s) against a SIGKILLed strongSwan: clear, then restart"; then
+    case_daemon_dpd; end_case $?
+fi
 if begin strongswan-rekeys "strongSwan rekeys CHILD_SA (4 s) and IKE SA (7 s) with palisade as responder"; then
     case_strongswan_rekeys; end_case $?
 fi
