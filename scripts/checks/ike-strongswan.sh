@@ -44,6 +44,14 @@
 #               with slack; prints the time); with "restart" and keyingtries
 #               = 0 the daemon keeps initiating and is back up by itself,
 #               pings passing, once charon runs again.
+#   daemon-collide  the daemon (initiator) and strongSwan both rekey the
+#               CHILD_SA every 3 s and the IKE SA every 5 s without jitter, so
+#               their rekeys collide (RFC 7296 2.8.1, 2.8.2; at least one
+#               collision required), while 75 pings run for 15 s: at most 1
+#               lost; then one established IKE SA and one installed CHILD_SA
+#               on each side, SPIs mirrored (SAs only lingering for their
+#               Delete or inbound stragglers allowed). Prints the rekey and
+#               collision counts of both logs.
 #   daemon-pi daemon-si daemon-v6 daemon-si-v6 daemon-nat
 #               `palisade daemon` against strongSwan (AES-256-GCM, CBC+HMAC,
 #               over IPv6 ChaCha20-Poly1305 and AES-128-GCM/ECP-384, behind
@@ -60,6 +68,8 @@
 #                                  scripts/test sets it.
 #   IKE_STRONGSWAN_CASES=REGEX     run only the cases whose name matches.
 #   IKE_STRONGSWAN_KEEP=1          keep the logs ($LOG) after a passing run too.
+#   IKE_STRONGSWAN_PCAP=1          capture A's outside interface per case
+#                                  ($LOG/CASE.pcap, needs dumpcap; for debugging).
 #   SS_NS                          namespace prefix (default pis: pisA pisB pisR).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -91,7 +101,7 @@ export SS_DIR="$LOG/strongswan"
 mkdir -p "$SS_DIR"
 A=${SS_NS}A B=${SS_NS}B
 pass=0; fail=0; failed=""
-PAL_PID=; PAL_CTL=; PAL_OUT=/dev/null; CASE=
+PAL_PID=; PAL_CTL=; PAL_OUT=/dev/null; CASE=; PCAP_PID=
 
 cleanup() {
     stop_palisade_side
@@ -294,12 +304,18 @@ begin() {
     if ! [[ $CASE =~ $only ]]; then return 1; fi
     echo "== $CASE: $2"
     PAL_OUT=/dev/null
+    if [ "${IKE_STRONGSWAN_PCAP:-0}" = 1 ]; then
+        ip netns exec "$A" dumpcap -q -i "${SS_NS}A0" -w "$LOG/$CASE.pcap" >/dev/null 2>&1 &
+        PCAP_PID=$!
+        sleep 0.5
+    fi
     return 0
 }
 
 end_case() {
     local rc=$1
     stop_palisade_side
+    if [ -n "$PCAP_PID" ]; then kill "$PCAP_PID" 2>/dev/null; wait "$PCAP_PID" 2>/dev/null; PCAP_PID=; fi
     cp "$SS_DIR/charon.log" "$LOG/$CASE.charon.log" 2>/dev/null
     ss_stop TERM
     if [ "$rc" = 0 ]; then
@@ -695,6 +711,95 @@ keyingtries = 0'
     echo "  ok: back up by itself ${ms} ms after charon was started again"
 }
 
+# collide_settled: one IKE SA and one installed CHILD_SA on each side, SPIs
+# mirrored (a snapshot between two rekeys). Rekeyed SAs that only linger for
+# inbound stragglers (palisade "rekeyed" 2 s, strongSwan DELETED 5 s) are
+# allowed. Sets COLLIDE_STATE to what it saw.
+collide_settled() {
+    local pal sas in_spi out_spi a b rest n_ike n_inst n_other
+    # IKE SAs by state: established, being set up or rekeyed (must be none),
+    # deleting (a rekeyed or redundant SA waiting for the peer's Delete).
+    pal=$(pald_query "' '.join([str(len([i for i in s['ike_sas'] if i['state']==st])) for st in ('established', 'deleting')] + [str(len([i for i in s['ike_sas'] if i['state'] not in ('established', 'deleting')]))] + ['%08x' % a['spi'] for d in ('in', 'out') for a in s['sas'] if a['name']=='strongswan/net' and a['direction']==d and a['state']=='installed'])")
+    sas=$(ss_list_sas 2>/dev/null)
+    n_ike=$(grep -c '^pal: #' <<<"$sas")
+    n_inst=$(grep -c '^  net: #.*, INSTALLED,' <<<"$sas")
+    n_other=$(grep '^  net: #' <<<"$sas" | grep -Ev ', (INSTALLED|DELETED),' -c)
+    read -r a b c in_spi out_spi rest <<<"$pal"
+    COLLIDE_STATE="palisade: IKE SAs $a established, $b deleting, ${c:-?} other; installed CHILD_SA SPIs (in, out) ${in_spi:-} ${out_spi:-} ${rest:-}; strongSwan: $n_ike IKE SAs, $n_inst CHILD_SAs INSTALLED, $n_other neither INSTALLED nor DELETED"
+    [ "$a $c" = "1 0" ] && [ -n "$out_spi" ] && [ -z "$rest" ] || return 1
+    [ "$n_ike" = 1 ] && [ "$n_inst" = 1 ] && [ "$n_other" = 0 ] || return 1
+    grep -Eq "^ +in +${out_spi}," <<<"$sas" && grep -Eq "^ +out +${in_spi}," <<<"$sas"
+}
+
+# Both sides rekey the CHILD_SA every 3 s and the IKE SA every 5 s, no
+# jitter, so their rekeys start at nearly the same moment and collide
+# (RFC 7296 2.8.1, 2.8.2), while a ping runs through the daemon for 15 s.
+case_daemon_collide() {
+    local dir=$1 ike=aes256gcm16-prfsha256-x25519 esp=aes256gcm16 sent recv lost i
+    local PAL_CONN_EXTRA='rekey_time = "5s"
+over_time = "10s"
+rand_time = "0s"'
+    local PAL_CHILD_EXTRA='  rekey_time = "3s"
+  life_time = "13s"
+  rand_time = "0s"'
+    addrs 4
+    if [ "$dir" = pi ]; then
+        ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
+            --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
+            --ike "$ike" --esp "$esp" --rekey 3 --ike-rekey 5 || return 1
+        start_palisade_daemon initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" || return 1
+        timeout 20 "$PALISADE_BIN" --socket "$LOG/$CASE.palisade.sock" up strongswan >"$LOG/$CASE.up" 2>&1 || {
+            echo "  palisade up failed:"; sed 's/^/    /' "$LOG/$CASE.up"; return 1; }
+    else
+        start_palisade_daemon responder "$B" "$IP_B" - "$TS_B" "$TS_A" "$ike" "$esp" || return 1
+        ss_start "$A" --role initiator --local "$IP_A" --remote "$IP_B" --local-id alice.sw.test \
+            --remote-id bob.pal.test --local-ts "$TS_A" --remote-ts "$TS_B" --psk "$PSK" \
+            --ike "$ike" --esp "$esp" --rekey 3 --ike-rekey 5 || return 1
+        ss_initiate 15 >"$LOG/$CASE.initiate.out" 2>&1 || { echo "  swanctl --initiate failed"; return 1; }
+    fi
+    pald_wait_state established 5 || return 1
+    ip netns exec "$A" ping -D -O -c 75 -i 0.2 -W 1 -I 10.200.1.1 10.200.2.1 >"$LOG/$CASE.ping" 2>&1
+    read -r sent recv < <(sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$LOG/$CASE.ping")
+    lost=$(( ${sent:-0} - ${recv:-0} ))
+    local ss_child ss_ike ss_cc ss_ic pal_child pal_ike pal_cl pal_iw pal_il
+    ss_child=$(grep -c 'CHILD_SA net{[0-9]*} established' "$SS_DIR/charon.log")
+    ss_ike=$(grep -c 'IKE_SA pal\[[0-9]*\] rekeyed' "$SS_DIR/charon.log")
+    ss_cc=$(grep -c 'detected CHILD_REKEY collision with CHILD_REKEY' "$SS_DIR/charon.log")
+    ss_ic=$(grep -c 'detected IKE_REKEY collision with IKE_REKEY' "$SS_DIR/charon.log")
+    pal_child=$(grep -c 'palisade::ike: CHILD_SA net installed' "$PAL_OUT")
+    pal_ike=$(grep -c 'palisade::ike: IKE SA [0-9a-f]* rekeyed' "$PAL_OUT")
+    pal_cl=$(grep -c 'simultaneous rekey lost' "$PAL_OUT")
+    pal_iw=$(grep -c 'simultaneous IKE SA rekey won' "$PAL_OUT")
+    pal_il=$(grep -c 'simultaneous IKE SA rekey lost' "$PAL_OUT")
+    echo "  strongSwan: $ss_child CHILD_SAs established (rekey or collision), $ss_ike IKE SA rekeys;" \
+        "collisions detected: $ss_cc CHILD_SA, $ss_ic IKE SA"
+    echo "  palisade: $pal_child CHILD_SAs installed, $pal_ike IKE SA rekeys;" \
+        "CHILD_SA collisions lost $pal_cl (won ones are not logged), IKE SA collisions won $pal_iw, lost $pal_il"
+    grep -E 'collision (won|lost)|did not notice' "$SS_DIR/charon.log" | sed -E 's/^/    strongSwan: /'
+    if [ "${sent:-0}" -lt 75 ] || [ "$lost" -gt 1 ]; then
+        echo "  $lost of ${sent:-0} pings lost across the rekeys; unanswered (UTC, to match the logs; ping does not list the last one):"
+        python3 -c 'import re,sys,datetime as d
+for t,n in re.findall(r"\[([0-9.]+)\] no answer yet for icmp_seq=(\d+)", open(sys.argv[1]).read()):
+    print("    icmp_seq", n, "sent", d.datetime.fromtimestamp(float(t) - 0.2, d.timezone.utc).strftime("%H:%M:%S.%f")[:-3])' "$LOG/$CASE.ping"
+        sed -n 1p "$LOG/$CASE.ping"; tail -n 2 "$LOG/$CASE.ping"; return 1
+    fi
+    echo "  ok: $lost of $sent pings lost across the rekeys"
+    [ $((ss_cc + ss_ic)) -ge 1 ] || { echo "  no rekey collision happened (strongSwan detected none): the case tested nothing"; return 1; }
+    [ "$ss_ike" -ge 1 ] && [ "$pal_ike" -ge 1 ] || { echo "  an IKE SA rekey is missing"; return 1; }
+    [ "$pal_child" -ge 4 ] || { echo "  palisade installed only $pal_child CHILD_SAs in 15 s (rekey 3 s)"; return 1; }
+    # A snapshot may fall into a rekey: a few tries over ~3 s.
+    local seen="" settled=0
+    for i in $(seq 12); do
+        if collide_settled; then settled=1; break; fi
+        seen="$seen    $(date +%T.%N | cut -c1-12) $COLLIDE_STATE"$'\n'
+        sleep 0.1
+    done
+    [ "$settled" = 1 ] || {
+        echo "  never one IKE SA and one CHILD_SA on each side with SPIs mirrored in 12 tries:"
+        printf '%s' "$seen"; pald status; ss_list_sas; return 1; }
+    echo "  ok: one IKE SA and one installed CHILD_SA on each side, SPIs mirrored ($COLLIDE_STATE)"
+}
+
 # The [[connection]] configs the daemon would run for these cases must pass
 # `palisade check-config` (keeps palisade_daemon_toml honest until it is used).
 case_daemon_configs() {
@@ -752,6 +857,9 @@ if begin daemon-si-v6 "strongSwan initiator -> palisade daemon over IPv6, AES-12
 fi
 if begin daemon-rekey "strongSwan rekeys CHILD_SA (3 s) and IKE SA (5 s) under ping through the daemon"; then
     case_daemon_rekey; end_case $?
+fi
+if begin daemon-collide "daemon (initiator) and strongSwan both rekey CHILD_SA (3 s) and IKE SA (5 s) under ping"; then
+    case_daemon_collide pi; end_case $?
 fi
 if begin dpd "palisade's DPD against a SIGKILLed strongSwan"; then case_dpd; end_case $?; fi
 if begin daemon-dpd "palisade daemon's DPD (1 s) against a SIGKILLed strongSwan: clear, then restart"; then
