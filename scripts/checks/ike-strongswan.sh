@@ -58,7 +58,11 @@
 #               the NAT): up by `palisade up` or by strongSwan, SPIs
 #               mirrored, 3 pings each way between the inner addresses with
 #               both sides counting the ESP, then `palisade down` or swanctl
-#               --terminate removes the SAs on the other side.
+#               --terminate removes the SAs on the other side. daemon-nat
+#               also runs [daemon] nat_keepalive = "2s": tshark on the
+#               router's outside interface sees 1-byte 0xFF keepalives to
+#               UDP 4500 every ~2 s while idle (skipped without tshark
+#               unless PALISADE_REQUIRE_TSHARK=1).
 #
 # Whole run: about a minute here (21 cases, 2 vCPUs) once the binaries are built.
 #
@@ -66,6 +70,8 @@
 #   PALISADE_REQUIRE_STRONGSWAN=1  fail (instead of skipping) when this cannot
 #                                  run: not root, strongSwan missing, no netns.
 #                                  scripts/test sets it.
+#   PALISADE_REQUIRE_TSHARK=1      fail (instead of skipping that check) when
+#                                  tshark is missing.
 #   IKE_STRONGSWAN_CASES=REGEX     run only the cases whose name matches.
 #   IKE_STRONGSWAN_KEEP=1          keep the logs ($LOG) after a passing run too.
 #   IKE_STRONGSWAN_PCAP=1          capture A's outside interface per case
@@ -541,13 +547,47 @@ ping_through() {
     echo "  ok: ping $ia <-> $ib through the tunnel; ESP received: palisade $n_pal, strongSwan $n_sw packets"
 }
 
+# check_nat_keepalives: with the tunnel idle, the daemon behind the NAT
+# ([daemon] nat_keepalive = "2s") sends RFC 3948 NAT-keepalives (one 0xFF
+# byte to UDP 4500): tshark on the router's outside interface must see at
+# least two in 6 s, from the NAT's address, about 2 s apart. Skipped without
+# tshark unless PALISADE_REQUIRE_TSHARK=1.
+check_nat_keepalives() {
+    local pcap="$LOG/$CASE.keepalive.pcapng" lines n
+    if ! command -v tshark >/dev/null; then
+        if [ "${PALISADE_REQUIRE_TSHARK:-0}" = 1 ]; then
+            echo "  tshark missing (PALISADE_REQUIRE_TSHARK=1): cannot check the NAT-keepalives"; return 1
+        fi
+        echo "  skip: NAT-keepalive check (no tshark; scripts/test installs it)"; return 0
+    fi
+    ip netns exec "${SS_NS}R" timeout 20 tshark -q -i "${SS_NS}Rb" -f 'udp port 4500' -a duration:6 \
+        -w "$pcap" >"$LOG/$CASE.tshark.out" 2>&1 || {
+        echo "  tshark capture on ${SS_NS}Rb failed:"; sed 's/^/    /' "$LOG/$CASE.tshark.out"; return 1; }
+    lines=$(tshark -r "$pcap" -Y udpencap.nat_keepalive -T fields -e frame.time_relative \
+        -e ip.src -e udp.srcport -e ip.dst -e udp.dstport -e udp.length 2>/dev/null)
+    n=$(grep -c . <<<"$lines")
+    python3 - "$lines" <<'PY' || { echo "  NAT-keepalives seen on ${SS_NS}Rb in 6 s idle (time src port dst port udp-length):"; sed 's/^/    /' <<<"$lines"; return 1; }
+import sys
+rows = [l.split("\t") for l in sys.argv[1].splitlines() if l.strip()]
+ours = [r for r in rows if r[1] == "203.0.113.1" and r[3] == "203.0.113.2" and r[4] == "4500" and r[5] == "9"]
+gaps = [float(b[0]) - float(a[0]) for a, b in zip(ours, ours[1:])]
+ok = len(ours) >= 2 and all(1.5 <= g <= 3.0 for g in gaps)
+if not ok:
+    print(f"  expected 2 or more NAT-keepalives 203.0.113.1 -> 203.0.113.2:4500 about 2 s apart; got {len(ours)}, gaps {['%.2f' % g for g in gaps]}")
+sys.exit(0 if ok else 1)
+PY
+    echo "  ok: $n NAT-keepalives (1 byte 0xFF, UDP 4500) from the NAT's 203.0.113.1 in 6 s idle, ~2 s apart"
+}
+
 # case_daemon DIR FAMILY|nat IKE ESP: DIR pi = the daemon (in A) initiates
 # with `palisade up` and deletes with `palisade down`; si = strongSwan (in A)
 # initiates and deletes with swanctl --terminate.
 case_daemon() {
     local dir=$1 fam=$2 ike=$3 esp=$4 ia=10.200.1.1 ib=10.200.2.1
+    local PAL_DAEMON_EXTRA=${PAL_DAEMON_EXTRA:-}
     if [ "$fam" = nat ]; then
         IP_A=198.51.100.10 IP_B=203.0.113.2 TS_A=10.200.1.0/24 TS_B=10.200.2.0/24
+        PAL_DAEMON_EXTRA='nat_keepalive = "2s"'
     else
         addrs "$fam"
         [ "$fam" = 6 ] && { ia=fd00:200:1::1; ib=fd00:200:2::1; }
@@ -573,6 +613,7 @@ case_daemon() {
         ss_list_sas | grep -Eq "remote +'alice.pal.test' @ 203\.0\.113\.1\[20[0-9]{3}\]" || {
             echo "  strongSwan does not see the daemon behind the NAT"; ss_list_sas; return 1; }
         echo "  ok: strongSwan sees the daemon at the NAT's 203.0.113.1, mapped port"
+        check_nat_keepalives || return 1
     fi
     if [ "$dir" = pi ]; then
         pald down strongswan >"$LOG/$CASE.down" 2>&1 || { echo "  palisade down failed"; cat "$LOG/$CASE.down"; return 1; }
