@@ -136,7 +136,7 @@ done
 # "CHILD_SA net installed" (after the data plane has it).
 sed 's/\x1b\[[0-9;]*m//g' "$BASE/a.log" |
     awk '/initiating IKE SA .*palisade up/ { print "start", substr($1, 12, 15) }
-         /palisade::ike: CHILD_SA net installed/ { print "up", substr($1, 12, 15) }' >"$BASE/pal.events"
+         /palisade::ike[a-z_:]*: CHILD_SA net installed/ { print "up", substr($1, 12, 15) }' >"$BASE/pal.events"
 durations <"$BASE/pal.events" >"$BASE/pal.log"
 
 # --- result ---------------------------------------------------------------

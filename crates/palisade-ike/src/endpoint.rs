@@ -74,6 +74,12 @@ pub struct ChildSaInfo {
     pub remote: SocketAddr,
     /// Inbound SPI of the CHILD_SA this one replaces.
     pub rekeys: Option<u32>,
+    /// We sent the request of the exchange that created it: when this event
+    /// comes, the peer has installed it too (it answered). Created by the
+    /// peer's request, the peer installs it only once our answer arrives, so
+    /// it should not carry our traffic before the peer shows it has it
+    /// (its Delete of the SA this one replaces, RFC 7296 2.8).
+    pub initiator: bool,
 }
 
 impl ChildSaInfo {
@@ -2240,6 +2246,7 @@ impl Endpoint {
             local: sa.local,
             remote: sa.remote,
             rekeys,
+            initiator: exchange_initiator,
         })
     }
 

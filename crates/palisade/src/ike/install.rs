@@ -95,22 +95,37 @@ impl State {
         if selectors.is_empty() {
             return Err("the negotiated traffic selectors give no usable policy".into());
         }
+        // A rekey the peer asked for: the peer installs the new SA only when
+        // our answer arrives, so its policy ranks after the old SA's (which
+        // keeps outbound traffic until the peer's Delete of it shows the
+        // peer is ready) and after a new SA of our own in a simultaneous
+        // rekey (2.8.1), which the peer did install before answering.
+        let priority = if info.rekeys.is_some() && !info.initiator {
+            CHILD_PRIORITY + 1
+        } else {
+            CHILD_PRIORITY
+        };
         let for_plane = spec.clone();
         let installed = self
             .dp
             .query(move |plane: &mut Plane| {
-                manual::install_with_selectors(plane, &for_plane, selectors, CHILD_PRIORITY)
+                manual::install_with_selectors(plane, &for_plane, selectors, priority)
             })
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        // A rekey: the old SA keeps outbound traffic until the engine deletes
-        // it (its policy was inserted first, so it still wins). The rekey's
-        // initiator deletes it at once; its responder only when the peer's
-        // Delete arrives, which proves the peer has installed the new SA -
-        // switching earlier would send packets the peer cannot open yet.
+        // A rekey we asked for: the peer installed the new SA before it
+        // answered, so outbound traffic moves to it now.
         if let Some(old) = info.rekeys {
             if let Some(o) = self.children.get_mut(&old) {
                 o.replaced = true;
+                if info.initiator {
+                    let policies = std::mem::take(&mut o.installed.policies);
+                    let _ = self.dp.query(move |plane: &mut Plane| {
+                        for id in policies {
+                            plane.spd.remove(id);
+                        }
+                    });
+                }
             }
         }
         let routes = self.add_routes(
