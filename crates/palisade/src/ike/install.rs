@@ -95,15 +95,24 @@ impl State {
         if selectors.is_empty() {
             return Err("the negotiated traffic selectors give no usable policy".into());
         }
-        // A rekey the peer asked for: the peer installs the new SA only when
-        // our answer arrives, so its policy ranks after the old SA's (which
-        // keeps outbound traffic until the peer's Delete of it shows the
-        // peer is ready) and after a new SA of our own in a simultaneous
-        // rekey (2.8.1), which the peer did install before answering.
-        let priority = if info.rekeys.is_some() && !info.initiator {
-            CHILD_PRIORITY + 1
-        } else {
-            CHILD_PRIORITY
+        // Which SA carries outbound traffic is the SPD's choice: the first
+        // matching policy. A new CHILD_SA ranks before the older ones, so a
+        // rekey we asked for takes over at once (the peer installed it
+        // before answering), and if we then lose a simultaneous rekey
+        // (2.8.1) and delete it, the old SA is back in charge. A rekey the
+        // peer asked for is installed by the peer only when our answer
+        // arrives: it ranks right after the SA it replaces and takes over
+        // when the peer's Delete of that one shows the peer has it.
+        let replaced = info
+            .rekeys
+            .and_then(|old| self.children.get(&old))
+            .map(|old| old.priority);
+        let priority = match replaced {
+            Some(old) if !info.initiator => old.saturating_add(1),
+            _ => {
+                self.installs = self.installs.wrapping_add(1);
+                CHILD_PRIORITY_BASE - self.installs % 1_000_000_000
+            }
         };
         let for_plane = spec.clone();
         let installed = self
@@ -113,19 +122,9 @@ impl State {
             })
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        // A rekey we asked for: the peer installed the new SA before it
-        // answered, so outbound traffic moves to it now.
         if let Some(old) = info.rekeys {
             if let Some(o) = self.children.get_mut(&old) {
                 o.replaced = true;
-                if info.initiator {
-                    let policies = std::mem::take(&mut o.installed.policies);
-                    let _ = self.dp.query(move |plane: &mut Plane| {
-                        for id in policies {
-                            plane.spd.remove(id);
-                        }
-                    });
-                }
             }
         }
         let routes = self.add_routes(
@@ -142,6 +141,7 @@ impl State {
         self.children.insert(
             info.inbound_spi,
             ChildEntry {
+                priority,
                 ike_sa: info.ike_sa,
                 connection: info.connection.clone(),
                 child: info.name.clone(),

@@ -55,12 +55,14 @@ pub const UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `palisade down` waits for the peer to confirm the Delete.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outbound policies of negotiated CHILD_SAs rank after manual SAs' (which
-/// use 100 + their position in the config).
-const CHILD_PRIORITY: u32 = 10_000;
-/// Trap policies rank after the CHILD_SAs they stand in for, so a trapped
-/// child's installed SA takes the traffic and the trap only sees what no SA
-/// covers.
-const TRAP_PRIORITY: u32 = 20_000;
+/// use 100 + their position in the config), each newer one before the older
+/// ones: the n-th CHILD_SA installed gets `CHILD_PRIORITY_BASE - n`, except
+/// that a rekey the peer asked for ranks right after the SA it replaces (see
+/// `install_child`).
+const CHILD_PRIORITY_BASE: u32 = 3_000_000_000;
+/// Trap policies rank after every CHILD_SA, so a trapped child's installed SA
+/// takes the traffic and the trap only sees what no SA covers.
+const TRAP_PRIORITY: u32 = 4_000_000_000;
 /// How long the inbound SA of a rekeyed CHILD_SA outlives its Delete, for
 /// packets the peer sealed with it before it switched (RFC 7296 2.8 leaves
 /// the overlap to the implementation; without one a packet in flight is lost).
@@ -117,6 +119,8 @@ pub enum ConnState {
 /// One installed CHILD_SA pair, as status shows it (no keys).
 #[derive(Debug, Clone)]
 struct ChildEntry {
+    /// Its outbound policies' SPD priority.
+    priority: u32,
     ike_sa: IkeSaId,
     connection: String,
     child: String,
@@ -167,6 +171,8 @@ pub struct State {
     /// Route key -> (references, the change that made it).
     routes: HashMap<String, (usize, NetConfig)>,
     waiters: Vec<Waiter>,
+    /// CHILD_SAs installed so far (their policies' priorities count down).
+    installs: u32,
     /// Rekeyed CHILD_SAs (by inbound SPI) whose inbound SA goes at this time.
     lingering: Vec<(Instant, u32)>,
     /// The CHILD_SA (by inbound SPI) each installed SA belongs to, for the
@@ -368,6 +374,7 @@ impl IkeService {
             routes: HashMap::new(),
             waiters: Vec::new(),
             lingering: Vec::new(),
+            installs: 0,
             traps: HashMap::new(),
             trap_entries: BTreeMap::new(),
             sa_owner: HashMap::new(),
