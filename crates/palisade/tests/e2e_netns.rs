@@ -15,6 +15,9 @@
 //! PALISADE_REQUIRE_SCAPY=1 / PALISADE_REQUIRE_TSHARK=1. Each test creates and
 //! removes its own namespaces, all named `pdp*`.
 
+mod common;
+
+use common::{root_or_skip, sh};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -26,31 +29,6 @@ use std::time::{Duration, Instant};
 
 const MARKER: &[u8] = b"E2E-CLEARTEXT-MARKER";
 const EXE: &str = env!("CARGO_BIN_EXE_palisade");
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn root_or_skip() -> bool {
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("PALISADE_REQUIRE_NETNS").as_deref(),
-        Ok("1"),
-        "PALISADE_REQUIRE_NETNS=1 but not root"
-    );
-    eprintln!("skipping: needs root");
-    false
-}
 
 fn in_ns<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
     let path = format!("/run/netns/{ns}");
@@ -96,6 +74,21 @@ struct Scenario {
     /// A's own link: a path MTU A learns only from ICMP.
     router_mtu: u16,
 }
+
+/// Raw ESP, tunnel mode, IPv4, AES-256-GCM, one link: what a scenario
+/// changes is spelled out before `..BASE`.
+const BASE: Scenario = Scenario {
+    name: "",
+    tunnel: true,
+    v6: false,
+    wire: Wire::Esp,
+    esp: "aes256gcm16",
+    daemon: "",
+    manual: "",
+    lan: false,
+    wire_mtu: 0,
+    router_mtu: 0,
+};
 
 /// The lab: namespaces `<tag>a`, `<tag>b` (and `<tag>r`), daemons, temp dir.
 struct Lab {
@@ -1113,11 +1106,7 @@ macro_rules! scenario {
                     v6: $v6,
                     wire: $wire,
                     esp: $esp,
-                    daemon: "",
-                    manual: "",
-                    lan: false,
-                    wire_mtu: 0,
-                    router_mtu: 0,
+                    ..BASE
                 },
                 $tag,
             );
@@ -1315,15 +1304,7 @@ fn replayed_and_tampered_esp_are_dropped_and_counted() {
     replay_and_tamper(
         Scenario {
             name: "replay_tamper_v4_tunnel",
-            tunnel: true,
-            v6: false,
-            wire: Wire::Esp,
-            esp: "aes256gcm16",
-            daemon: "",
-            manual: "",
-            lan: false,
-            wire_mtu: 0,
-            router_mtu: 0,
+            ..BASE
         },
         "pdpe8",
     );
@@ -1336,13 +1317,8 @@ fn replayed_and_tampered_esp_v6_transport_cbc() {
             name: "replay_tamper_v6_transport_cbc",
             tunnel: false,
             v6: true,
-            wire: Wire::Esp,
             esp: "aes256-sha256",
-            daemon: "",
-            manual: "",
-            lan: false,
-            wire_mtu: 0,
-            router_mtu: 0,
+            ..BASE
         },
         "pdpe10",
     );
@@ -1353,15 +1329,8 @@ fn replayed_and_tampered_esp_in_udp_through_nat() {
     replay_and_tamper(
         Scenario {
             name: "replay_tamper_esp_in_udp",
-            tunnel: true,
-            v6: false,
             wire: Wire::EspUdpNat,
-            esp: "aes256gcm16",
-            daemon: "",
-            manual: "",
-            lan: false,
-            wire_mtu: 0,
-            router_mtu: 0,
+            ..BASE
         },
         "pdpe11",
     );
@@ -1376,15 +1345,7 @@ fn reload_keeps_untouched_sas() {
     }
     let s = Scenario {
         name: "reload",
-        tunnel: true,
-        v6: false,
-        wire: Wire::Esp,
-        esp: "aes256gcm16",
-        daemon: "",
-        manual: "",
-        lan: false,
-        wire_mtu: 0,
-        router_mtu: 0,
+        ..BASE
     };
     let (lab, a, b, _) = setup(&s, "pdpe9");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
@@ -1485,15 +1446,9 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
     }
     let s = Scenario {
         name: "nat_keepalive",
-        tunnel: true,
-        v6: false,
         wire: Wire::EspUdpNat,
-        esp: "aes256gcm16",
         daemon: "nat_keepalive = \"1s\"\n",
-        manual: "",
-        lan: false,
-        wire_mtu: 0,
-        router_mtu: 0,
+        ..BASE
     };
     let (lab, a, b, _) = setup(&s, "pdpk1");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
@@ -1821,14 +1776,8 @@ fn path_mtu_transport_local_sender_v4() {
     let s = Scenario {
         name: "path_mtu_transport",
         tunnel: false,
-        v6: false,
-        wire: Wire::Esp,
-        esp: "aes256gcm16",
-        daemon: "",
-        manual: "",
-        lan: false,
         wire_mtu: 1420,
-        router_mtu: 0,
+        ..BASE
     };
     let (lab, a, b, _) = setup(&s, "pdpm5");
     assert_eq!(link_mtu(&a.ns, "pala"), 1386, "{}", logs(&lab));
@@ -1858,15 +1807,8 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
     }
     let s = Scenario {
         name: "tfc_mtu",
-        tunnel: true,
-        v6: false,
-        wire: Wire::Esp,
-        esp: "aes256gcm16",
-        daemon: "",
         manual: "tfc_padding = \"mtu\"\n",
-        lan: false,
-        wire_mtu: 0,
-        router_mtu: 0,
+        ..BASE
     };
     let (lab, a, b, _) = setup(&s, "pdpf1");
     let stop = Arc::new(AtomicBool::new(false));
@@ -1941,15 +1883,7 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
     }
     let s = Scenario {
         name: "reload_sockets",
-        tunnel: true,
-        v6: false,
-        wire: Wire::Esp,
-        esp: "aes256gcm16",
-        daemon: "",
-        manual: "",
-        lan: false,
-        wire_mtu: 0,
-        router_mtu: 0,
+        ..BASE
     };
     let (lab, a, b, _) = setup(&s, "pdpr1");
     exchange(&a, &b, 2).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
