@@ -1121,6 +1121,25 @@ impl Endpoint {
         Ok(())
     }
 
+    /// When the CHILD_SA with inbound SPI `inbound_spi` under IKE SA `id`
+    /// will be rekeyed (the jittered time, `None` once a rekey is under way or
+    /// none is configured) and when it expires.
+    pub fn child_sa_deadlines(
+        &self,
+        id: IkeSaId,
+        inbound_spi: u32,
+    ) -> Option<(Option<Instant>, Option<Instant>)> {
+        let sa = self.sas.get(&self.current(id).0)?;
+        let c = sa
+            .children
+            .iter()
+            .find(|c| c.info.inbound_spi == inbound_spi)?;
+        Some((
+            c.rekey_at.filter(|_| !c.rekey_started && !c.replaced),
+            c.expire_at,
+        ))
+    }
+
     /// Send a liveness check (an empty INFORMATIONAL request) now, as DPD
     /// does when the peer has been quiet; an unanswered one ends the IKE SA
     /// like any request. Behind a NAT it also refreshes the peer's view of

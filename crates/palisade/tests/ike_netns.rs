@@ -437,6 +437,13 @@ fn tunnel_round_trip(tag: &str, ad: &Addrs) {
     let ike = st["ike_sas"].clone();
     assert_eq!(ike.as_array().unwrap().len(), 1, "{ike}");
     assert!(st["ike_stats"]["received"].as_u64().unwrap() >= 2, "{st}");
+    // strongSwan's defaults: rekey after 1 h minus up to 6 min of jitter,
+    // expiry at 110 % (66 min).
+    let life = &st["sas"][0]["lifetime"];
+    let soft = life["soft_seconds_left"].as_u64().unwrap();
+    let hard = life["hard_seconds_left"].as_u64().unwrap();
+    assert!((3230..=3600).contains(&soft), "{life}");
+    assert!((3950..=3960).contains(&hard), "{life}");
     assert_eq!(st["ike_stats"]["integrity_failed"], 0, "{st}");
     assert_eq!(ike[0]["remote_id"], "b.test");
     assert_eq!(ike[0]["initiator"], true);

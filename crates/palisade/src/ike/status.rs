@@ -99,7 +99,19 @@ impl State {
             })
             .unwrap_or_default();
         let mut rows = Vec::new();
+        let now = Instant::now();
         for c in self.children.values() {
+            // Time limits are the engine's (jittered rekey, hard expiry).
+            let (rekey, expire) = self
+                .ike
+                .child_sa_deadlines(c.ike_sa, c.inbound_spi)
+                .unwrap_or((None, None));
+            let left = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(now).as_secs());
+            let lifetime = Lifetime {
+                soft_seconds_left: left(rekey),
+                hard_seconds_left: left(expire),
+                ..Lifetime::default()
+            };
             for (dir, spi, src, dst) in [
                 ("in", c.inbound_spi, c.remote, c.local),
                 ("out", c.outbound_spi, c.local, c.remote),
@@ -140,7 +152,7 @@ impl State {
                     packets,
                     bytes,
                     drops: all,
-                    lifetime: Lifetime::default(),
+                    lifetime: lifetime.clone(),
                 });
             }
         }
