@@ -15,6 +15,7 @@ pub mod plane;
 pub mod rtnl;
 pub mod sock;
 pub mod tun;
+pub mod wake;
 pub mod worker;
 
 pub use tun::Tun;

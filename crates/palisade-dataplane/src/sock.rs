@@ -275,6 +275,25 @@ impl AsRawFd for RawSocket {
 }
 
 /// Set SO_MARK on any socket (e.g. the ESP-in-UDP socket).
+/// Of sockets bound to `local_of(item)`, the one to send from `src`:`port`
+/// to `dst`: the one bound to that address, else a wildcard one, else (with
+/// `src` unknown or unbound) any of that port and `dst`'s family.
+pub fn pick_bound<T>(
+    items: &[T],
+    local_of: impl Fn(&T) -> SocketAddr,
+    src: Option<IpAddr>,
+    port: u16,
+    dst: SocketAddr,
+) -> Option<&T> {
+    let fits = items.iter().filter(|i| {
+        let l = local_of(i);
+        l.port() == port && l.is_ipv6() == dst.is_ipv6()
+    });
+    src.and_then(|a| fits.clone().find(|i| local_of(i).ip() == a))
+        .or_else(|| fits.clone().find(|i| local_of(i).ip().is_unspecified()))
+        .or_else(|| fits.clone().next())
+}
+
 pub fn set_mark(fd: RawFd, mark: u32) -> io::Result<()> {
     setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)
 }

@@ -12,11 +12,12 @@ use crate::sock::{
     recv_path_mtu, set_buffers, set_recverr, set_udp_gro, RawSocket, RecvBatch, SendRing,
 };
 use crate::tun::{Coalescer, Offload, Tun, OFFLOAD_READ_MAX};
+use crate::wake::{pollin as pollfd, Waker};
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::lifetime::Timestamp;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -87,17 +88,14 @@ pub struct IoCounters {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Command>,
-    wake: RawFd,
-    _wake_owner: std::sync::Arc<OwnedFd>,
+    wake: Waker,
 }
 
 impl Handle {
     /// Queue a command and wake the worker. Fails only if the worker is gone.
     pub fn send(&self, cmd: Command) -> Result<(), WorkerGone> {
         self.tx.send(cmd).map_err(|_| WorkerGone)?;
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to an eventfd we keep open.
-        unsafe { libc::write(self.wake, &one as *const u64 as *const libc::c_void, 8) };
+        self.wake.wake();
         Ok(())
     }
 
@@ -151,7 +149,7 @@ pub struct Worker {
     raw: Vec<RawEndpoint>,
     udp: Vec<UdpEndpoint>,
     rx: mpsc::Receiver<Command>,
-    wake: std::sync::Arc<OwnedFd>,
+    wake: Waker,
     start: Instant,
     pub io: IoCounters,
     /// A [`Command::Sockets`] ran: rebuild the poll set.
@@ -166,13 +164,7 @@ impl Worker {
         raw: Vec<RawEndpoint>,
         udp: Vec<UdpEndpoint>,
     ) -> io::Result<(Worker, Handle)> {
-        // SAFETY: eventfd(2) with constant flags; checked below.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is fresh and owned by nothing else.
-        let wake = std::sync::Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let wake = Waker::new()?;
         tun.set_nonblocking(true)?;
         for r in &raw {
             r.sock.set_nonblocking(true)?;
@@ -183,8 +175,7 @@ impl Worker {
         let (tx, rx) = mpsc::channel();
         let handle = Handle {
             tx,
-            wake: wake.as_raw_fd(),
-            _wake_owner: wake.clone(),
+            wake: wake.clone(),
         };
         Ok((
             Worker {
@@ -347,7 +338,7 @@ impl Worker {
             RecvBatch::with_headroom(BATCH, BUF_SIZE - HEADROOM - 512, HEADROOM)
         };
         let mut fds = Vec::with_capacity(2 + self.raw.len() + self.udp.len());
-        fds.push(pollfd(self.wake.as_raw_fd()));
+        fds.push(pollfd(self.wake.fd()));
         fds.push(pollfd(self.tun.as_raw_fd()));
         fds.extend(self.raw.iter().map(|r| pollfd(r.sock.as_raw_fd())));
         fds.extend(self.udp.iter().map(|u| pollfd(u.sock.as_raw_fd())));
@@ -358,13 +349,7 @@ impl Worker {
     /// that address, else a wildcard one, else (with `src` unknown or
     /// unbound) any of the port and family.
     fn udp_socket(&self, src: Option<IpAddr>, port: u16, dst: SocketAddr) -> Option<&UdpEndpoint> {
-        let fits = self
-            .udp
-            .iter()
-            .filter(move |u| u.local.port() == port && u.local.is_ipv6() == dst.is_ipv6());
-        src.and_then(|a| fits.clone().find(|u| u.local.ip() == a))
-            .or_else(|| fits.clone().find(|u| u.local.ip().is_unspecified()))
-            .or_else(|| fits.clone().next())
+        crate::sock::pick_bound(&self.udp, |u| u.local, src, port, dst)
     }
 
     /// Drain a socket's error queue; "message too long" errors (ICMP
@@ -419,15 +404,7 @@ impl Worker {
 
     /// Run queued commands; false when the worker should stop.
     fn drain_commands(&mut self) -> bool {
-        let mut counter = [0u8; 8];
-        // SAFETY: reading 8 bytes into a live buffer from our eventfd.
-        unsafe {
-            libc::read(
-                self.wake.as_raw_fd(),
-                counter.as_mut_ptr() as *mut libc::c_void,
-                8,
-            )
-        };
+        self.wake.clear();
         loop {
             match self.rx.try_recv() {
                 Ok(Command::Apply(f)) => f(&mut self.plane),
@@ -662,13 +639,5 @@ impl Worker {
                 break;
             }
         }
-    }
-}
-
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
     }
 }

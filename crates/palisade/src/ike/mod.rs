@@ -34,6 +34,7 @@ use convert::Loaded;
 use palisade_dataplane::manual::{self, DirKeys, Installed, ManualSpec, Wire, BYPASS_MARK};
 use palisade_dataplane::netcfg::NetConfig;
 use palisade_dataplane::plane::{Acquire, LifetimeHit, Plane};
+use palisade_dataplane::wake::{pollin as pollfd, Waker};
 use palisade_dataplane::worker::{AcquireSink, Handle as DpHandle, IkeSink, LifetimeSink};
 use palisade_ike::{
     AddressRange, ChildSaInfo, DownReason, Endpoint, Event, IkeSaId, Mode, SystemRng,
@@ -43,8 +44,8 @@ use palisade_sa::spd::{Action, Bundle, PolicyId, PolicySpec, Protect};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::{mpsc, Arc};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -104,8 +105,7 @@ enum Cmd {
 #[derive(Clone)]
 pub struct IkeHandle {
     tx: mpsc::Sender<Cmd>,
-    wake: RawFd,
-    _wake_owner: Arc<OwnedFd>,
+    wake: Waker,
 }
 
 /// A connection the daemon knows: loaded into the engine, or refused with
@@ -189,9 +189,7 @@ impl IkeHandle {
         self.tx
             .send(cmd)
             .map_err(|_| "the IKE thread has stopped".to_string())?;
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to an eventfd we keep open.
-        unsafe { libc::write(self.wake, &one as *const u64 as *const libc::c_void, 8) };
+        self.wake.wake();
         Ok(())
     }
 
@@ -322,18 +320,11 @@ impl IkeService {
         dp: DpHandle,
         tun: String,
     ) -> io::Result<IkeService> {
-        // SAFETY: eventfd(2) with constant flags; checked below.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is fresh and owned by nothing else.
-        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let wake = Waker::new()?;
         let (tx, rx) = mpsc::channel();
         let handle = IkeHandle {
             tx,
-            wake: wake.as_raw_fd(),
-            _wake_owner: wake.clone(),
+            wake: wake.clone(),
         };
         let with_addr = |socks: Vec<UdpSocket>| -> io::Result<Vec<(SocketAddr, UdpSocket)>> {
             socks
@@ -411,21 +402,13 @@ impl Drop for IkeService {
     }
 }
 
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
 impl State {
-    fn run(&mut self, rx: mpsc::Receiver<Cmd>, wake: Arc<OwnedFd>) {
+    fn run(&mut self, rx: mpsc::Receiver<Cmd>, wake: Waker) {
         let mut buf = vec![0u8; 65536];
         loop {
             let now = Instant::now();
             let mut fds: Vec<libc::pollfd> = Vec::with_capacity(1 + self.ike_socks.len());
-            fds.push(pollfd(wake.as_raw_fd()));
+            fds.push(pollfd(wake.fd()));
             fds.extend(self.ike_socks.iter().map(|(_, s)| pollfd(s.as_raw_fd())));
             let mut next = self.ike.poll_timeout();
             for t in self
@@ -447,15 +430,7 @@ impl State {
                 return;
             }
             if fds[0].revents != 0 {
-                let mut counter = [0u8; 8];
-                // SAFETY: reading 8 bytes into a live buffer from our eventfd.
-                unsafe {
-                    libc::read(
-                        wake.as_raw_fd(),
-                        counter.as_mut_ptr() as *mut libc::c_void,
-                        8,
-                    )
-                };
+                wake.clear();
             }
             loop {
                 match rx.try_recv() {
@@ -546,20 +521,13 @@ impl State {
         } else {
             &self.natt_socks
         };
-        let pick = pool
-            .iter()
-            .find(|(a, _)| a == local)
-            .or_else(|| {
-                pool.iter().find(|(a, _)| {
-                    a.port() == local.port()
-                        && a.is_ipv6() == remote.is_ipv6()
-                        && a.ip().is_unspecified()
-                })
-            })
-            .or_else(|| {
-                pool.iter()
-                    .find(|(a, _)| a.port() == local.port() && a.is_ipv6() == remote.is_ipv6())
-            });
+        let pick = palisade_dataplane::sock::pick_bound(
+            pool,
+            |(a, _)| *a,
+            Some(local.ip()),
+            local.port(),
+            *remote,
+        );
         match pick {
             Some((_, s)) => {
                 if let Err(e) = s.send_to(bytes, remote) {
