@@ -600,29 +600,82 @@ pub fn uninstall(plane: &mut Plane, installed: &Installed) {
     }
 }
 
-/// Route what `spec` protects into the TUN `dev`: the remote selectors in
-/// tunnel mode; the peer itself, through a table of its own that palisade's
-/// marked packets skip, in transport mode.
-pub fn route(net: &mut NetConfig, dev: &str, spec: &ManualSpec) -> Result<(), InstallError> {
-    if spec.tunnel {
-        let src = spec.local_ts.first().and_then(|(a, len)| {
-            // A host selector on our side is the natural source for locally
-            // originated traffic into the tunnel.
-            (*len == if a.is_ipv4() { 32 } else { 128 }).then(|| a.to_string())
-        });
-        for (addr, len) in &spec.remote_ts {
-            net.route_add(&format!("{addr}/{len}"), dev, None, src.as_deref())?;
+/// One routing change an SA pair needs. Pairs that protect the same traffic
+/// (a rekeyed SA and its successor) need the same items: [`RouteItem::key`]
+/// lets a caller share them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteItem {
+    /// Tunnel mode: a remote selector into the TUN, with our host selector
+    /// (if there is one) as the source for locally originated traffic.
+    Tunnel { cidr: String, src: Option<String> },
+    /// Transport mode: the peer into the TUN through palisade's own table,
+    /// by a rule that palisade's marked packets skip.
+    Transport { cidr: String, local: String },
+}
+
+impl RouteItem {
+    /// Names the change: equal keys, equal changes.
+    pub fn key(&self) -> String {
+        match self {
+            RouteItem::Tunnel { cidr, .. } => cidr.clone(),
+            RouteItem::Transport { cidr, .. } => format!("transport {cidr}"),
         }
+    }
+
+    /// Make the change through `net` (which can undo it), routing into `dev`.
+    pub fn apply(&self, net: &mut NetConfig, dev: &str) -> Result<(), NetCfgError> {
+        match self {
+            RouteItem::Tunnel { cidr, src } => net.route_add(cidr, dev, None, src.as_deref()),
+            RouteItem::Transport { cidr, local } => {
+                net.route_add(cidr, dev, Some(TRANSPORT_TABLE), Some(local))?;
+                net.rule_add(cidr, BYPASS_MARK, TRANSPORT_TABLE, 1000)
+            }
+        }
+    }
+}
+
+/// The routing an SA pair between `local` and `remote` protecting
+/// `local_ts` <-> `remote_ts` needs: the remote selectors into the TUN in
+/// tunnel mode (the first host selector on our side as their source), the
+/// peer itself through palisade's table in transport mode.
+pub fn route_items(
+    tunnel: bool,
+    local: IpAddr,
+    remote: IpAddr,
+    local_ts: &[(IpAddr, u8)],
+    remote_ts: &[(IpAddr, u8)],
+) -> Vec<RouteItem> {
+    let host_len = |a: &IpAddr| if a.is_ipv4() { 32 } else { 128 };
+    if tunnel {
+        let src = local_ts
+            .iter()
+            .find(|(a, len)| *len == host_len(a))
+            .map(|(a, _)| a.to_string());
+        remote_ts
+            .iter()
+            .map(|(addr, len)| RouteItem::Tunnel {
+                cidr: format!("{addr}/{len}"),
+                src: src.clone(),
+            })
+            .collect()
     } else {
-        let host = if spec.remote.is_ipv4() { 32 } else { 128 };
-        let cidr = format!("{}/{host}", spec.remote);
-        net.route_add(
-            &cidr,
-            dev,
-            Some(TRANSPORT_TABLE),
-            Some(&spec.local.to_string()),
-        )?;
-        net.rule_add(&cidr, BYPASS_MARK, TRANSPORT_TABLE, 1000)?;
+        vec![RouteItem::Transport {
+            cidr: format!("{remote}/{}", host_len(&remote)),
+            local: local.to_string(),
+        }]
+    }
+}
+
+/// Route what `spec` protects into the TUN `dev` ([`route_items`]).
+pub fn route(net: &mut NetConfig, dev: &str, spec: &ManualSpec) -> Result<(), InstallError> {
+    for item in route_items(
+        spec.tunnel,
+        spec.local,
+        spec.remote,
+        &spec.local_ts,
+        &spec.remote_ts,
+    ) {
+        item.apply(net, dev)?;
     }
     Ok(())
 }

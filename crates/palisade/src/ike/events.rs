@@ -112,11 +112,7 @@ impl State {
                 // keeps its inbound half a little longer.
                 if let Some(c) = self.children.get_mut(&inbound_spi).filter(|c| c.replaced) {
                     let policies = std::mem::take(&mut c.installed.policies);
-                    let _ = self.dp.query(move |plane: &mut Plane| {
-                        for id in policies {
-                            plane.spd.remove(id);
-                        }
-                    });
+                    self.remove_policies(policies);
                     self.lingering
                         .push((Instant::now() + REKEYED_INBOUND_LINGER, inbound_spi));
                 } else {

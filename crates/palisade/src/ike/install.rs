@@ -165,9 +165,9 @@ impl State {
         Ok(())
     }
 
-    /// Routes into the TUN for a CHILD_SA or trap: the remote selectors
-    /// (tunnel mode) or the peer itself through palisade's table (transport
-    /// mode). Returns the route keys referenced.
+    /// Take references on the routes a CHILD_SA or trap needs
+    /// ([`manual::route_items`]), making the ones that are new. Returns the
+    /// keys referenced.
     pub(super) fn add_routes(
         &mut self,
         mode: Mode,
@@ -176,34 +176,21 @@ impl State {
         local: IpAddr,
         remote: IpAddr,
     ) -> Vec<String> {
-        let mut routes = Vec::new();
-        if mode == Mode::Tunnel {
-            // A host selector on our side is the natural source for locally
-            // originated traffic into the tunnel.
-            let src = local_cidrs
-                .iter()
-                .find(|(a, l)| *l == if a.is_ipv4() { 32 } else { 128 })
-                .map(|(a, _)| a.to_string());
-            for (addr, len) in remote_cidrs {
-                let key = format!("{addr}/{len}");
-                let (tun, src) = (self.tun.clone(), src.clone());
-                if self.route_ref(&key, |net| net.route_add(&key, &tun, None, src.as_deref())) {
-                    routes.push(key);
-                }
-            }
-        } else {
-            let host = if remote.is_ipv4() { 32 } else { 128 };
-            let cidr = format!("{remote}/{host}");
-            let key = format!("transport {cidr}");
-            let (tun, local) = (self.tun.clone(), local.to_string());
-            if self.route_ref(&key, |net| {
-                net.route_add(&cidr, &tun, Some(manual::TRANSPORT_TABLE), Some(&local))?;
-                net.rule_add(&cidr, BYPASS_MARK, manual::TRANSPORT_TABLE, 1000)
-            }) {
-                routes.push(key);
+        let items = manual::route_items(
+            mode == Mode::Tunnel,
+            local,
+            remote,
+            local_cidrs,
+            remote_cidrs,
+        );
+        let mut keys = Vec::new();
+        for item in items {
+            let (key, tun) = (item.key(), self.tun.clone());
+            if self.route_ref(&key, |net| item.apply(net, &tun)) {
+                keys.push(key);
             }
         }
-        routes
+        keys
     }
 
     /// Install trap policies (and their routes) for the children of `conn`
@@ -278,16 +265,21 @@ impl State {
                 for id in &ids {
                     self.traps.remove(id);
                 }
-                let _ = self.dp.query(move |plane: &mut Plane| {
-                    for id in ids {
-                        plane.spd.remove(id);
-                    }
-                });
+                self.remove_policies(ids);
                 for r in routes {
                     self.route_unref(&r);
                 }
             }
         }
+    }
+
+    /// Remove these policies from the plane's SPD.
+    pub(super) fn remove_policies(&self, ids: Vec<PolicyId>) {
+        let _ = self.dp.query(move |plane: &mut Plane| {
+            for id in ids {
+                plane.spd.remove(id);
+            }
+        });
     }
 
     /// Take a reference on route `key`, making it with `make` if it is new.
