@@ -46,6 +46,37 @@ pub struct Userspace {
     manual: Mutex<Vec<ManualSa>>,
 }
 
+/// Packets, bytes and drops by reason of one SA in the plane.
+pub(crate) type SaCounts = (u64, u64, BTreeMap<String, u64>);
+
+/// Every SA in `plane` by (its plane name, "<name> in" or "<name> out", and
+/// "esp" or "ah": the two SAs of a direction of an AH+ESP bundle share the
+/// name).
+pub(crate) fn plane_counts(plane: &Plane) -> HashMap<(String, String), SaCounts> {
+    plane
+        .sad
+        .iter()
+        .map(|(_, e)| {
+            let proto = match e.sa.protocol() {
+                palisade_sa::sa::Protocol::Esp => "esp",
+                palisade_sa::sa::Protocol::Ah => "ah",
+            };
+            let c = e.sa.counters();
+            let drops = c
+                .drops
+                .iter()
+                .map(|(r, n)| (r.name().to_string(), n))
+                .collect();
+            let (p, b) = if e.name.ends_with(" in") {
+                (c.packets_in, c.bytes_in)
+            } else {
+                (c.packets_out, c.bytes_out)
+            };
+            ((e.name.clone(), proto.to_string()), (p, b, drops))
+        })
+        .collect()
+}
+
 fn no_ike(name: &str) -> String {
     format!("no connection `{name}`: the config has no [[connection]], so IKE is not running")
 }
@@ -377,38 +408,9 @@ impl Dataplane for Userspace {
         let Some(running) = guard.as_ref() else {
             return Vec::new();
         };
-        // (name, direction, protocol) -> (packets, bytes, drops by reason name)
-        type Row = (u64, u64, BTreeMap<String, u64>);
-        let counters: HashMap<(String, String, String), Row> = running
+        let counters = running
             .handle
-            .query(|plane: &mut Plane| {
-                plane
-                    .sad
-                    .iter()
-                    .map(|(_, e)| {
-                        let (name, dir) = e.name.rsplit_once(' ').unwrap_or((e.name.as_str(), ""));
-                        let proto = match e.sa.protocol() {
-                            palisade_sa::sa::Protocol::Esp => "esp",
-                            palisade_sa::sa::Protocol::Ah => "ah",
-                        };
-                        let c = e.sa.counters();
-                        let drops = c
-                            .drops
-                            .iter()
-                            .map(|(r, n)| (r.name().to_string(), n))
-                            .collect();
-                        let (p, b) = if dir == "in" {
-                            (c.packets_in, c.bytes_in)
-                        } else {
-                            (c.packets_out, c.bytes_out)
-                        };
-                        (
-                            (name.to_string(), dir.to_string(), proto.to_string()),
-                            (p, b, drops),
-                        )
-                    })
-                    .collect()
-            })
+            .query(|plane: &mut Plane| plane_counts(plane))
             .unwrap_or_default();
         let ike_rows = running
             .ike
@@ -419,9 +421,8 @@ impl Dataplane for Userspace {
         let mut rows = ike_rows;
         rows.extend(self.configured().iter().flat_map(|m| {
             manual_sa_status(m, "installed").into_iter().map(|mut s| {
-                if let Some((p, b, d)) =
-                    counters.get(&(s.name.clone(), s.direction.clone(), s.protocol.clone()))
-                {
+                let key = (format!("{} {}", s.name, s.direction), s.protocol.clone());
+                if let Some((p, b, d)) = counters.get(&key) {
                     s.packets = *p;
                     s.bytes = *b;
                     s.drops = d.clone();

@@ -63,40 +63,9 @@ impl State {
     }
 
     pub(super) fn sa_rows(&self) -> Vec<SaStatus> {
-        type Counts = (u64, u64, BTreeMap<String, u64>);
-        let names: Vec<String> = self
-            .children
-            .values()
-            .map(|c| c.plane_name.clone())
-            .collect();
-        let counters: HashMap<String, Counts> = self
+        let counters = self
             .dp
-            .query(move |plane: &mut Plane| {
-                plane
-                    .sad
-                    .iter()
-                    .filter(|(_, e)| {
-                        e.name
-                            .rsplit_once(' ')
-                            .is_some_and(|(n, _)| names.iter().any(|x| x == n))
-                    })
-                    .map(|(_, e)| {
-                        let c = e.sa.counters();
-                        let inbound = e.name.ends_with(" in");
-                        let (p, b) = if inbound {
-                            (c.packets_in, c.bytes_in)
-                        } else {
-                            (c.packets_out, c.bytes_out)
-                        };
-                        let drops = c
-                            .drops
-                            .iter()
-                            .map(|(r, n)| (r.name().to_string(), n))
-                            .collect();
-                        (e.name.clone(), (p, b, drops))
-                    })
-                    .collect()
-            })
+            .query(|plane: &mut Plane| crate::userspace::plane_counts(plane))
             .unwrap_or_default();
         let mut rows = Vec::new();
         let now = Instant::now();
@@ -120,7 +89,7 @@ impl State {
                     continue;
                 }
                 let (packets, bytes, drops) = counters
-                    .get(&format!("{} {dir}", c.plane_name))
+                    .get(&(format!("{} {dir}", c.plane_name), "esp".to_string()))
                     .cloned()
                     .unwrap_or_else(|| (0, 0, zero_drops()));
                 let mut all = zero_drops();
