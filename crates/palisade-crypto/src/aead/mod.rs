@@ -11,7 +11,7 @@ mod ccm;
 mod gcm;
 
 pub use self::ccm::AesCcm;
-pub use self::gcm::{AesGmac, AwsLcAead};
+pub use self::gcm::{AesGmac, LibAead};
 
 use crate::Error;
 

@@ -405,13 +405,13 @@ pub fn aead(
         _ => &lc::AES_256_GCM,
     };
     Ok(match id {
-        encr::AES_GCM_8 | encr::AES_GCM_12 | encr::AES_GCM_16 => Box::new(aead::AwsLcAead::new(
+        encr::AES_GCM_8 | encr::AES_GCM_12 | encr::AES_GCM_16 => Box::new(aead::LibAead::new(
             info.name,
             gcm_alg(info.keymat_len - 4),
             info.icv_len,
             keymat,
         )?),
-        encr::CHACHA20_POLY1305 => Box::new(aead::AwsLcAead::new(
+        encr::CHACHA20_POLY1305 => Box::new(aead::LibAead::new(
             info.name,
             &lc::CHACHA20_POLY1305,
             16,
