@@ -321,22 +321,11 @@ impl<'a> Offload<'a> {
 
 /// One's-complement sum of big-endian 16-bit words, not folded; 32 bits at
 /// a time into a 64-bit accumulator (no carry is lost below 2^32 words).
+/// RFC 1071 sum of `data` as big-endian words (palisade-wire's, which sums
+/// eight bytes at a time), widened so that callers can add pseudo-header
+/// parts before folding.
 fn sum64(data: &[u8]) -> u64 {
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(4);
-    for w in &mut chunks {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let rest = chunks.remainder();
-    let mut i = 0;
-    while i + 1 < rest.len() {
-        acc += u64::from(u16::from_be_bytes([rest[i], rest[i + 1]]));
-        i += 2;
-    }
-    if i < rest.len() {
-        acc += u64::from(rest[i]) << 8;
-    }
-    acc
+    u64::from(palisade_wire::ip::checksum::sum(data))
 }
 
 fn fold64(mut s: u64) -> u16 {
