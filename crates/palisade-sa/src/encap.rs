@@ -44,6 +44,12 @@ pub(crate) struct Located {
 /// IPsec processing" (RFC 4303 3.4.1). In IPv6 the extension-header chain is
 /// walked to it.
 pub(crate) fn locate(pkt: &[u8], want: IpProtocol) -> Result<Located, Error> {
+    locate_any(pkt, &[want]).map(|(loc, _)| loc)
+}
+
+/// [`locate`] for the first (outermost) header of any protocol in `wants`,
+/// and which one it is: one pass over the headers, one IPv4 checksum check.
+pub(crate) fn locate_any(pkt: &[u8], wants: &[IpProtocol]) -> Result<(Located, IpProtocol), Error> {
     match Version::of(pkt)? {
         Version::V4 => {
             let p = ipv4::Packet::new_checked(pkt)?;
@@ -59,35 +65,38 @@ pub(crate) fn locate(pkt: &[u8], want: IpProtocol) -> Result<Located, Error> {
                     "IPsec packets must be reassembled before processing (RFC 4303 3.4.1)",
                 ));
             }
-            if p.protocol() != want {
+            let proto = p.protocol();
+            if !wants.contains(&proto) {
                 return Err(Error::Invalid {
                     field: "IPv4 protocol",
-                    value: p.protocol().0.into(),
+                    value: proto.0.into(),
                 });
             }
-            Ok(Located {
+            let loc = Located {
                 version: Version::V4,
                 nh_pos: ipv4::field::PROTOCOL,
                 l4_off: p.header_len(),
                 end: usize::from(p.total_len()),
                 ecn: p.ecn(),
-            })
+            };
+            Ok((loc, proto))
         }
         Version::V6 => {
             let p = ipv6::Packet::new_checked(pkt)?;
             let end = ipv6::HEADER_LEN + usize::from(p.payload_len());
             let mut nh_pos = ipv6::field::NEXT_HEADER;
+            let found = |nh_pos, l4_off| Located {
+                version: Version::V6,
+                nh_pos,
+                l4_off,
+                end,
+                ecn: p.ecn(),
+            };
             let mut it = p.ext_headers();
             for h in &mut it {
                 let h = h?;
-                if h.kind == want {
-                    return Ok(Located {
-                        version: Version::V6,
-                        nh_pos,
-                        l4_off: h.offset,
-                        end,
-                        ecn: p.ecn(),
-                    });
+                if wants.contains(&h.kind) {
+                    return Ok((found(nh_pos, h.offset), h.kind));
                 }
                 if h.kind == IpProtocol::IPV6_FRAGMENT {
                     return Err(malformed(
@@ -98,13 +107,7 @@ pub(crate) fn locate(pkt: &[u8], want: IpProtocol) -> Result<Located, Error> {
                 nh_pos = h.offset;
             }
             match it.upper_layer() {
-                Some(u) if u.protocol == want => Ok(Located {
-                    version: Version::V6,
-                    nh_pos,
-                    l4_off: u.offset,
-                    end,
-                    ecn: p.ecn(),
-                }),
+                Some(u) if wants.contains(&u.protocol) => Ok((found(nh_pos, u.offset), u.protocol)),
                 Some(u) => Err(Error::Invalid {
                     field: "IPv6 next header",
                     value: u.protocol.0.into(),
@@ -611,41 +614,38 @@ pub fn classify(pkt: &[u8]) -> Result<(Inbound, IpAddr), Error> {
             }),
         }
     };
-    // AH first: in IPv6 an ESP header behind AH is also reachable by the
-    // walk, but the outermost IPsec header is the one the SAD must see.
-    for want in [IpProtocol::AH, IpProtocol::ESP, IpProtocol::UDP] {
-        let loc = match locate(pkt, want) {
-            Ok(l) => l,
-            Err(Error::Invalid {
-                field: "IPv4 protocol" | "IPv6 next header",
-                ..
-            }) => continue,
-            Err(e) => return Err(e),
-        };
-        let kind = match want {
-            IpProtocol::ESP => Inbound::Esp {
-                spi: spi_at(loc.l4_off)?,
-            },
-            IpProtocol::AH => Inbound::Ah {
-                spi: spi_at(loc.l4_off + 4)?,
-            },
-            _ => {
-                check_udp(pkt, &loc)?;
-                let payload = pkt
-                    .get(loc.l4_off + udp::HEADER_LEN..loc.end)
-                    .unwrap_or(&[]);
-                match udp_encap::Payload::classify(payload)? {
-                    udp_encap::Payload::Keepalive => Inbound::Keepalive,
-                    udp_encap::Payload::Ike(_) => Inbound::Ike,
-                    udp_encap::Payload::Esp(_) => Inbound::UdpEsp {
-                        spi: spi_at(loc.l4_off + udp::HEADER_LEN)?,
-                    },
-                }
+    // The outermost IPsec header is the one the SAD must see; in IPv6 the
+    // walk meets it first.
+    let (loc, proto) = match locate_any(pkt, &[IpProtocol::AH, IpProtocol::ESP, IpProtocol::UDP]) {
+        Ok(found) => found,
+        Err(Error::Invalid {
+            field: "IPv4 protocol" | "IPv6 next header",
+            ..
+        }) => return Err(malformed("IP payload", "neither ESP, AH nor UDP")),
+        Err(e) => return Err(e),
+    };
+    let kind = match proto {
+        IpProtocol::ESP => Inbound::Esp {
+            spi: spi_at(loc.l4_off)?,
+        },
+        IpProtocol::AH => Inbound::Ah {
+            spi: spi_at(loc.l4_off + 4)?,
+        },
+        _ => {
+            check_udp(pkt, &loc)?;
+            let payload = pkt
+                .get(loc.l4_off + udp::HEADER_LEN..loc.end)
+                .unwrap_or(&[]);
+            match udp_encap::Payload::classify(payload)? {
+                udp_encap::Payload::Keepalive => Inbound::Keepalive,
+                udp_encap::Payload::Ike(_) => Inbound::Ike,
+                udp_encap::Payload::Esp(_) => Inbound::UdpEsp {
+                    spi: spi_at(loc.l4_off + udp::HEADER_LEN)?,
+                },
             }
-        };
-        return Ok((kind, dst));
-    }
-    Err(malformed("IP payload", "neither ESP, AH nor UDP"))
+        }
+    };
+    Ok((kind, dst))
 }
 
 #[cfg(test)]
