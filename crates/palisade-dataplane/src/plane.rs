@@ -503,6 +503,106 @@ impl Plane {
         verdict
     }
 
+    /// [`Self::inbound`] for a datagram from a UDP socket: `buf` holds the
+    /// UDP payload that `src` sent to `local`. ESP of a tunnel-mode SA is
+    /// opened as it is (the kernel has checked the IP and UDP headers); the
+    /// rest (keepalives, IKE, transport mode, unknown SPIs) takes the general
+    /// path on a rebuilt outer header. On [`InVerdict::Ike`] `buf` holds the
+    /// UDP payload, non-ESP marker included.
+    pub fn inbound_udp(
+        &mut self,
+        now: Timestamp,
+        buf: &mut PacketBuf<'_>,
+        src: SocketAddr,
+        local: SocketAddr,
+    ) -> InVerdict {
+        let data = buf.data();
+        if data == NAT_KEEPALIVE {
+            return InVerdict::Consumed;
+        }
+        let spi = match data {
+            [0, 0, 0, 0, ..] => return InVerdict::Ike,
+            // Shorter than an ESP header: the general path names the fault.
+            [a, b, c, d, _, _, _, _, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
+            _ => return self.inbound_rebuilt(now, buf, src, local),
+        };
+        let (len, outer, hdr) = if src.is_ipv4() && local.is_ipv4() {
+            (data.len(), palisade_wire::ip::Version::V4, 28)
+        } else {
+            (data.len(), palisade_wire::ip::Version::V6, 48)
+        };
+        let Some((h, entry)) =
+            self.sad
+                .inbound_mut(spi, SecurityProtocol::Esp, local.ip(), src.ip())
+        else {
+            return self.inbound_rebuilt(now, buf, src, local);
+        };
+        if !matches!(entry.sa.mode(), palisade_sa::sa::Mode::Tunnel { .. })
+            || entry.sa.encap() == Encap::None
+        {
+            return self.inbound_rebuilt(now, buf, src, local);
+        }
+        let opened = entry.sa.open_udp_payload(now, buf, outer);
+        let verdict = match opened {
+            Ok(Opened::Packet { lifetime, .. }) => {
+                Self::note_lifetime(&mut self.lifetime_hits, h, lifetime);
+                // RFC 4301 5.2 step 4; the SA counts a mismatch itself.
+                match entry.selectors.is_empty() {
+                    true => InVerdict::Deliver,
+                    false => match entry.sa.check_inbound_policy(buf.data(), &entry.selectors) {
+                        Ok(_) => InVerdict::Deliver,
+                        Err(e) => InVerdict::Drop(e.reason()),
+                    },
+                }
+            }
+            Ok(Opened::Dummy { .. }) | Ok(Opened::Keepalive) => InVerdict::Consumed,
+            // The payload started with an SPI, so this cannot be IKE.
+            Ok(Opened::Ike) => InVerdict::Drop(DropReason::Malformed),
+            Err(e) => {
+                if let palisade_sa::sa::OpenError::LifetimeExpired(x) = &e {
+                    if x.first {
+                        Self::note_lifetime(
+                            &mut self.lifetime_hits,
+                            h,
+                            LifetimeEvent::HardExpired(x.limit),
+                        );
+                    }
+                }
+                InVerdict::Drop(e.reason())
+            }
+        };
+        match verdict {
+            // Counted as the whole datagram, as the general path does.
+            InVerdict::Deliver => self.totals.count_in((len + hdr) as u64),
+            InVerdict::Drop(reason) => self.drops.record(reason),
+            _ => {}
+        }
+        verdict
+    }
+
+    /// The general path for a UDP payload: rebuild an outer IP and UDP
+    /// header in front of it and open the whole datagram.
+    fn inbound_rebuilt(
+        &mut self,
+        now: Timestamp,
+        buf: &mut PacketBuf<'_>,
+        src: SocketAddr,
+        local: SocketAddr,
+    ) -> InVerdict {
+        let before = buf.len();
+        if rebuild_udp_outer(buf, src, local).is_err() {
+            self.drops.record(DropReason::Malformed);
+            return InVerdict::Drop(DropReason::Malformed);
+        }
+        let hdr = buf.len() - before;
+        let verdict = self.inbound(now, buf);
+        // Keep the promise about IKE: the UDP payload, without our header.
+        if matches!(verdict, InVerdict::Ike) && buf.trim_front(hdr).is_err() {
+            return InVerdict::Drop(DropReason::Malformed);
+        }
+        verdict
+    }
+
     fn inbound_inner(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> InVerdict {
         // At most AH then ESP (an AH+ESP bundle), then the cleartext.
         for _ in 0..2 {

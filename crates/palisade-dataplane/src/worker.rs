@@ -5,8 +5,7 @@
 //! lock at all.
 
 use crate::plane::{
-    rebuild_udp_outer, rebuild_v6_header, InVerdict, KeepaliveTransmit, OutVerdict, Plane,
-    Transmit, NAT_KEEPALIVE,
+    rebuild_v6_header, InVerdict, KeepaliveTransmit, OutVerdict, Plane, Transmit, NAT_KEEPALIVE,
 };
 use crate::sock::{
     recv_path_mtu, set_buffers, set_recverr, set_udp_gro, RawSocket, RecvBatch, SendRing,
@@ -585,8 +584,9 @@ impl Worker {
     }
 
     /// ESP-in-UDP from the wire. With UDP GRO one datagram may hold many
-    /// same-size segments back to back: each is opened in place, its outer
-    /// header rebuilt in the bytes of the segment before it (already done).
+    /// same-size segments back to back: each is opened in place (when the
+    /// general path needs an outer header, it is rebuilt in the bytes of the
+    /// segment before it, already done).
     fn on_udp(&mut self, i: usize, batch: &mut RecvBatch, gro: &mut Coalescer) {
         let fd = self.udp[i].sock.as_raw_fd();
         let local = self.udp[i].local;
@@ -612,21 +612,9 @@ impl Worker {
                     let Ok(mut buf) = PacketBuf::new(room, this, seg_end - this) else {
                         continue;
                     };
-                    if rebuild_udp_outer(&mut buf, src, local).is_err() {
-                        continue;
-                    }
-                    let verdict = self.plane.inbound(now, &mut buf);
+                    let verdict = self.plane.inbound_udp(now, &mut buf, src, local);
                     if let (InVerdict::Ike, Some(sink)) = (&verdict, self.ike_sink.as_mut()) {
-                        // The outer header rebuilt above is 28 (IPv4 + UDP)
-                        // or 48 (IPv6 + UDP) bytes.
-                        let hdr = if buf.data().first().is_some_and(|b| b >> 4 == 6) {
-                            48
-                        } else {
-                            28
-                        };
-                        if let Some(dgram) = buf.data().get(hdr..) {
-                            sink(local, src, dgram);
-                        }
+                        sink(local, src, buf.data());
                         continue;
                     }
                     self.deliver(gro, verdict, buf.data());

@@ -6,11 +6,11 @@ use palisade_dataplane::plane::{InVerdict, InstalledSa, OutVerdict, Plane, Trans
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::counters::DropReason;
 use palisade_sa::lifetime::Timestamp;
-use palisade_sa::sa::{EncrConfig, Mode, Protocol, SaConfig, SecurityAssociation};
+use palisade_sa::sa::{Encap, EncrConfig, Mode, Protocol, SaConfig, SecurityAssociation};
 use palisade_sa::sad::{InboundKey, SaScope, SecurityProtocol};
 use palisade_sa::selector::{AddrRange, Direction, Selector};
 use palisade_sa::spd::{Action, Bundle, PolicySpec, Protect};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 const GCM16: u16 = 20;
 
@@ -18,7 +18,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn gcm_sa(spi: u32, src: &str, dst: &str, key: u8) -> SecurityAssociation {
+fn gcm_sa(spi: u32, src: &str, dst: &str, key: u8, encap: Encap) -> SecurityAssociation {
     let mut c = SaConfig::new(
         spi,
         Protocol::Esp,
@@ -33,6 +33,7 @@ fn gcm_sa(spi: u32, src: &str, dst: &str, key: u8) -> SecurityAssociation {
         keymat: Secret::new(vec![key; 36]),
     });
     c.policy = Policy::SECURE;
+    c.encap = encap;
     SecurityAssociation::new(c, Timestamp(0)).unwrap()
 }
 
@@ -45,6 +46,26 @@ fn plane(
     spi_out: u32,
     spi_in: u32,
 ) -> Plane {
+    plane_with(
+        me,
+        peer,
+        local_net,
+        remote_net,
+        spi_out,
+        spi_in,
+        Encap::None,
+    )
+}
+
+fn plane_with(
+    me: &str,
+    peer: &str,
+    local_net: (&str, u8),
+    remote_net: (&str, u8),
+    spi_out: u32,
+    spi_in: u32,
+    encap: Encap,
+) -> Plane {
     let mut p = Plane::new();
     let sel = Selector::between(
         AddrRange::prefix(ip(local_net.0), local_net.1).unwrap(),
@@ -56,7 +77,7 @@ fn plane(
         .sad
         .insert_outbound(InstalledSa::new(
             "out",
-            gcm_sa(spi_out, me, peer, out_key),
+            gcm_sa(spi_out, me, peer, out_key, encap),
             vec![],
         ))
         .unwrap();
@@ -67,7 +88,7 @@ fn plane(
                 proto: SecurityProtocol::Esp,
                 scope: SaScope::Unicast,
             },
-            InstalledSa::new("in", gcm_sa(spi_in, peer, me, in_key), vec![sel]),
+            InstalledSa::new("in", gcm_sa(spi_in, peer, me, in_key, encap), vec![sel]),
         )
         .unwrap();
     p.spd.insert(PolicySpec {
@@ -215,4 +236,113 @@ fn tampered_unknown_spi_and_wrong_inner_addresses_are_dropped_and_counted() {
     assert_eq!(b.drops.get(DropReason::PolicyMismatch), 1);
     assert_eq!(b.drops.get(DropReason::IcvFailure), 1);
     assert_eq!(b.drops.get(DropReason::UnknownSpi), 1);
+}
+
+/// ESP-in-UDP as the worker's UDP socket hands it over (the payload only):
+/// tunnel-mode ESP opens without an outer header, and every other kind of
+/// datagram (keepalive, IKE, unknown SPI, forgery, replay, wrong inner
+/// addresses) gets the same verdict and count as on the general path.
+#[test]
+fn udp_payloads_open_without_an_outer_header() {
+    let udp = Encap::Udp {
+        src_port: 4500,
+        dst_port: 4500,
+    };
+    let nets = (("10.1.0.0", 16), ("10.2.0.0", 16));
+    let mut a = plane_with(
+        "192.0.2.1",
+        "192.0.2.2",
+        nets.0,
+        nets.1,
+        0x1000,
+        0x2000,
+        udp,
+    );
+    let mut b = plane_with(
+        "192.0.2.2",
+        "192.0.2.1",
+        nets.1,
+        nets.0,
+        0x2000,
+        0x1000,
+        udp,
+    );
+    let from: SocketAddr = "192.0.2.1:4500".parse().unwrap();
+    let local: SocketAddr = "192.0.2.2:4500".parse().unwrap();
+    // What A sends from its UDP socket: the datagram's payload.
+    let seal = |a: &mut Plane, pkt: &[u8]| {
+        let mut storage = vec![0u8; 2048];
+        let mut buf = PacketBuf::with_packet(&mut storage, 128, pkt).unwrap();
+        match a.outbound(Timestamp(1), &mut buf) {
+            OutVerdict::Send(Transmit::Udp { offset, dst, .. }) => {
+                assert_eq!(dst, local);
+                buf.data()[offset..].to_vec()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let open = |b: &mut Plane, payload: &[u8]| {
+        let mut storage = vec![0u8; 2048];
+        let mut buf = PacketBuf::with_packet(&mut storage, 128, payload).unwrap();
+        let v = b.inbound_udp(Timestamp(2), &mut buf, from, local);
+        (v, buf.data().to_vec())
+    };
+    let original = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"through the tunnel");
+    let wire = seal(&mut a, &original);
+    assert_eq!(open(&mut b, &wire), (InVerdict::Deliver, original.clone()));
+    assert_eq!(b.totals.packets_in, 1);
+    assert_eq!(open(&mut b, &wire).0, InVerdict::Drop(DropReason::Replay));
+
+    let mut forged = seal(&mut a, &original);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_eq!(
+        open(&mut b, &forged).0,
+        InVerdict::Drop(DropReason::IcvFailure)
+    );
+    let mut unknown = seal(&mut a, &original);
+    unknown[..4].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    assert_eq!(
+        open(&mut b, &unknown).0,
+        InVerdict::Drop(DropReason::UnknownSpi)
+    );
+    assert_eq!(open(&mut b, &[0xff]).0, InVerdict::Consumed);
+    let ike = [0u8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    assert_eq!(open(&mut b, &ike), (InVerdict::Ike, ike.to_vec()));
+    assert_eq!(
+        open(&mut b, &[1, 2, 3]).0,
+        InVerdict::Drop(DropReason::Malformed)
+    );
+
+    let mut a_wide = plane_with(
+        "192.0.2.1",
+        "192.0.2.2",
+        ("0.0.0.0", 0),
+        nets.1,
+        0x1000,
+        0x2000,
+        udp,
+    );
+    // Past the sequence numbers B has seen from A.
+    for _ in 0..4 {
+        seal(&mut a_wide, &original);
+    }
+    let spoofed = seal(
+        &mut a_wide,
+        &udp_v4([172, 16, 0, 1], [10, 2, 0, 7], b"spoofed"),
+    );
+    assert_eq!(
+        open(&mut b, &spoofed).0,
+        InVerdict::Drop(DropReason::PolicyMismatch)
+    );
+    for r in [
+        DropReason::Replay,
+        DropReason::IcvFailure,
+        DropReason::UnknownSpi,
+        DropReason::PolicyMismatch,
+        DropReason::Malformed,
+    ] {
+        assert_eq!(b.drops.get(r), 1, "{r:?}");
+    }
+    assert_eq!(b.totals.packets_in, 1);
 }

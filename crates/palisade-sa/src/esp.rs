@@ -35,7 +35,7 @@ use palisade_wire::ip::{IpProtocol, Version};
 use palisade_wire::{udp, udp_encap, Error as WireError};
 
 use crate::buf::PacketBuf;
-use crate::encap::{self, Inner, Outer};
+use crate::encap::{self, Inner, Located, Outer};
 use crate::lifetime::Timestamp;
 use crate::sa::{
     ConfigError, Encap, EncrConfig, IntegConfig, Mode, OpenError, Opened, SealError, Sealed,
@@ -606,7 +606,45 @@ pub(crate) fn open(
             udp_encap::Payload::Esp(_) => {}
         }
     }
-    let esp_off = loc.l4_off + udp;
+    open_at(sa, now, buf, loc.l4_off + udp, &loc)
+}
+
+/// ESP-in-UDP of a tunnel-mode SA as a UDP socket delivers it: `buf` holds
+/// the UDP payload, starting at the ESP header (the caller has told the
+/// non-ESP marker and keepalives apart); the kernel has checked the IP and
+/// UDP headers, so there is nothing to rebuild or re-check. The outer ECN is
+/// taken as Not-ECT, as the socket does not report it.
+pub(crate) fn open_udp_tunnel(
+    sa: &mut SecurityAssociation,
+    now: Timestamp,
+    buf: &mut PacketBuf<'_>,
+    outer: Version,
+) -> Result<Opened, OpenError> {
+    if !matches!(sa.mode, Mode::Tunnel { .. }) || udp_len(sa.encap) == 0 {
+        return Err(wire(
+            "ESP-in-UDP payload",
+            "only tunnel-mode UDP-encapsulated SAs open a bare UDP payload",
+        )
+        .into());
+    }
+    let loc = Located {
+        version: outer,
+        nh_pos: 0,
+        l4_off: 0,
+        end: buf.len(),
+        ecn: 0,
+    };
+    open_at(sa, now, buf, 0, &loc)
+}
+
+/// The ESP packet at `esp_off` of `buf`, in the IP packet `loc` describes.
+fn open_at(
+    sa: &mut SecurityAssociation,
+    now: Timestamp,
+    buf: &mut PacketBuf<'_>,
+    esp_off: usize,
+    loc: &Located,
+) -> Result<Opened, OpenError> {
     let (spi, seq_low) = {
         let p = wesp::Packet::new_checked(buf.data().get(esp_off..).unwrap_or(&[]))?;
         (p.spi(), p.seq_number())
@@ -681,7 +719,7 @@ pub(crate) fn open(
             buf.remove_gap(loc.l4_off, ct_start - loc.l4_off)?;
             let total = buf.len();
             encap::set_ip_len(buf.data_mut(), loc.version, total)?;
-            if udp > 0 {
+            if udp_len(sa.encap) > 0 {
                 encap::fix_transport_checksum(buf.data_mut())?;
             }
         }

@@ -594,6 +594,28 @@ impl SecurityAssociation {
         };
         result.map_err(|e| self.drop_in(e))
     }
+
+    /// [`Self::open`] for ESP-in-UDP of a tunnel-mode SA as a UDP socket
+    /// delivers it: `buf` holds the UDP payload from the ESP header on (no
+    /// IP or UDP header, which the kernel has checked; `outer` is their IP
+    /// version). Saves rebuilding a header only to parse it again. Any other
+    /// SA refuses it (transport mode needs the outer header to restore the
+    /// packet); drops are counted as in [`Self::open`].
+    pub fn open_udp_payload(
+        &mut self,
+        now: Timestamp,
+        buf: &mut PacketBuf<'_>,
+        outer: palisade_wire::ip::Version,
+    ) -> Result<Opened, OpenError> {
+        let result = match self.protocol {
+            Protocol::Esp => crate::esp::open_udp_tunnel(self, now, buf, outer),
+            Protocol::Ah => Err(OpenError::Malformed(palisade_wire::Error::Malformed {
+                field: "UDP payload",
+                why: "AH is never UDP-encapsulated",
+            })),
+        };
+        result.map_err(|e| self.drop_in(e))
+    }
 }
 
 /// AH+ESP on the same traffic (RFC 4301 4.5 "SA bundles"): ESP inside, AH

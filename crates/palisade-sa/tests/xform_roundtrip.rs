@@ -218,6 +218,68 @@ fn ah_roundtrip_every_combination() {
     }
 }
 
+/// What a UDP socket hands over (the payload after the outer IP and UDP
+/// headers) opens through `open_udp_payload` to the same packet as the whole
+/// datagram through `open`, for every transform and both outer versions; a
+/// transport-mode SA refuses it, and counts the drop.
+#[test]
+fn udp_payload_opens_like_the_whole_datagram() {
+    let udp = Encap::Udp {
+        src_port: 4500,
+        dst_port: 4500,
+    };
+    let mut done = 0;
+    for t in transforms() {
+        for mode in modes() {
+            let cfg = esp_cfg(&t, mode, false, udp);
+            let Some((mut out, mut inb)) = try_pair(&cfg) else {
+                continue;
+            };
+            let outer = match mode {
+                Mode::Tunnel {
+                    src: std::net::IpAddr::V6(_),
+                    ..
+                } => palisade_wire::ip::Version::V6,
+                _ => palisade_wire::ip::Version::V4,
+            };
+            for pkt in inner_packets() {
+                let wire = seal(&mut out, &pkt);
+                // Outer IP header (20 or 40 bytes, no options here) and UDP header.
+                let hdr = if wire[0] >> 4 == 6 { 48 } else { 28 };
+                let mut s = vec![0u8; CAP];
+                let mut b =
+                    palisade_sa::buf::PacketBuf::with_packet(&mut s, HEADROOM, &wire[hdr..])
+                        .unwrap();
+                let r = inb.open_udp_payload(Timestamp(2), &mut b, outer);
+                if matches!(mode, Mode::Transport) {
+                    assert!(
+                        r.is_err(),
+                        "{}: transport mode must refuse a bare payload",
+                        t.0
+                    );
+                    continue;
+                }
+                assert!(
+                    matches!(r, Ok(Opened::Packet { .. })),
+                    "{} {mode:?}: {r:?}",
+                    t.0
+                );
+                assert_eq!(b.data(), &pkt[..], "{} {mode:?}", t.0);
+                done += 1;
+            }
+            if matches!(mode, Mode::Transport) {
+                assert_eq!(
+                    inb.counters().drops.total(),
+                    inner_packets().len() as u64,
+                    "{}",
+                    t.0
+                );
+            }
+        }
+    }
+    assert!(done >= 50, "only {done} packets went through");
+}
+
 /// A NAT rebinding moves an ESP-in-UDP SA to a new port (and a peer to a new
 /// address) in place: the sequence continues, the peer's replay window
 /// accepts it, and what cannot change in place is refused.
