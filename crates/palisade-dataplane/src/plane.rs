@@ -380,36 +380,39 @@ impl Plane {
 
     /// Seal `buf` (an IP packet from the TUN) per the outbound SPD.
     pub fn outbound(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> OutVerdict {
-        let verdict = self.outbound_inner(now, buf);
+        let (verdict, wire_len) = self.outbound_inner(now, buf);
         match verdict {
             OutVerdict::Send(Transmit::Udp { dst, src_port, .. }) => {
-                self.totals.count_out(buf.len() as u64);
+                self.totals.count_out(wire_len as u64);
                 if !self.keepalives.is_empty() {
                     self.note_sent(now, src_port, dst);
                 }
             }
-            OutVerdict::Send(_) => self.totals.count_out(buf.len() as u64),
+            OutVerdict::Send(_) => self.totals.count_out(wire_len as u64),
             OutVerdict::TooBig { .. } => self.too_big += 1,
             OutVerdict::Drop(reason) => self.drops.record(reason),
         }
         verdict
     }
 
-    fn outbound_inner(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> OutVerdict {
+    /// The verdict, and the length of the IP packet that goes on the wire
+    /// (for ESP-in-UDP with the headers the socket adds).
+    fn outbound_inner(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> (OutVerdict, usize) {
+        let drop = |r| (OutVerdict::Drop(r), 0);
         let Ok(key) = selector_key(buf.data()) else {
-            return OutVerdict::Drop(DropReason::Malformed);
+            return drop(DropReason::Malformed);
         };
         let (policy, protect) = match self.spd.lookup(Direction::Outbound, &key) {
             Some(p) => match p.spec.action {
                 Action::Protect(pr) => (p.id, pr),
-                Action::Discard => return OutVerdict::Drop(DropReason::PolicyDiscard),
+                Action::Discard => return drop(DropReason::PolicyDiscard),
                 // A packet only reaches the TUN because a route sent it there
                 // to be protected; BYPASS policies are honoured by not routing
                 // traffic into the TUN at all, so one here is a configuration
                 // conflict.
-                Action::Bypass => return OutVerdict::Drop(DropReason::PolicyDiscard),
+                Action::Bypass => return drop(DropReason::PolicyDiscard),
             },
-            None => return OutVerdict::Drop(DropReason::PolicyDiscard),
+            None => return drop(DropReason::PolicyDiscard),
         };
         // ESP first, then AH outside it (RFC 4301 4.3).
         let order: [Option<Option<SaHandle>>; 2] = match protect.bundle {
@@ -428,20 +431,29 @@ impl Plane {
             quote[..n].copy_from_slice(&buf.data()[..n]);
             n
         };
-        let mut last: Option<(Encap, usize)> = None;
+        // (encapsulation, UDP/ESP/AH header offset, outer addresses of a bare packet)
+        let mut last: Option<(Encap, usize, Option<(IpAddr, IpAddr)>)> = None;
         for handle in order.into_iter().flatten() {
             let Some(h) = handle else {
                 // A trap (RFC 4301 5.1.1: PROTECT without an SA): ask the key
                 // manager for one, at most once per interval per policy.
                 self.acquire(now, policy, key);
-                return OutVerdict::Drop(DropReason::NoSa);
+                return drop(DropReason::NoSa);
             };
             let Some(entry) = self.sad.get_mut(h) else {
-                return OutVerdict::Drop(DropReason::NoSa);
+                return drop(DropReason::NoSa);
             };
-            match entry.sa.seal(now, buf) {
+            // ESP-in-UDP leaves through a UDP socket, which adds the
+            // outer headers itself.
+            match entry.sa.seal_udp_payload(now, buf) {
                 Ok(sealed) => {
-                    last = Some((entry.sa.encap(), sealed.l4_offset));
+                    let bare = match entry.sa.mode() {
+                        palisade_sa::sa::Mode::Tunnel { src, dst } if sealed.bare => {
+                            Some((src, dst))
+                        }
+                        _ => None,
+                    };
+                    last = Some((entry.sa.encap(), sealed.l4_offset, bare));
                     Self::note_lifetime(&mut self.lifetime_hits, h, sealed.lifetime);
                 }
                 Err(e) => {
@@ -455,39 +467,47 @@ impl Plane {
                         }
                     }
                     // The SA counted the drop itself.
-                    return OutVerdict::Drop(e.reason());
+                    return drop(e.reason());
                 }
             }
         }
-        let Some((encap, l4_offset)) = last else {
-            return OutVerdict::Drop(DropReason::NoSa);
+        let Some((encap, l4_offset, bare)) = last else {
+            return drop(DropReason::NoSa);
         };
-        let Some((src, dst, proto)) = outer_dst(buf.data()) else {
-            return OutVerdict::Drop(DropReason::Malformed);
+        let (src, dst, proto, wire_len, offset) = match bare {
+            Some((src, dst)) => {
+                let hdr = if dst.is_ipv4() { 28 } else { 48 };
+                (src, dst, IpProtocol::UDP.0, buf.len() + hdr, 0)
+            }
+            None => match outer_dst(buf.data()) {
+                Some((src, dst, proto)) => (src, dst, proto, buf.len(), l4_offset + 8),
+                None => return drop(DropReason::Malformed),
+            },
         };
         if qlen > 0 {
             if let Some(pmtu) = self.path_mtu(now, dst) {
-                if buf.len() > pmtu && may_not_fragment(&quote[..qlen]) {
+                if wire_len > pmtu && may_not_fragment(&quote[..qlen]) {
                     // The overhead of this packet, plus up to a cipher block
                     // (16) of padding that a shorter packet may need.
-                    let overhead = buf.len() - inner_len;
+                    let overhead = wire_len - inner_len;
                     let mtu = pmtu.saturating_sub(overhead + 15);
                     return match too_big(buf, &quote[..qlen], mtu) {
-                        Some(mtu) => OutVerdict::TooBig { mtu },
-                        None => OutVerdict::Drop(DropReason::Malformed),
+                        Some(mtu) => (OutVerdict::TooBig { mtu }, 0),
+                        None => drop(DropReason::Malformed),
                     };
                 }
             }
         }
-        OutVerdict::Send(match encap {
+        let t = match encap {
             Encap::None => Transmit::Raw { dst, proto },
             Encap::Udp { src_port, dst_port } => Transmit::Udp {
                 dst: SocketAddr::new(dst, dst_port),
                 src,
                 src_port,
-                offset: l4_offset + 8,
+                offset,
             },
-        })
+        };
+        (OutVerdict::Send(t), wire_len)
     }
 
     /// Open `buf` (a whole IP packet from the wire, UDP header included for

@@ -276,6 +276,13 @@ fn udp_payloads_open_without_an_outer_header() {
         match a.outbound(Timestamp(1), &mut buf) {
             OutVerdict::Send(Transmit::Udp { offset, dst, .. }) => {
                 assert_eq!(dst, local);
+                // No outer headers of ours: the socket adds them.
+                assert_eq!(offset, 0);
+                assert_eq!(
+                    &buf.data()[..4],
+                    &0x1000u32.to_be_bytes(),
+                    "starts with the SPI"
+                );
                 buf.data()[offset..].to_vec()
             }
             other => panic!("{other:?}"),

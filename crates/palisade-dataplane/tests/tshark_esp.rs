@@ -6,7 +6,7 @@
 //! PALISADE_REQUIRE_TSHARK=1 (scripts/test sets it).
 
 use palisade_crypto::{Policy, Secret};
-use palisade_dataplane::plane::{InstalledSa, OutVerdict, Plane};
+use palisade_dataplane::plane::{rebuild_udp_outer, InstalledSa, OutVerdict, Plane, Transmit};
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::lifetime::Timestamp;
 use palisade_sa::sa::{
@@ -14,7 +14,7 @@ use palisade_sa::sa::{
 };
 use palisade_sa::selector::{AddrRange, Direction, Selector};
 use palisade_sa::spd::{Action, Bundle, PolicySpec, Protect};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 
 struct Case {
@@ -185,11 +185,21 @@ fn seal(case: &Case, spi: u32) -> (Vec<Vec<u8>>, String) {
         let inner = inner_udp(case.v6, payload.as_bytes());
         let mut storage = vec![0u8; 4096];
         let mut buf = PacketBuf::with_packet(&mut storage, 128, &inner).unwrap();
-        assert!(
-            matches!(plane.outbound(Timestamp(1), &mut buf), OutVerdict::Send(_)),
-            "{}: seal",
-            case.name
-        );
+        match plane.outbound(Timestamp(1), &mut buf) {
+            // ESP-in-UDP leaves the plane as the UDP payload; put on the
+            // IP and UDP headers that the kernel's socket would add.
+            OutVerdict::Send(Transmit::Udp {
+                dst,
+                src,
+                src_port,
+                offset,
+            }) => {
+                buf.trim_front(offset).unwrap();
+                rebuild_udp_outer(&mut buf, SocketAddr::new(src, src_port), dst).unwrap();
+            }
+            OutVerdict::Send(Transmit::Raw { .. }) => {}
+            other => panic!("{}: seal: {other:?}", case.name),
+        }
         packets.push(buf.data().to_vec());
     }
     let family = if case.v6 { "IPv6" } else { "IPv4" };

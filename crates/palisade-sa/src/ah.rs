@@ -194,6 +194,7 @@ pub(crate) fn seal(
         seq,
         l4_offset: ah_off,
         lifetime,
+        bare: false,
     })
 }
 

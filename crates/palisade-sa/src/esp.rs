@@ -427,18 +427,24 @@ fn write_esp_header(h: &mut [u8], spi: u32, seq: u64) {
 }
 
 /// ESP seal (see [`SecurityAssociation::seal`], which counts errors); a
-/// dummy packet (next header 59) of `dummy` bytes when it is `Some`.
+/// dummy packet (next header 59) of `dummy` bytes when it is `Some`. With
+/// `bare`, a tunnel-mode ESP-in-UDP SA leaves out the outer IP and UDP
+/// headers (a UDP socket adds its own): `buf` ends up holding the UDP payload.
 pub(crate) fn seal(
     sa: &mut SecurityAssociation,
     now: Timestamp,
     buf: &mut PacketBuf<'_>,
     forced_iv: Option<&[u8]>,
     dummy: Option<usize>,
+    bare: bool,
 ) -> Result<Sealed, SealError> {
     let iv_len = sa.crypto.iv_len();
     let icv_len = sa.crypto.icv_len();
     let align_block = sa.crypto.block_size();
     let udp = udp_len(sa.encap);
+    let bare = bare && udp > 0 && matches!(sa.mode, Mode::Tunnel { .. });
+    // Outer header bytes a bare packet goes without (still counted as sent).
+    let mut skipped = 0;
     let (esp_off, seq, lifetime) = match sa.mode {
         Mode::Tunnel { src, dst } => {
             let (inner, payload_len, nh) = match dummy {
@@ -461,7 +467,10 @@ pub(crate) fn seal(
             };
             let pad = wesp::pad_len(payload_len + tfc, align_block)?;
             let outer = encap::outer_len(&dst);
-            let head = outer + udp + wesp::HEADER_LEN + iv_len;
+            if bare {
+                skipped = outer + udp;
+            }
+            let head = outer + udp + wesp::HEADER_LEN + iv_len - skipped;
             let tail = tfc + pad + wesp::TRAILER_LEN + icv_len;
             room(buf, head, tail)?;
             let (seq, ev) = sa.next_seq(now, payload_len)?;
@@ -474,6 +483,11 @@ pub(crate) fn seal(
                 seq,
                 forced_iv,
             )?;
+            if bare {
+                // What the socket will carry; no headers of ours.
+                sa.ip_ident = sa.ip_ident.wrapping_add(1);
+                return finish_seal(sa, buf, 0, seq, ev, skipped);
+            }
             if let Encap::Udp { src_port, dst_port } = sa.encap {
                 let len = buf.len() + udp::HEADER_LEN;
                 encap::write_udp(buf.prepend(udp::HEADER_LEN)?, src_port, dst_port, len)?;
@@ -542,18 +556,34 @@ pub(crate) fn seal(
             (ip.at + udp, seq, ev)
         }
     };
+    finish_seal(sa, buf, esp_off, seq, lifetime, 0)
+}
+
+/// Encrypts the packet `seal` has laid out, with ESP at `esp_off`, and counts
+/// it (`skipped` = outer header bytes left out of a bare packet).
+fn finish_seal(
+    sa: &mut SecurityAssociation,
+    buf: &mut PacketBuf<'_>,
+    esp_off: usize,
+    seq: u64,
+    lifetime: crate::lifetime::LifetimeEvent,
+    skipped: usize,
+) -> Result<Sealed, SealError> {
+    let udp = udp_len(sa.encap);
     let pkt = buf.data_mut();
     sa.crypto.seal(pkt, esp_off, seq, sa.esn)?;
-    if udp > 0 {
+    let bare = skipped > 0;
+    if udp > 0 && !bare {
         let v = Version::of(pkt)?;
         encap::fill_udp_checksum(pkt, v, esp_off - udp);
     }
-    let n = buf.len() as u64;
+    let n = (buf.len() + skipped) as u64;
     sa.counters.count_out(n);
     Ok(Sealed {
         seq,
-        l4_offset: esp_off - udp,
+        l4_offset: if bare { 0 } else { esp_off - udp },
         lifetime,
+        bare,
     })
 }
 

@@ -238,6 +238,9 @@ pub struct Sealed {
     pub l4_offset: usize,
     /// A soft lifetime was reached: start rekeying.
     pub lifetime: LifetimeEvent,
+    /// The packet has no outer IP or UDP header: it is the UDP payload
+    /// (from [`SecurityAssociation::seal_udp_payload`]); send all of it.
+    pub bare: bool,
 }
 
 /// What an inbound packet turned out to be.
@@ -517,7 +520,24 @@ impl SecurityAssociation {
     /// success it holds the outer packet. Allocation-free.
     pub fn seal(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> Result<Sealed, SealError> {
         let result = match self.protocol {
-            Protocol::Esp => crate::esp::seal(self, now, buf, None, None),
+            Protocol::Esp => crate::esp::seal(self, now, buf, None, None, false),
+            Protocol::Ah => crate::ah::seal(self, now, buf),
+        };
+        result.map_err(|e| self.drop_out(e))
+    }
+
+    /// [`Self::seal`] for a UDP socket: a tunnel-mode ESP-in-UDP SA leaves
+    /// out the outer IP and UDP headers, which the socket adds, and returns
+    /// [`Sealed::bare`]; `buf` then holds the UDP payload. Any other SA seals
+    /// as [`Self::seal`] does. Byte counts and lifetimes include the headers
+    /// left out, as if they were there.
+    pub fn seal_udp_payload(
+        &mut self,
+        now: Timestamp,
+        buf: &mut PacketBuf<'_>,
+    ) -> Result<Sealed, SealError> {
+        let result = match self.protocol {
+            Protocol::Esp => crate::esp::seal(self, now, buf, None, None, true),
             Protocol::Ah => crate::ah::seal(self, now, buf),
         };
         result.map_err(|e| self.drop_out(e))
@@ -536,7 +556,7 @@ impl SecurityAssociation {
         if self.protocol != Protocol::Esp {
             return Err(SealError::WrongUse("AH (dummy packets are ESP only)"));
         }
-        crate::esp::seal(self, now, buf, None, Some(len)).map_err(|e| self.drop_out(e))
+        crate::esp::seal(self, now, buf, None, Some(len), false).map_err(|e| self.drop_out(e))
     }
 
     /// Like [`Self::seal`] with a caller-chosen IV, for known-answer tests
@@ -552,7 +572,7 @@ impl SecurityAssociation {
         if self.protocol != Protocol::Esp {
             return Err(SealError::WrongUse("AH (no IV)"));
         }
-        crate::esp::seal(self, now, buf, Some(iv), None).map_err(|e| self.drop_out(e))
+        crate::esp::seal(self, now, buf, Some(iv), None, false).map_err(|e| self.drop_out(e))
     }
 
     /// The inbound policy check of RFC 4301 5.2 step 4, after [`Self::open`]
