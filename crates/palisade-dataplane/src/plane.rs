@@ -196,6 +196,15 @@ impl Default for Plane {
 pub use palisade_sa::encap::selector_key;
 
 /// Where an outer packet comes from and goes: source, destination, protocol.
+/// What the outermost seal of a bundle left: its encapsulation, the offset
+/// of the UDP/ESP/AH header, and for a bare ESP-in-UDP packet (no headers of
+/// ours) the outer addresses the socket will use.
+struct LastSeal {
+    encap: Encap,
+    l4_offset: usize,
+    bare: Option<(IpAddr, IpAddr)>,
+}
+
 fn outer_dst(packet: &[u8]) -> Option<(IpAddr, IpAddr, u8)> {
     match IpPacket::new_checked(packet).ok()? {
         IpPacket::V4(p) => Some((
@@ -431,8 +440,7 @@ impl Plane {
             quote[..n].copy_from_slice(&buf.data()[..n]);
             n
         };
-        // (encapsulation, UDP/ESP/AH header offset, outer addresses of a bare packet)
-        let mut last: Option<(Encap, usize, Option<(IpAddr, IpAddr)>)> = None;
+        let mut last: Option<LastSeal> = None;
         for handle in order.into_iter().flatten() {
             let Some(h) = handle else {
                 // A trap (RFC 4301 5.1.1: PROTECT without an SA): ask the key
@@ -453,7 +461,11 @@ impl Plane {
                         }
                         _ => None,
                     };
-                    last = Some((entry.sa.encap(), sealed.l4_offset, bare));
+                    last = Some(LastSeal {
+                        encap: entry.sa.encap(),
+                        l4_offset: sealed.l4_offset,
+                        bare,
+                    });
                     Self::note_lifetime(&mut self.lifetime_hits, h, sealed.lifetime);
                 }
                 Err(e) => {
@@ -471,7 +483,12 @@ impl Plane {
                 }
             }
         }
-        let Some((encap, l4_offset, bare)) = last else {
+        let Some(LastSeal {
+            encap,
+            l4_offset,
+            bare,
+        }) = last
+        else {
             return drop(DropReason::NoSa);
         };
         let (src, dst, proto, wire_len, offset) = match bare {
@@ -700,20 +717,8 @@ fn may_not_fragment(p: &[u8]) -> bool {
 /// One's-complement checksum over `parts`, as if concatenated (each part
 /// but the last of even length).
 fn checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    for part in parts {
-        let mut chunks = part.chunks_exact(2);
-        for w in &mut chunks {
-            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-        }
-        if let [b] = chunks.remainder() {
-            sum += u32::from(*b) << 8;
-        }
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    use palisade_wire::ip::checksum::{add, fold, sum};
+    !fold(parts.iter().fold(0, |acc, p| add(acc, sum(p))))
 }
 
 /// Replace the contents of `buf` with an ICMP "fragmentation needed" (IPv4,
