@@ -505,6 +505,38 @@ impl Dataplane for Userspace {
         self.with_ike(|i| i.stats()).unwrap_or_default()
     }
 
+    fn stats(&self) -> BTreeMap<String, u64> {
+        let guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(running) = guard.as_ref() else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        if let Ok(io) = running.handle.io_counters() {
+            for (k, v) in [
+                ("tun_in", io.tun_in),
+                ("tun_out", io.tun_out),
+                ("wire_in", io.wire_in),
+                ("wire_out", io.wire_out),
+                ("send_errors", io.send_errors),
+                ("keepalives_sent", io.keepalives_sent),
+                ("ike_on_4500", io.ike_on_4500),
+                ("tun_bad_offload", io.tun_bad_offload),
+            ] {
+                out.insert(k.to_string(), v);
+            }
+        }
+        if let Ok(n) = running.handle.query(|plane: &mut Plane| plane.too_big) {
+            out.insert("too_big_sent".to_string(), n);
+        }
+        let mtu = running
+            .mtu
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current();
+        out.insert("tun_mtu".to_string(), u64::from(mtu));
+        out
+    }
+
     fn connection_states(&self) -> BTreeMap<String, String> {
         self.with_ike(|i| i.connection_states()).unwrap_or_default()
     }
