@@ -921,6 +921,28 @@ fn status_json(side: &Side) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
+/// The daemon's data-plane counters (`status --json`, `data_plane`).
+fn data_plane_stats(side: &Side) -> serde_json::Value {
+    let out = Command::new(EXE)
+        .arg("--socket")
+        .arg(&side.sock)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    v["data_plane"].clone()
+}
+
+/// `ss -<flags>` (e.g. `uan` for UDP, `wan` for raw sockets) in `ns`.
+fn ss(ns: &str, flags: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", &format!("-{flags}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut f = std::fs::File::create(path).unwrap();
     let mut hdr = Vec::new();
@@ -1450,7 +1472,7 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
         daemon: "nat_keepalive = \"1s\"\n",
         ..BASE
     };
-    let (lab, a, b, _) = setup(&s, "pdpk1");
+    let (lab, a, b, _) = setup(&s, "pgpk1");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     // Idle: only keepalives should cross the wire now.
     let stop = Arc::new(AtomicBool::new(false));
@@ -1484,6 +1506,28 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
             );
         }
     }
+    // The daemons count what they sent (status --json, data_plane).
+    for (who, side, seen) in [("A", &a, from_a.len()), ("B", &b, from_b.len())] {
+        let dp = data_plane_stats(side);
+        let sent = dp["keepalives_sent"].as_u64().unwrap_or(0);
+        assert!(
+            sent >= seen as u64 && sent >= 2,
+            "{who}: keepalives_sent {sent}, {seen} seen on the wire: {dp}"
+        );
+        assert_eq!(dp["send_errors"], 0, "{who}: {dp}");
+        assert!(dp["wire_out"].as_u64().unwrap_or(0) >= 3, "{who}: {dp}");
+    }
+    let text = Command::new(EXE)
+        .arg("--socket")
+        .arg(&a.sock)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("Data plane: TUN MTU ") && text.contains("NAT-keepalives sent "),
+        "{text}"
+    );
     // The NAT kept A's mapping on port 4500 (MASQUERADE keeps a free port).
     assert!(from_a.iter().all(|(src, _, _)| src.port() == 4500));
     // Consumed, not dropped.
@@ -1876,8 +1920,10 @@ fn extra_sa(
 /// (a new UDP port for ESP-in-UDP, a new local address for raw ESP) opens
 /// them in the worker: traffic flows on both new SAs, on the wire as UDP
 /// 4600 and as ESP from the new address, and the untouched SA keeps going.
+/// A reload back to the first config closes both sockets again (`ss`), and
+/// the untouched SA still carries traffic on its counters.
 #[test]
-fn reload_opens_sockets_for_a_new_port_and_address() {
+fn reload_opens_and_closes_sockets_for_a_new_port_and_address() {
     if !root_or_skip() {
         return;
     }
@@ -1885,7 +1931,7 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
         name: "reload_sockets",
         ..BASE
     };
-    let (lab, a, b, _) = setup(&s, "pdpr1");
+    let (lab, a, b, _) = setup(&s, "pgpr1");
     exchange(&a, &b, 2).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     sh(&[
         "ip",
@@ -1970,10 +2016,11 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
         "10.2.2.1",
         "10.1.2.1",
     );
-    for (side, file, more) in [(&a, "a.toml", more_a), (&b, "b.toml", more_b)] {
-        let cfg = lab.dir.join(file);
-        let text = std::fs::read_to_string(&cfg).unwrap() + &more;
-        std::fs::write(&cfg, text).unwrap();
+    let first: Vec<String> = ["a.toml", "b.toml"]
+        .iter()
+        .map(|f| std::fs::read_to_string(lab.dir.join(f)).unwrap())
+        .collect();
+    let reload = |side: &Side| {
         let out = Command::new(EXE)
             .arg("--socket")
             .arg(&side.sock)
@@ -1987,6 +2034,12 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
             String::from_utf8_lossy(&out.stderr),
             logs(&lab)
         );
+    };
+    for (side, file, more) in [(&a, "a.toml", more_a), (&b, "b.toml", more_b)] {
+        let cfg = lab.dir.join(file);
+        let text = std::fs::read_to_string(&cfg).unwrap() + &more;
+        std::fs::write(&cfg, text).unwrap();
+        reload(side);
     }
     let side = |ns: &str, inner: &str, sock: &Path| Side {
         ns: ns.to_string(),
@@ -2036,7 +2089,53 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
     }
     assert!(logs(&lab).contains("opened an ESP-in-UDP socket on 192.0.2.1:4600"));
     assert!(logs(&lab).contains("opened a raw socket for IP protocol 50 on 192.0.2.11"));
-    println!("reload: sockets opened for UDP 4600 and 192.0.2.11; traffic on both new SAs and the old one");
+    let (udp, raw) = (ss(&a.ns, "uan"), ss(&a.ns, "wan"));
+    assert!(udp.contains("192.0.2.1:4600"), "UDP 4600 open:\n{udp}");
+    assert!(
+        raw.contains("192.0.2.11:"),
+        "raw ESP on 192.0.2.11 open:\n{raw}"
+    );
+    assert!(
+        raw.contains("192.0.2.1:"),
+        "raw ESP on 192.0.2.1 open:\n{raw}"
+    );
+    // Back to the first config: the two new SAs go, and their sockets.
+    for (side, file, text) in [(&a, "a.toml", &first[0]), (&b, "b.toml", &first[1])] {
+        std::fs::write(lab.dir.join(file), text).unwrap();
+        reload(side);
+    }
+    for side in [&a, &b] {
+        let (udp, raw) = (ss(&side.ns, "uan"), ss(&side.ns, "wan"));
+        assert!(
+            !udp.contains(":4600"),
+            "{}: UDP 4600 closed:\n{udp}",
+            side.ns
+        );
+        assert!(
+            !raw.contains("192.0.2.11:") && !raw.contains("192.0.2.12:"),
+            "{}: the raw socket on the removed address closed:\n{raw}",
+            side.ns
+        );
+        assert!(
+            raw.contains(&format!("{}:", side.outer)),
+            "{}: the untouched SA's raw socket stays:\n{raw}",
+            side.ns
+        );
+    }
+    assert!(logs(&lab).contains("closed the ESP-in-UDP socket on 192.0.2.1:4600"));
+    assert!(logs(&lab).contains("closed the raw socket for IP protocol 50 on 192.0.2.11"));
+    exchange(&a, &b, 2).unwrap_or_else(|e| panic!("after closing: {e}\n{}", logs(&lab)));
+    let v = status_json(&a);
+    let e2e_out = v
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|r| r["name"] == "e2e" && r["direction"] == "out")
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("e2e out missing: {v}"));
+    assert_eq!(e2e_out["packets"], 5, "the untouched SA went on: {e2e_out}");
+    println!("reload: sockets opened for UDP 4600 and 192.0.2.11, traffic on both new SAs and the old one; closed again by the reload back, the old SA still carries traffic");
     drop(lab);
 }
 
