@@ -8,16 +8,19 @@
 //! ESP replayed and tampered with by scapy (`scripts/checks/esp_inject.py`)
 //! is dropped and counted by reason; NAT keepalives; path MTU (the TUN MTU
 //! accounts for SA overhead, senders get ICMP too-big); TFC padding to the
-//! MTU; a reload leaves untouched SAs alone.
+//! MTU; a reload leaves untouched SAs alone, opens and closes the sockets
+//! the SAs need and recomputes the TUN MTU; status counts what the data
+//! plane sent.
 //!
 //! Needs root (namespaces, TUN); skips otherwise unless
 //! PALISADE_REQUIRE_NETNS=1. scapy and tshark checks skip when missing unless
 //! PALISADE_REQUIRE_SCAPY=1 / PALISADE_REQUIRE_TSHARK=1. Each test creates and
-//! removes its own namespaces, all named `pdp*`.
+//! removes its own namespaces, named after its tag (`pdp*`, `pg*`), with
+//! PALISADE_NETNS_PREFIX in front when that is set.
 
 mod common;
 
-use common::{root_or_skip, sh};
+use common::{netns_prefix, root_or_skip, sh};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -247,6 +250,11 @@ fn config(
     c
 }
 
+/// Namespace `<tag><role>`, after [`netns_prefix`] when that is set.
+fn ns_name(tag: &str, role: &str) -> String {
+    format!("{}{tag}{role}", netns_prefix(""))
+}
+
 fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
     let dir = std::env::temp_dir().join(format!("palisade-e2e-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -255,8 +263,8 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
         daemons: vec![],
         namespaces: vec![],
     };
-    let (na, nb, nr) = (format!("{tag}a"), format!("{tag}b"), format!("{tag}r"));
-    let nh = format!("{tag}h");
+    let (na, nb, nr) = (ns_name(tag, "a"), ns_name(tag, "b"), ns_name(tag, "r"));
+    let nh = ns_name(tag, "h");
     let routed = s.wire == Wire::EspUdpNat || s.router_mtu != 0;
     let mut names: Vec<&String> = if routed {
         vec![&na, &nb, &nr]
@@ -1262,7 +1270,7 @@ fn replay_and_tamper(s: Scenario, tag: &str) {
     write_pcap(&pcap, &frames);
     // Frames on veth-b were sent by its peer: A's veth-a, or the NAT router's.
     let (ns, dev) = if s.wire == Wire::EspUdpNat {
-        (format!("{tag}r"), "veth-rb")
+        (ns_name(tag, "r"), "veth-rb")
     } else {
         (a.ns.clone(), "veth-a")
     };
@@ -1751,7 +1759,7 @@ fn path_mtu(v6: bool, tag: &str) {
         "{}",
         logs(&lab)
     );
-    let h = format!("{tag}h");
+    let h = ns_name(tag, "h");
     let hdr = if v6 { 48 } else { 28 };
     let stop = Arc::new(AtomicBool::new(false));
     let cap_h = start_capture(&h, "veth-h", stop.clone());
@@ -1880,6 +1888,57 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
         }
     }
     println!("tfc_padding = mtu: 12 ESP packets, all 1456 bytes; echoes intact");
+    drop(lab);
+}
+
+/// The TUN MTU follows reloads of manual SAs: with the link at 1420 the SA
+/// lowers the TUN below the configured 1400 at start; a reload without it
+/// gives the TUN 1400 back (status says so too), a reload with it again
+/// lowers it again, and traffic flows.
+#[test]
+fn reload_recomputes_the_tun_mtu() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "reload_mtu",
+        wire_mtu: 1420,
+        ..BASE
+    };
+    let (lab, a, b, _) = setup(&s, "pgmr1");
+    let lowered = link_mtu(&a.ns, "pala");
+    assert!(lowered < 1400, "the SA lowers the TUN at start: {lowered}");
+    let cfg = lab.dir.join("a.toml");
+    let full = std::fs::read_to_string(&cfg).unwrap();
+    let bare = full.split("[[manual]]").next().unwrap().to_string();
+    assert!(
+        bare.len() < full.len(),
+        "the config has a manual SA:\n{full}"
+    );
+    let reload = |text: &str| {
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(EXE)
+            .arg("--socket")
+            .arg(&a.sock)
+            .arg("reload")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reload failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            logs(&lab)
+        );
+    };
+    reload(&bare);
+    assert_eq!(link_mtu(&a.ns, "pala"), 1400, "{}", logs(&lab));
+    assert_eq!(data_plane_stats(&a)["tun_mtu"], 1400);
+    reload(&full);
+    assert_eq!(link_mtu(&a.ns, "pala"), lowered, "{}", logs(&lab));
+    assert_eq!(data_plane_stats(&a)["tun_mtu"], lowered as u64);
+    exchange(&a, &b, 2).unwrap_or_else(|e| panic!("after the reloads: {e}\n{}", logs(&lab)));
+    println!("reload: TUN MTU {lowered} with the SA, 1400 without, {lowered} again");
     drop(lab);
 }
 
