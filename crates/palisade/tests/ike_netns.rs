@@ -944,8 +944,9 @@ fn wait_tun_mtu(l: &Lab, want: u64, what: &str) {
 /// with the link towards the peer at 1420, a CHILD_SA lowers the TUN from
 /// the configured 1400 to what a full packet sealed with it allows (8 bytes
 /// less with ESP-in-UDP through a NAT), a packet of exactly that size
-/// crosses with DF, status shows the value, and once the CHILD_SA is gone
-/// the TUN is back at 1400. The link changes once each way.
+/// crosses with DF, status shows the value, a rekey (after 20 packets) keeps
+/// it, and once the CHILD_SA is gone the TUN is back at 1400. The link
+/// changes once each way, never in between.
 fn child_sa_sets_tun_mtu(tag: &str, nat: bool) -> u64 {
     let l = tunnel_pair(
         tag,
@@ -954,6 +955,7 @@ fn child_sa_sets_tun_mtu(tag: &str, nat: bool) -> u64 {
         "mtu",
         Opts {
             a_start: "none",
+            child: "  rekey_packets = 20\n  life_packets = 100000\n",
             ..Opts::default()
         },
     );
@@ -1015,6 +1017,24 @@ fn child_sa_sets_tun_mtu(tag: &str, nat: bool) -> u64 {
         l.a.log()
     );
     assert!(!df(want - 27), "one byte more does not fit the TUN");
+    let first = l.a.status()["ike_sas"][0]["children"][0].clone();
+    let out = run(&[
+        "ip", "netns", "exec", &l.a.ns, "ping", "-c", "40", "-i", "0.02", "-W", "1", "-I",
+        V4.a_inner, V4.b_inner,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let now = l.a.status()["ike_sas"][0]["children"].clone();
+    assert!(
+        !now.as_array().unwrap().contains(&first),
+        "no rekey happened: {first} still in {now}"
+    );
+    // Let the rekeyed SA's lingering inbound half go too.
+    std::thread::sleep(Duration::from_millis(2500));
+    wait_tun_mtu(&l, want, "after a rekey");
     let out = l.a.cli(&["down", "mtu"]);
     assert!(
         out.status.success(),
