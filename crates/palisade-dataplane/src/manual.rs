@@ -519,7 +519,7 @@ pub fn tun_mtu(configured: u16, specs: &[ManualSpec]) -> u16 {
             Ok(Some(fit)) if fit < usize::from(mtu) => {
                 let fit = fit.max(576) as u16;
                 tracing::warn!(
-                    "TUN MTU lowered from {mtu} to {fit}: manual SA `{}` adds {} bytes to a full packet and the route to {} (dev {dev}) has MTU {link}",
+                    "TUN MTU lowered from {mtu} to {fit}: SA `{}` adds {} bytes to a full packet and the route to {} (dev {dev}) has MTU {link}",
                     spec.name,
                     link - usize::from(fit),
                     spec.remote
@@ -732,6 +732,45 @@ pub fn add_sockets(
         udp.extend(u);
         Ok(n)
     })?
+}
+
+/// Close the running worker's sockets that nothing needs any more (a reload
+/// removed or moved the last SA on a local address or UDP port), the
+/// counterpart of [`add_sockets`]. A socket stays when a need names exactly
+/// its address and protocol (raw) or address and port (UDP): every socket
+/// was opened for such a need, and a wildcard one stays only if it is still
+/// named. The caller includes what else uses the sockets (IKE's port 4500 and
+/// ESP sockets). Returns how many sockets were closed.
+pub fn retain_sockets(
+    handle: &crate::worker::Handle,
+    raw_needs: Vec<(IpAddr, u8)>,
+    udp_needs: Vec<SocketAddr>,
+) -> Result<usize, crate::worker::WorkerGone> {
+    handle.with_sockets(move |raw, udp| {
+        let before = raw.len() + udp.len();
+        raw.retain(|r| {
+            let keep = raw_needs.contains(&(r.local, r.sock.protocol()));
+            if !keep {
+                tracing::info!(
+                    "closed the raw socket for IP protocol {} on {}: no SA uses it any more",
+                    r.sock.protocol(),
+                    r.local
+                );
+            }
+            keep
+        });
+        udp.retain(|u| {
+            let keep = udp_needs.contains(&u.local);
+            if !keep {
+                tracing::info!(
+                    "closed the ESP-in-UDP socket on {}: no SA uses it any more",
+                    u.local
+                );
+            }
+            keep
+        });
+        before - raw.len() - udp.len()
+    })
 }
 
 /// The (local address, IP protocol) raw sockets and the UDP sockets `specs`

@@ -104,6 +104,18 @@ impl NetConfig {
         ]))
     }
 
+    /// Change the MTU of `dev` (up or down as it is: no flap).
+    pub fn link_mtu(&mut self, dev: &str, mtu: u32) -> Result<(), NetCfgError> {
+        ip(&strings(&[
+            "link",
+            "set",
+            "dev",
+            dev,
+            "mtu",
+            &mtu.to_string(),
+        ]))
+    }
+
     /// Add an address to `dev` (it goes away with the device).
     pub fn addr_add(&mut self, dev: &str, cidr: &str) -> Result<(), NetCfgError> {
         let family = if cidr.contains(':') { "-6" } else { "-4" };

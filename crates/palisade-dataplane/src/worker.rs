@@ -49,6 +49,8 @@ pub enum Command {
     /// poll set is rebuilt after it, and new sockets made non-blocking, with
     /// large buffers and UDP GRO like those given at start.
     Sockets(SocketsFn),
+    /// Read the worker's own counters (for status).
+    Io(Box<dyn FnOnce(&IoCounters) + Send>),
     /// Leave the loop.
     Stop,
 }
@@ -106,6 +108,15 @@ impl Handle {
         let (rtx, rrx) = mpsc::channel();
         self.send(Command::Apply(Box::new(move |p| {
             let _ = rtx.send(f(p));
+        })))?;
+        rrx.recv().map_err(|_| WorkerGone)
+    }
+
+    /// The worker's packet counters ([`IoCounters`]), as of now.
+    pub fn io_counters(&self) -> Result<IoCounters, WorkerGone> {
+        let (rtx, rrx) = mpsc::channel();
+        self.send(Command::Io(Box::new(move |io| {
+            let _ = rtx.send(*io);
         })))?;
         rrx.recv().map_err(|_| WorkerGone)
     }
@@ -411,6 +422,7 @@ impl Worker {
                     f(&mut self.raw, &mut self.udp);
                     self.sockets_changed = true;
                 }
+                Ok(Command::Io(f)) => f(&self.io),
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return false,
                 Err(mpsc::TryRecvError::Empty) => return true,
             }

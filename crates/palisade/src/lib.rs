@@ -6,4 +6,5 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod ike;
+pub mod mtu;
 pub mod userspace;

@@ -10,6 +10,7 @@ use crate::control::dataplane::{manual_policies, manual_sa_status, Dataplane};
 use crate::control::protocol::{IkeSaStatus, PolicyStatus, SaStatus};
 use crate::ike::convert::{self, Loaded};
 use crate::ike::{open_ike_socket, IkeService, IkeSockets, NATT_PORT};
+use crate::mtu::{SharedMtu, TunMtu};
 use palisade_dataplane::manual::{self, DirKeys, Installed, ManualSpec, Wire};
 use palisade_dataplane::netcfg::NetConfig;
 use palisade_dataplane::plane::Plane;
@@ -17,7 +18,7 @@ use palisade_dataplane::worker::{Command, Handle, Worker};
 use palisade_dataplane::Tun;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Per manual SA: what was installed in the plane and the routes made for it.
@@ -33,6 +34,13 @@ struct Running {
     thread: Option<JoinHandle<std::io::Result<Worker>>>,
     tun_name: String,
     entries: HashMap<String, Entry>,
+    /// The TUN MTU, lowered by the installed SAs (manual and negotiated).
+    mtu: SharedMtu,
+    /// The raw and UDP sockets opened at start for IKE (ESP and port 4500 on
+    /// each IKE address): kept while the IKE thread runs, which sends from
+    /// clones of the UDP ones. Every other socket is closed when no manual
+    /// SA needs it any more.
+    ike_needs: (Vec<(IpAddr, u8)>, Vec<SocketAddr>),
     /// Host-wide changes (the TUN's link settings need no undo; it goes away
     /// with its descriptor).
     _net: NetConfig,
@@ -276,7 +284,12 @@ impl Dataplane for Userspace {
             .args(["link", "set", "dev", &tun_name, "addrgenmode", "none"])
             .status();
         let specs: Vec<ManualSpec> = config.manual.iter().map(spec_of).collect();
-        let mtu = manual::tun_mtu(config.daemon.tun_mtu, &specs);
+        let mut tun_mtu = TunMtu::new(&tun_name, config.daemon.tun_mtu);
+        for spec in &specs {
+            tun_mtu.add(TunMtu::manual_key(&spec.name), spec);
+        }
+        let mtu = tun_mtu.wanted();
+        tun_mtu.set_current(mtu);
         net.link_up(&tun_name, u32::from(mtu))
             .map_err(|e| e.to_string())?;
         // Decapsulated packets come out of the TUN with the peer's addresses;
@@ -285,10 +298,18 @@ impl Dataplane for Userspace {
         let conns = load_connections(config);
         let ike_addrs = ike_local_addrs(&conns);
         let (mut raw_needs, mut udp_needs) = manual::socket_needs(&specs);
-        for a in &ike_addrs {
-            raw_needs.push((*a, palisade_dataplane::sock::IPPROTO_ESP));
-            udp_needs.push(SocketAddr::new(*a, NATT_PORT));
-        }
+        let ike_needs: (Vec<(IpAddr, u8)>, Vec<SocketAddr>) = (
+            ike_addrs
+                .iter()
+                .map(|a| (*a, palisade_dataplane::sock::IPPROTO_ESP))
+                .collect(),
+            ike_addrs
+                .iter()
+                .map(|a| SocketAddr::new(*a, NATT_PORT))
+                .collect(),
+        );
+        raw_needs.extend(ike_needs.0.iter().copied());
+        udp_needs.extend(ike_needs.1.iter().copied());
         let (raw, udp) = manual::open_sockets(&raw_needs, &udp_needs).map_err(|e| e.to_string())?;
         let mut ike_sockets = IkeSockets {
             ike: Vec::new(),
@@ -312,6 +333,8 @@ impl Dataplane for Userspace {
         plane.nat_keepalive = config.daemon.nat_keepalive;
         plane.inner_mtu = mtu;
         let (mut worker, handle) = Worker::new(plane, tun, raw, udp).map_err(|e| e.to_string())?;
+        tun_mtu.set_worker(handle.clone());
+        let tun_mtu = Arc::new(Mutex::new(tun_mtu));
         let ike = if conns.is_empty() {
             None
         } else {
@@ -326,6 +349,7 @@ impl Dataplane for Userspace {
                 ike_sockets,
                 handle.clone(),
                 tun_name.clone(),
+                tun_mtu.clone(),
             )
             .map_err(|e| format!("cannot start the IKE thread: {e}"))?;
             worker.set_ike_sink(service.handle().datagram_sink());
@@ -343,6 +367,8 @@ impl Dataplane for Userspace {
             thread: Some(thread),
             tun_name,
             entries: HashMap::new(),
+            mtu: tun_mtu,
+            ike_needs,
             _net: net,
         };
         for (i, m) in config.manual.iter().enumerate() {
@@ -377,8 +403,22 @@ impl Dataplane for Userspace {
                 tracing::info!(sa = %name, "manual SA removed");
             }
         }
+        let fresh = |m: &&ManualSa| {
+            diff.manual.added.contains(&m.name) || diff.manual.changed.contains(&m.name)
+        };
+        {
+            // The MTU first, so that `tfc_padding = "mtu"` pads to the new one.
+            let mut mtu = running.mtu.lock().unwrap_or_else(|e| e.into_inner());
+            for name in diff.manual.removed.iter().chain(&diff.manual.changed) {
+                mtu.remove(&TunMtu::manual_key(name));
+            }
+            for m in new.manual.iter().filter(fresh) {
+                mtu.add(TunMtu::manual_key(&m.name), &spec_of(m));
+            }
+            mtu.apply();
+        }
         for (i, m) in new.manual.iter().enumerate() {
-            if diff.manual.added.contains(&m.name) || diff.manual.changed.contains(&m.name) {
+            if fresh(&m) {
                 // A new local address or UDP port gets its socket now.
                 manual::add_sockets(&running.handle, &[spec_of(m)])
                     .map_err(|e| format!("manual SA `{}`: {e}", m.name))?;
@@ -388,6 +428,12 @@ impl Dataplane for Userspace {
             }
         }
         *self.manual.lock().unwrap_or_else(|e| e.into_inner()) = new.manual.clone();
+        // Sockets that only removed or moved SAs used are closed.
+        let specs: Vec<ManualSpec> = new.manual.iter().map(spec_of).collect();
+        let (mut raw_needs, mut udp_needs) = manual::socket_needs(&specs);
+        raw_needs.extend(running.ike_needs.0.iter().copied());
+        udp_needs.extend(running.ike_needs.1.iter().copied());
+        manual::retain_sockets(&running.handle, raw_needs, udp_needs).map_err(|e| e.to_string())?;
         let c = &diff.connections;
         if !(c.added.is_empty() && c.removed.is_empty() && c.changed.is_empty()) {
             let Some(ike) = running.ike.as_ref() else {
@@ -457,6 +503,38 @@ impl Dataplane for Userspace {
 
     fn ike_stats(&self) -> BTreeMap<String, u64> {
         self.with_ike(|i| i.stats()).unwrap_or_default()
+    }
+
+    fn stats(&self) -> BTreeMap<String, u64> {
+        let guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(running) = guard.as_ref() else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        if let Ok(io) = running.handle.io_counters() {
+            for (k, v) in [
+                ("tun_in", io.tun_in),
+                ("tun_out", io.tun_out),
+                ("wire_in", io.wire_in),
+                ("wire_out", io.wire_out),
+                ("send_errors", io.send_errors),
+                ("keepalives_sent", io.keepalives_sent),
+                ("ike_on_4500", io.ike_on_4500),
+                ("tun_bad_offload", io.tun_bad_offload),
+            ] {
+                out.insert(k.to_string(), v);
+            }
+        }
+        if let Ok(n) = running.handle.query(|plane: &mut Plane| plane.too_big) {
+            out.insert("too_big_sent".to_string(), n);
+        }
+        let mtu = running
+            .mtu
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current();
+        out.insert("tun_mtu".to_string(), u64::from(mtu));
+        out
     }
 
     fn connection_states(&self) -> BTreeMap<String, String> {

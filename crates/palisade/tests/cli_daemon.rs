@@ -129,6 +129,8 @@ fn status_reload_stop() {
     assert_eq!(sas[0]["drops"]["replay"], 0);
     assert_eq!(v["policies"].as_array().unwrap().len(), 4);
     assert_eq!(v["daemon"]["pid"], d.child.id());
+    // `--dataplane none` moves no packets: no data-plane counters.
+    assert_eq!(v["data_plane"], serde_json::json!({}), "{v}");
     let text = String::from_utf8_lossy(&o.stdout).to_lowercase();
     assert!(
         !text.contains("0405060708090a0b"),
@@ -141,6 +143,7 @@ fn status_reload_stop() {
     assert!(s.contains("Security associations (4):"), "{s}");
     assert!(s.contains("spi 0x00001000"), "{s}");
     assert!(s.contains("10.1.0.0/16 -> 10.2.0.0/16"), "{s}");
+    assert!(!s.contains("Data plane:"), "{s}");
     assert!(!s.contains("0405060708090a0b"));
 
     let o = d.cli(&["sa", "list", "--json"]);

@@ -8,16 +8,19 @@
 //! ESP replayed and tampered with by scapy (`scripts/checks/esp_inject.py`)
 //! is dropped and counted by reason; NAT keepalives; path MTU (the TUN MTU
 //! accounts for SA overhead, senders get ICMP too-big); TFC padding to the
-//! MTU; a reload leaves untouched SAs alone.
+//! MTU; a reload leaves untouched SAs alone, opens and closes the sockets
+//! the SAs need and recomputes the TUN MTU; status counts what the data
+//! plane sent.
 //!
 //! Needs root (namespaces, TUN); skips otherwise unless
 //! PALISADE_REQUIRE_NETNS=1. scapy and tshark checks skip when missing unless
 //! PALISADE_REQUIRE_SCAPY=1 / PALISADE_REQUIRE_TSHARK=1. Each test creates and
-//! removes its own namespaces, all named `pdp*`.
+//! removes its own namespaces, named after its tag (`pdp*`, `pg*`), with
+//! PALISADE_NETNS_PREFIX in front when that is set.
 
 mod common;
 
-use common::{root_or_skip, sh};
+use common::{netns_prefix, root_or_skip, sh};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -247,6 +250,11 @@ fn config(
     c
 }
 
+/// Namespace `<tag><role>`, after [`netns_prefix`] when that is set.
+fn ns_name(tag: &str, role: &str) -> String {
+    format!("{}{tag}{role}", netns_prefix(""))
+}
+
 fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
     let dir = std::env::temp_dir().join(format!("palisade-e2e-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -255,8 +263,8 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
         daemons: vec![],
         namespaces: vec![],
     };
-    let (na, nb, nr) = (format!("{tag}a"), format!("{tag}b"), format!("{tag}r"));
-    let nh = format!("{tag}h");
+    let (na, nb, nr) = (ns_name(tag, "a"), ns_name(tag, "b"), ns_name(tag, "r"));
+    let nh = ns_name(tag, "h");
     let routed = s.wire == Wire::EspUdpNat || s.router_mtu != 0;
     let mut names: Vec<&String> = if routed {
         vec![&na, &nb, &nr]
@@ -921,6 +929,28 @@ fn status_json(side: &Side) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
+/// The daemon's data-plane counters (`status --json`, `data_plane`).
+fn data_plane_stats(side: &Side) -> serde_json::Value {
+    let out = Command::new(EXE)
+        .arg("--socket")
+        .arg(&side.sock)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    v["data_plane"].clone()
+}
+
+/// `ss -<flags>` (e.g. `uan` for UDP, `wan` for raw sockets) in `ns`.
+fn ss(ns: &str, flags: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", &format!("-{flags}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut f = std::fs::File::create(path).unwrap();
     let mut hdr = Vec::new();
@@ -1240,7 +1270,7 @@ fn replay_and_tamper(s: Scenario, tag: &str) {
     write_pcap(&pcap, &frames);
     // Frames on veth-b were sent by its peer: A's veth-a, or the NAT router's.
     let (ns, dev) = if s.wire == Wire::EspUdpNat {
-        (format!("{tag}r"), "veth-rb")
+        (ns_name(tag, "r"), "veth-rb")
     } else {
         (a.ns.clone(), "veth-a")
     };
@@ -1450,7 +1480,7 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
         daemon: "nat_keepalive = \"1s\"\n",
         ..BASE
     };
-    let (lab, a, b, _) = setup(&s, "pdpk1");
+    let (lab, a, b, _) = setup(&s, "pgpk1");
     exchange(&a, &b, 3).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     // Idle: only keepalives should cross the wire now.
     let stop = Arc::new(AtomicBool::new(false));
@@ -1484,6 +1514,28 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
             );
         }
     }
+    // The daemons count what they sent (status --json, data_plane).
+    for (who, side, seen) in [("A", &a, from_a.len()), ("B", &b, from_b.len())] {
+        let dp = data_plane_stats(side);
+        let sent = dp["keepalives_sent"].as_u64().unwrap_or(0);
+        assert!(
+            sent >= seen as u64 && sent >= 2,
+            "{who}: keepalives_sent {sent}, {seen} seen on the wire: {dp}"
+        );
+        assert_eq!(dp["send_errors"], 0, "{who}: {dp}");
+        assert!(dp["wire_out"].as_u64().unwrap_or(0) >= 3, "{who}: {dp}");
+    }
+    let text = Command::new(EXE)
+        .arg("--socket")
+        .arg(&a.sock)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("Data plane: TUN MTU ") && text.contains("NAT-keepalives sent "),
+        "{text}"
+    );
     // The NAT kept A's mapping on port 4500 (MASQUERADE keeps a free port).
     assert!(from_a.iter().all(|(src, _, _)| src.port() == 4500));
     // Consumed, not dropped.
@@ -1707,7 +1759,7 @@ fn path_mtu(v6: bool, tag: &str) {
         "{}",
         logs(&lab)
     );
-    let h = format!("{tag}h");
+    let h = ns_name(tag, "h");
     let hdr = if v6 { 48 } else { 28 };
     let stop = Arc::new(AtomicBool::new(false));
     let cap_h = start_capture(&h, "veth-h", stop.clone());
@@ -1839,6 +1891,57 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
     drop(lab);
 }
 
+/// The TUN MTU follows reloads of manual SAs: with the link at 1420 the SA
+/// lowers the TUN below the configured 1400 at start; a reload without it
+/// gives the TUN 1400 back (status says so too), a reload with it again
+/// lowers it again, and traffic flows.
+#[test]
+fn reload_recomputes_the_tun_mtu() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "reload_mtu",
+        wire_mtu: 1420,
+        ..BASE
+    };
+    let (lab, a, b, _) = setup(&s, "pgmr1");
+    let lowered = link_mtu(&a.ns, "pala");
+    assert!(lowered < 1400, "the SA lowers the TUN at start: {lowered}");
+    let cfg = lab.dir.join("a.toml");
+    let full = std::fs::read_to_string(&cfg).unwrap();
+    let bare = full.split("[[manual]]").next().unwrap().to_string();
+    assert!(
+        bare.len() < full.len(),
+        "the config has a manual SA:\n{full}"
+    );
+    let reload = |text: &str| {
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(EXE)
+            .arg("--socket")
+            .arg(&a.sock)
+            .arg("reload")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reload failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            logs(&lab)
+        );
+    };
+    reload(&bare);
+    assert_eq!(link_mtu(&a.ns, "pala"), 1400, "{}", logs(&lab));
+    assert_eq!(data_plane_stats(&a)["tun_mtu"], 1400);
+    reload(&full);
+    assert_eq!(link_mtu(&a.ns, "pala"), lowered, "{}", logs(&lab));
+    assert_eq!(data_plane_stats(&a)["tun_mtu"], lowered as u64);
+    exchange(&a, &b, 2).unwrap_or_else(|e| panic!("after the reloads: {e}\n{}", logs(&lab)));
+    println!("reload: TUN MTU {lowered} with the SA, 1400 without, {lowered} again");
+    drop(lab);
+}
+
 /// A manual SA entry for the reload test (AES-128-GCM, tunnel, host selectors).
 #[allow(clippy::too_many_arguments)]
 fn extra_sa(
@@ -1876,8 +1979,10 @@ fn extra_sa(
 /// (a new UDP port for ESP-in-UDP, a new local address for raw ESP) opens
 /// them in the worker: traffic flows on both new SAs, on the wire as UDP
 /// 4600 and as ESP from the new address, and the untouched SA keeps going.
+/// A reload back to the first config closes both sockets again (`ss`), and
+/// the untouched SA still carries traffic on its counters.
 #[test]
-fn reload_opens_sockets_for_a_new_port_and_address() {
+fn reload_opens_and_closes_sockets_for_a_new_port_and_address() {
     if !root_or_skip() {
         return;
     }
@@ -1885,7 +1990,7 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
         name: "reload_sockets",
         ..BASE
     };
-    let (lab, a, b, _) = setup(&s, "pdpr1");
+    let (lab, a, b, _) = setup(&s, "pgpr1");
     exchange(&a, &b, 2).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     sh(&[
         "ip",
@@ -1970,10 +2075,11 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
         "10.2.2.1",
         "10.1.2.1",
     );
-    for (side, file, more) in [(&a, "a.toml", more_a), (&b, "b.toml", more_b)] {
-        let cfg = lab.dir.join(file);
-        let text = std::fs::read_to_string(&cfg).unwrap() + &more;
-        std::fs::write(&cfg, text).unwrap();
+    let first: Vec<String> = ["a.toml", "b.toml"]
+        .iter()
+        .map(|f| std::fs::read_to_string(lab.dir.join(f)).unwrap())
+        .collect();
+    let reload = |side: &Side| {
         let out = Command::new(EXE)
             .arg("--socket")
             .arg(&side.sock)
@@ -1987,6 +2093,12 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
             String::from_utf8_lossy(&out.stderr),
             logs(&lab)
         );
+    };
+    for (side, file, more) in [(&a, "a.toml", more_a), (&b, "b.toml", more_b)] {
+        let cfg = lab.dir.join(file);
+        let text = std::fs::read_to_string(&cfg).unwrap() + &more;
+        std::fs::write(&cfg, text).unwrap();
+        reload(side);
     }
     let side = |ns: &str, inner: &str, sock: &Path| Side {
         ns: ns.to_string(),
@@ -2036,7 +2148,53 @@ fn reload_opens_sockets_for_a_new_port_and_address() {
     }
     assert!(logs(&lab).contains("opened an ESP-in-UDP socket on 192.0.2.1:4600"));
     assert!(logs(&lab).contains("opened a raw socket for IP protocol 50 on 192.0.2.11"));
-    println!("reload: sockets opened for UDP 4600 and 192.0.2.11; traffic on both new SAs and the old one");
+    let (udp, raw) = (ss(&a.ns, "uan"), ss(&a.ns, "wan"));
+    assert!(udp.contains("192.0.2.1:4600"), "UDP 4600 open:\n{udp}");
+    assert!(
+        raw.contains("192.0.2.11:"),
+        "raw ESP on 192.0.2.11 open:\n{raw}"
+    );
+    assert!(
+        raw.contains("192.0.2.1:"),
+        "raw ESP on 192.0.2.1 open:\n{raw}"
+    );
+    // Back to the first config: the two new SAs go, and their sockets.
+    for (side, file, text) in [(&a, "a.toml", &first[0]), (&b, "b.toml", &first[1])] {
+        std::fs::write(lab.dir.join(file), text).unwrap();
+        reload(side);
+    }
+    for side in [&a, &b] {
+        let (udp, raw) = (ss(&side.ns, "uan"), ss(&side.ns, "wan"));
+        assert!(
+            !udp.contains(":4600"),
+            "{}: UDP 4600 closed:\n{udp}",
+            side.ns
+        );
+        assert!(
+            !raw.contains("192.0.2.11:") && !raw.contains("192.0.2.12:"),
+            "{}: the raw socket on the removed address closed:\n{raw}",
+            side.ns
+        );
+        assert!(
+            raw.contains(&format!("{}:", side.outer)),
+            "{}: the untouched SA's raw socket stays:\n{raw}",
+            side.ns
+        );
+    }
+    assert!(logs(&lab).contains("closed the ESP-in-UDP socket on 192.0.2.1:4600"));
+    assert!(logs(&lab).contains("closed the raw socket for IP protocol 50 on 192.0.2.11"));
+    exchange(&a, &b, 2).unwrap_or_else(|e| panic!("after closing: {e}\n{}", logs(&lab)));
+    let v = status_json(&a);
+    let e2e_out = v
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|r| r["name"] == "e2e" && r["direction"] == "out")
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("e2e out missing: {v}"));
+    assert_eq!(e2e_out["packets"], 5, "the untouched SA went on: {e2e_out}");
+    println!("reload: sockets opened for UDP 4600 and 192.0.2.11, traffic on both new SAs and the old one; closed again by the reload back, the old SA still carries traffic");
     drop(lab);
 }
 

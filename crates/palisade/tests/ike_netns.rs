@@ -8,11 +8,11 @@
 //! with the reason.
 //!
 //! Needs root; skips otherwise unless PALISADE_REQUIRE_NETNS=1. Each test
-//! makes and removes its own namespaces (prefix `pik`).
+//! makes and removes its own namespaces (prefix `pik`, or PALISADE_NETNS_PREFIX).
 
 mod common;
 
-use common::{ns_sh, root_or_skip, run, sh};
+use common::{netns_prefix, ns_sh, root_or_skip, run, sh};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -116,7 +116,8 @@ impl Side {
     }
 }
 
-/// Namespaces `pik<tag>a`, `pik<tag>b` (and `pik<tag>r` for NAT) with their
+/// Namespaces `pik<tag>a`, `pik<tag>b` (and `pik<tag>r` for NAT; `pik` is
+/// [`netns_prefix`]) with their
 /// daemons; all removed on drop.
 struct Lab {
     a: Side,
@@ -176,10 +177,11 @@ const V6: Addrs = Addrs {
 };
 
 fn lab(tag: &str, ad: &Addrs, nat: bool) -> Lab {
+    let p = netns_prefix("pik");
     let (na, nb, nr) = (
-        format!("pik{tag}a"),
-        format!("pik{tag}b"),
-        format!("pik{tag}r"),
+        format!("{p}{tag}a"),
+        format!("{p}{tag}b"),
+        format!("{p}{tag}r"),
     );
     for n in [&na, &nb, &nr] {
         let _ = run(&["ip", "netns", "del", n]);
@@ -209,12 +211,12 @@ fn lab(tag: &str, ad: &Addrs, nat: bool) -> Lab {
     }
     let v6 = ad.a_outer.contains(':');
     let plen = if v6 { "64" } else { "24" };
-    let (va, vb) = (format!("pik{tag}a0"), format!("pik{tag}b0"));
+    let (va, vb) = (format!("{p}{tag}a0"), format!("{p}{tag}b0"));
     if nat {
         // A (198.51.100.10) -> R (masquerade) -> B (203.0.113.2).
         sh(&["ip", "netns", "add", &nr]);
         namespaces.push(nr.clone());
-        let (ra, rb) = (format!("pik{tag}ra"), format!("pik{tag}rb"));
+        let (ra, rb) = (format!("{p}{tag}ra"), format!("{p}{tag}rb"));
         sh(&[
             "ip", "link", "add", &va, "netns", &na, "type", "veth", "peer", "name", &ra, "netns",
             &nr,
@@ -849,7 +851,7 @@ fn ikev2_nat_rebinding_moves_the_child_sa() {
         .as_str()
         .unwrap()
         .to_string();
-    let r = format!("pik{}r", "m");
+    let r = format!("{}mr", netns_prefix("pik"));
     for key in [
         "nf_conntrack_udp_timeout",
         "nf_conntrack_udp_timeout_stream",
@@ -903,4 +905,162 @@ fn ikev2_nat_rebinding_moves_the_child_sa() {
         l.a.log(),
         l.b.log()
     );
+}
+
+/// The MTU of `dev` in namespace `ns`.
+fn link_mtu(ns: &str, dev: &str) -> u64 {
+    let out = run(&["ip", "-n", ns, "-o", "link", "show", dev]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "mtu")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or_else(|| panic!("no MTU for {dev} in {ns}: {text}"))
+}
+
+/// Wait until both TUNs have MTU `want`.
+fn wait_tun_mtu(l: &Lab, want: u64, what: &str) {
+    let t0 = Instant::now();
+    loop {
+        let got: Vec<u64> = [&l.a, &l.b]
+            .iter()
+            .map(|s| link_mtu(&s.ns, &format!("{}t", s.ns)))
+            .collect();
+        if got.iter().all(|m| *m == want) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{what}: TUN MTUs (A, B) are {got:?}, wanted {want}\nA:\n{}\nB:\n{}",
+            l.a.log(),
+            l.b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The TUN MTU follows the negotiated CHILD_SAs as it follows manual SAs:
+/// with the link towards the peer at 1420, a CHILD_SA lowers the TUN from
+/// the configured 1400 to what a full packet sealed with it allows (8 bytes
+/// less with ESP-in-UDP through a NAT), a packet of exactly that size
+/// crosses with DF, status shows the value, a rekey (after 20 packets) keeps
+/// it, and once the CHILD_SA is gone the TUN is back at 1400. The link
+/// changes once each way, never in between.
+fn child_sa_sets_tun_mtu(tag: &str, nat: bool) -> u64 {
+    let l = tunnel_pair(
+        tag,
+        &V4,
+        nat,
+        "mtu",
+        Opts {
+            a_start: "none",
+            child: "  rekey_packets = 20\n  life_packets = 100000\n",
+            ..Opts::default()
+        },
+    );
+    wait_tun_mtu(&l, 1400, "before `up`");
+    for s in [&l.a, &l.b] {
+        ns_sh(
+            &s.ns,
+            &[
+                "ip",
+                "link",
+                "set",
+                "dev",
+                &format!("{}0", s.ns),
+                "mtu",
+                "1420",
+            ],
+        );
+    }
+    let out = l.a.cli(&["up", "mtu"]);
+    assert!(
+        out.status.success(),
+        "up: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        l.a.log()
+    );
+    // AES-256-GCM, tunnel mode, IPv4: 20 (outer IP) + 8 (ESP header) + 8
+    // (IV) + 16 (ICV) + 2 (trailer, padded to 4), and 8 for the UDP header.
+    let want = if nat { 1358 } else { 1366 };
+    wait_tun_mtu(&l, want, "after `up`");
+    for s in [&l.a, &l.b] {
+        let st = s.status();
+        assert_eq!(st["data_plane"]["tun_mtu"], want, "{}", st["data_plane"]);
+    }
+    let df = |size: u64| {
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &l.a.ns,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            &size.to_string(),
+            "-I",
+            V4.a_inner,
+            V4.b_inner,
+        ])
+        .status
+        .success()
+    };
+    assert!(
+        df(want - 28),
+        "a DF packet of exactly the TUN MTU crosses\nA:\n{}",
+        l.a.log()
+    );
+    assert!(!df(want - 27), "one byte more does not fit the TUN");
+    let first = l.a.status()["ike_sas"][0]["children"][0].clone();
+    let out = run(&[
+        "ip", "netns", "exec", &l.a.ns, "ping", "-c", "40", "-i", "0.02", "-W", "1", "-I",
+        V4.a_inner, V4.b_inner,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let now = l.a.status()["ike_sas"][0]["children"].clone();
+    assert!(
+        !now.as_array().unwrap().contains(&first),
+        "no rekey happened: {first} still in {now}"
+    );
+    // Let the rekeyed SA's lingering inbound half go too.
+    std::thread::sleep(Duration::from_millis(2500));
+    wait_tun_mtu(&l, want, "after a rekey");
+    let out = l.a.cli(&["down", "mtu"]);
+    assert!(
+        out.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_tun_mtu(&l, 1400, "after `down`");
+    for s in [&l.a, &l.b] {
+        let changes = s.log().matches(" MTU 1400 -> ").count();
+        assert_eq!(changes, 1, "{}: one change down\n{}", s.ns, s.log());
+        let back = s.log().matches(&format!(" MTU {want} -> 1400")).count();
+        assert_eq!(back, 1, "{}: one change back\n{}", s.ns, s.log());
+    }
+    want
+}
+
+#[test]
+fn ikev2_child_sa_sets_the_tun_mtu() {
+    if !root_or_skip() {
+        return;
+    }
+    let esp = child_sa_sets_tun_mtu("mt", false);
+    let udp = child_sa_sets_tun_mtu("mu", true);
+    assert!(
+        udp < esp,
+        "ESP-in-UDP ({udp}) leaves less room than ESP ({esp})"
+    );
+    println!("TUN MTU with a CHILD_SA over a 1420 link: ESP {esp}, ESP-in-UDP {udp}; 1400 without");
 }

@@ -66,6 +66,7 @@ impl Daemon {
                 .collect(),
             ike_sas: self.dataplane.ike_sas(),
             ike_stats: self.dataplane.ike_stats(),
+            data_plane: self.dataplane.stats(),
         }
     }
 

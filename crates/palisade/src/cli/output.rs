@@ -50,6 +50,27 @@ pub fn status(st: &Status) -> String {
         let _ = writeln!(o);
         o.push_str(&ike_sas(&st.ike_sas));
     }
+    if !st.data_plane.is_empty() {
+        let n = |k: &str| st.data_plane.get(k).copied().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "\nData plane: TUN MTU {}; TUN {} in, {} out; wire {} in, {} out",
+            n("tun_mtu"),
+            n("tun_in"),
+            n("tun_out"),
+            n("wire_in"),
+            n("wire_out"),
+        );
+        let _ = writeln!(
+            o,
+            "  send errors {}, NAT-keepalives sent {}, ICMP too-big sent {}, IKE on port 4500 {}, bad offload reads {}",
+            n("send_errors"),
+            n("keepalives_sent"),
+            n("too_big_sent"),
+            n("ike_on_4500"),
+            n("tun_bad_offload"),
+        );
+    }
     if !st.ike_stats.is_empty() {
         let nonzero: Vec<String> = st
             .ike_stats

@@ -52,6 +52,10 @@ pub trait Dataplane: Send + Sync {
     fn ike_stats(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()
     }
+    /// The data plane's own counters for status ([`crate::control::protocol::Status::data_plane`]).
+    fn stats(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
     /// Per connection name, its state for status ("established", "down", ...);
     /// connections not listed are shown as configured.
     fn connection_states(&self) -> BTreeMap<String, String> {

@@ -77,6 +77,12 @@ pub struct Status {
     /// IKE is not running).
     #[serde(default)]
     pub ike_stats: BTreeMap<String, u64>,
+    /// The data plane's own counters by name (packets through the TUN and
+    /// the wire sockets, send errors, NAT-keepalives and ICMP too-big sent,
+    /// IKE seen on port 4500, unusable offload reads) and the TUN MTU; empty
+    /// without a data plane.
+    #[serde(default)]
+    pub data_plane: BTreeMap<String, u64>,
 }
 
 /// One IKE SA. Keys are never part of it.

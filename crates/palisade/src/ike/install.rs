@@ -1,6 +1,7 @@
 //! CHILD_SAs, trap policies and their routes in the data plane.
 
 use super::*;
+use crate::mtu::TunMtu;
 
 impl State {
     pub(super) fn replay_window(&self, conn: &str, child: &str) -> u32 {
@@ -137,6 +138,7 @@ impl State {
         for h in &installed.sas {
             self.sa_owner.insert(*h, info.inbound_spi);
         }
+        self.update_mtu(|m| m.add(TunMtu::child_key(&plane_name), &spec));
         let show = |t: &TrafficSelector| palisade_ike::ts_display(std::slice::from_ref(t));
         self.children.insert(
             info.inbound_spi,
@@ -333,6 +335,15 @@ impl State {
         for key in &c.routes {
             self.route_unref(key);
         }
+        self.update_mtu(|m| m.remove(&TunMtu::child_key(&c.plane_name)));
+    }
+
+    /// Change the set of SA pairs that bound the TUN MTU and give the TUN
+    /// the new value if it differs ([`TunMtu::apply`]).
+    fn update_mtu(&self, f: impl FnOnce(&mut TunMtu)) {
+        let mut m = self.mtu.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut m);
+        m.apply();
     }
 
     pub(super) fn shutdown(&mut self) {

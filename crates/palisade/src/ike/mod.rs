@@ -164,6 +164,9 @@ pub struct State {
     ike: Endpoint,
     dp: DpHandle,
     tun: String,
+    /// The TUN MTU, which installed CHILD_SAs may lower (shared with the
+    /// manual SAs' side).
+    mtu: crate::mtu::SharedMtu,
     ike_socks: Vec<(SocketAddr, UdpSocket)>,
     natt_socks: Vec<(SocketAddr, UdpSocket)>,
     conns: BTreeMap<String, ConnState>,
@@ -319,6 +322,7 @@ impl IkeService {
         sockets: IkeSockets,
         dp: DpHandle,
         tun: String,
+        mtu: crate::mtu::SharedMtu,
     ) -> io::Result<IkeService> {
         let wake = Waker::new()?;
         let (tx, rx) = mpsc::channel();
@@ -358,6 +362,7 @@ impl IkeService {
             ike: Endpoint::new(engine_config, SystemRng),
             dp,
             tun,
+            mtu,
             ike_socks,
             natt_socks,
             conns: known,

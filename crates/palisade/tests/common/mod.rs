@@ -43,3 +43,10 @@ pub fn ns_sh(ns: &str, args: &[&str]) {
     v.extend_from_slice(args);
     sh(&v);
 }
+
+/// The start of every network namespace (and veth) name a test makes:
+/// `PALISADE_NETNS_PREFIX` when set (so that runs side by side on one host
+/// cannot collide), else `default`.
+pub fn netns_prefix(default: &str) -> String {
+    std::env::var("PALISADE_NETNS_PREFIX").unwrap_or_else(|_| default.to_string())
+}
