@@ -5,8 +5,8 @@
 #            (the user-space ceiling; `tunnel_bench relay`)
 #   gcm      palisade ESP tunnel, AES-256-GCM-16, ESP-in-UDP 4500
 #   cbc      palisade ESP tunnel, AES-256-CBC + HMAC-SHA-256-128, ESP-in-UDP 4500
-#   sw-gcm   strongSwan 5.9.8 kernel-libipsec, scenario ikev2-psk (aes256gcm16)
-#   sw-cbc   strongSwan kernel-libipsec, scenario ikev2-psk-cbc (aes256-sha256)
+#   sw-gcm   strongSwan 5.9.8 kernel-libipsec, IKEv2 PSK, ESP aes256gcm16
+#   sw-cbc   strongSwan kernel-libipsec, IKEv2 PSK, ESP aes256-sha256
 # and prints Gbit/s (median of RUNS) with the ratios palisade/relay and
 # palisade/strongSwan.
 #
@@ -14,8 +14,6 @@
 #   BENCH_CASES="relay gcm" scripts/bench-tunnel.sh 1 5
 #   BENCH_RAW=1 ...     palisade over raw IP protocol 50 instead of UDP 4500
 #   BENCH_PERF=1 ...    also record `perf record -g` of each palisade side
-#   BENCH_SW_WAIT=120   seconds to wait for shared/peers' fixed netns swA/swB to
-#                       be free when another user has them (then skip strongSwan)
 #   PALISADE_NO_OFFLOAD=1  TUN without IFF_VNET_HDR (no TSO split / GRO coalescing)
 #   BENCH_BIN=path      use that tunnel_bench binary (e.g. an older build) as is
 #   BENCH_NICE=-10 ...  run every process of the measurement (iperf3, tunnel
@@ -25,14 +23,14 @@
 # Topology (as shared/peers' "basic"): netns pbtA [pbtA0 192.0.2.1/24] <-veth->
 # [pbtB0 192.0.2.2/24] pbtB, inner 10.200.1.1/32 and 10.200.2.1/32 on lo; the
 # tunnels carry 10.200.1.0/24 <-> 10.200.2.0/24 through TUN devices of MTU 1400
-# (as libipsec's). strongSwan runs in its own namespaces swA/swB (same
-# addresses) made by shared/peers/strongswan-peer.sh with a private state dir.
+# (as libipsec's). strongSwan runs in its own namespaces pbsA/pbsB (same
+# addresses), made and driven by the repo's scripts/checks/strongswan/peer.sh
+# (one charon per side, each with a private state dir and /run).
 # Everything this script creates is removed on exit; nothing touches the host
 # network. Needs root.
 set -u -o pipefail
 
 ROOT="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
-PEERS="${PEERS:-$(cd "$ROOT/.." && pwd)/shared/peers}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
 RUNS="${1:-3}"
 SECS="${2:-10}"
@@ -40,7 +38,6 @@ CASES="${BENCH_CASES:-veth relay gcm cbc sw-gcm sw-cbc}"
 NSA=pbtA
 NSB=pbtB
 OUT="${BENCH_OUT:-/tmp/palisade-bench-tunnel}"
-export SWP_STATE="$OUT/swpeers"
 BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/examples/tunnel_bench}"
 PIDS=()
 SW_USED=0
@@ -65,11 +62,17 @@ cleanup() {
   ip netns del "$NSA" 2>/dev/null
   ip netns del "$NSB" 2>/dev/null
   if [ "$SW_USED" = 1 ]; then
-    "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1
+    sw_down
   fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The strongSwan driver shared with the interop checks (ss_* functions), in
+# namespaces of our own: SS_NS=pbs gives pbsA/pbsB with the bench's addresses.
+# shellcheck source=checks/strongswan/peer.sh
+. "$ROOT/scripts/checks/strongswan/peer.sh"
+SS_NS=pbs
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT/results.tsv"
@@ -78,9 +81,8 @@ rm -f "$OUT"/*.json "$OUT/results.tsv"
 command -v iperf3 >/dev/null || apt-get install -y iperf3 >/dev/null || die "cannot install iperf3"
 case " $CASES " in
   *" sw-"*)
-    if [ ! -x /usr/lib/ipsec/charon ] || ! command -v swanctl >/dev/null; then
-      "$PEERS/strongswan-peer.sh" install || die "strongSwan install failed"
-    fi ;;
+    ss_install || die "strongSwan install failed"
+    missing=$(ss_installed) || die "strongSwan is missing: $missing" ;;
 esac
 if [ -z "${BENCH_BIN:-}" ]; then
   echo "== building (release)"
@@ -206,31 +208,37 @@ tunnel() {
   cat "$OUT/$label-a.log" "$OUT/$label-b.log" | grep -v ready | sed 's/^/   /'
 }
 
+# sw_down: stop both charons and remove their namespaces
+sw_down() {
+  SS_DIR="$OUT/sw-b" ss_stop TERM
+  SS_DIR="$OUT/sw-a" ss_stop TERM
+  ss_net_down
+}
+
+# strongswan LABEL ESP-PROPOSAL: one charon per side, A initiates, then measure
 strongswan() {
-  local label=$1 scenario=$2
-  # The namespace names are fixed by strongswan-peer.sh; never take over
-  # someone else's. Wait for them to be free (BENCH_SW_WAIT seconds).
-  local waited=0
-  while ip netns list | grep -qwE '^(swA|swB|swR)'; do
-    if [ "$waited" -ge "${BENCH_SW_WAIT:-120}" ]; then
-      echo "   $label: skipped - netns swA/swB in use by someone else's strongSwan peers"
-      return 0
-    fi
-    sleep 2
-    waited=$((waited + 2))
-  done
+  local label=$1 esp=$2
   SW_USED=1
-  "$PEERS/strongswan-peer.sh" up "$scenario" >"$OUT/sw-up-$scenario.log" 2>&1 \
-    || { echo "   $label: strongswan-peer.sh up $scenario failed (see $OUT)"; "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1; return 1; }
-  "$PEERS/strongswan-peer.sh" initiate alice >"$OUT/sw-init-$scenario.log" 2>&1 \
-    || { echo "   $label: initiate failed (see $OUT)"; "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1; return 1; }
-  wait_ping swA 10.200.1.1 10.200.2.1 || echo "   $label: ping through the tunnel failed"
+  sw_down
+  ss_net basic >"$OUT/sw-net-$label.log" 2>&1 || { echo "   $label: namespaces failed (see $OUT)"; return 1; }
+  mkdir -p "$OUT/sw-a" "$OUT/sw-b"
+  local common=(--local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --esp "$esp")
+  SS_DIR="$OUT/sw-b" ss_start pbsB --role responder --local 192.0.2.2 --remote 192.0.2.1 "${common[@]}" \
+    >"$OUT/sw-b.out" 2>&1 || { echo "   $label: charon B failed (see $OUT/sw-b)"; sw_down; return 1; }
+  local pid_b=$SS_PID
+  SS_DIR="$OUT/sw-a" ss_start pbsA --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
+    --local-ts 10.200.1.0/24 --remote-ts 10.200.2.0/24 --esp "$esp" \
+    >"$OUT/sw-a.out" 2>&1 || { echo "   $label: charon A failed (see $OUT/sw-a)"; sw_down; return 1; }
+  local pid_a=$SS_PID
+  SS_DIR="$OUT/sw-a" ss_initiate >"$OUT/sw-init-$label.log" 2>&1 \
+    || { echo "   $label: initiate failed (see $OUT/sw-init-$label.log)"; sw_down; return 1; }
+  wait_ping pbsA 10.200.1.1 10.200.2.1 || echo "   $label: ping through the tunnel failed"
   local pid t
-  for pid in $(cat "$SWP_STATE"/inst/*/pid 2>/dev/null); do
+  for pid in $pid_a $pid_b; do
     for t in /proc/"$pid"/task/*; do renice -n "$NICE" -p "${t##*/}" >/dev/null 2>&1; done
   done
-  measure "$label" swA swB 10.200.2.1 10.200.1.1
-  "$PEERS/strongswan-peer.sh" down >/dev/null 2>&1
+  measure "$label" pbsA pbsB 10.200.2.1 10.200.1.1
+  sw_down
 }
 
 echo "== $(date -u +%FT%TZ), $RUNS x ${SECS}s per case, nice $NICE, load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
@@ -243,8 +251,8 @@ for c in $CASES; do
     relay) tunnel relay relay ;;
     gcm) tunnel gcm esp gcm ;;
     cbc) tunnel cbc esp cbc ;;
-    sw-gcm) strongswan sw-gcm ikev2-psk ;;
-    sw-cbc) strongswan sw-cbc ikev2-psk-cbc ;;
+    sw-gcm) strongswan sw-gcm aes256gcm16 ;;
+    sw-cbc) strongswan sw-cbc aes256-sha256 ;;
     *) echo "   unknown case $c" ;;
   esac
 done
