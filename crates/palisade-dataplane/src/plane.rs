@@ -580,33 +580,12 @@ impl Plane {
             return self.inbound_rebuilt(now, buf, src, local);
         }
         let opened = entry.sa.open_udp_payload(now, buf, outer);
-        let verdict = match opened {
-            Ok(Opened::Packet { lifetime, .. }) => {
-                Self::note_lifetime(&mut self.lifetime_hits, h, lifetime);
-                // RFC 4301 5.2 step 4; the SA counts a mismatch itself.
-                match entry.selectors.is_empty() {
-                    true => InVerdict::Deliver,
-                    false => match entry.sa.check_inbound_policy(buf.data(), &entry.selectors) {
-                        Ok(_) => InVerdict::Deliver,
-                        Err(e) => InVerdict::Drop(e.reason()),
-                    },
-                }
-            }
-            Ok(Opened::Dummy { .. }) | Ok(Opened::Keepalive) => InVerdict::Consumed,
-            // The payload started with an SPI, so this cannot be IKE.
-            Ok(Opened::Ike) => InVerdict::Drop(DropReason::Malformed),
-            Err(e) => {
-                if let palisade_sa::sa::OpenError::LifetimeExpired(x) = &e {
-                    if x.first {
-                        Self::note_lifetime(
-                            &mut self.lifetime_hits,
-                            h,
-                            LifetimeEvent::HardExpired(x.limit),
-                        );
-                    }
-                }
-                InVerdict::Drop(e.reason())
-            }
+        let verdict = match Self::after_open(&mut self.lifetime_hits, h, entry, opened, buf.data())
+        {
+            // An ESP SA, and the payload started with an SPI: neither AH
+            // nor IKE can come out of it.
+            None | Some(InVerdict::Ike) => InVerdict::Drop(DropReason::Malformed),
+            Some(v) => v,
         };
         match verdict {
             // Counted as the whole datagram, as the general path does.
@@ -640,6 +619,45 @@ impl Plane {
         verdict
     }
 
+    /// The verdict on what `entry` (handle `h`) made of a packet, now
+    /// `packet`: lifetime limits reported, and for a cleartext packet the
+    /// inbound policy check of RFC 4301 5.2 step 4 (the SA counts a mismatch
+    /// itself, as it counts its other drops). `None`: the transport-mode AH
+    /// of a bundle was opened and ESP follows.
+    fn after_open(
+        hits: &mut Vec<LifetimeHit>,
+        h: SaHandle,
+        entry: &mut InstalledSa,
+        opened: Result<Opened, palisade_sa::sa::OpenError>,
+        packet: &[u8],
+    ) -> Option<InVerdict> {
+        match &opened {
+            Ok(Opened::Packet { lifetime, .. }) => Self::note_lifetime(hits, h, *lifetime),
+            Err(palisade_sa::sa::OpenError::LifetimeExpired(x)) if x.first => {
+                Self::note_lifetime(hits, h, LifetimeEvent::HardExpired(x.limit))
+            }
+            _ => {}
+        }
+        Some(match opened {
+            Err(e) => InVerdict::Drop(e.reason()),
+            Ok(Opened::Dummy { .. }) | Ok(Opened::Keepalive) => InVerdict::Consumed,
+            Ok(Opened::Ike) => InVerdict::Ike,
+            Ok(Opened::Packet { next_header, .. }) => {
+                if next_header == IpProtocol::ESP
+                    && entry.sa.protocol() == palisade_sa::sa::Protocol::Ah
+                {
+                    return None;
+                }
+                if !entry.selectors.is_empty() {
+                    if let Err(e) = entry.sa.check_inbound_policy(packet, &entry.selectors) {
+                        return Some(InVerdict::Drop(e.reason()));
+                    }
+                }
+                InVerdict::Deliver
+            }
+        })
+    }
+
     fn inbound_inner(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> InVerdict {
         // At most AH then ESP (an AH+ESP bundle), then the cleartext.
         for _ in 0..2 {
@@ -660,40 +678,10 @@ impl Plane {
                 return InVerdict::Drop(DropReason::UnknownSpi);
             };
             let opened = entry.sa.open(now, buf);
-            match &opened {
-                Ok(Opened::Packet { lifetime, .. }) => {
-                    Self::note_lifetime(&mut self.lifetime_hits, h, *lifetime)
-                }
-                Err(palisade_sa::sa::OpenError::LifetimeExpired(x)) if x.first => {
-                    Self::note_lifetime(
-                        &mut self.lifetime_hits,
-                        h,
-                        LifetimeEvent::HardExpired(x.limit),
-                    )
-                }
-                _ => {}
-            }
-            match opened {
-                // The SA counted the drop itself; the plane counts it too, as a total.
-                Err(e) => return InVerdict::Drop(e.reason()),
-                Ok(Opened::Dummy { .. }) | Ok(Opened::Keepalive) => return InVerdict::Consumed,
-                Ok(Opened::Ike) => return InVerdict::Ike,
-                Ok(Opened::Packet { next_header, .. }) => {
-                    // Transport-mode AH of a bundle: ESP follows; open it next.
-                    if next_header == IpProtocol::ESP
-                        && entry.sa.protocol() == palisade_sa::sa::Protocol::Ah
-                    {
-                        continue;
-                    }
-                    // RFC 4301 5.2 step 4; the SA counts a mismatch itself.
-                    if !entry.selectors.is_empty() {
-                        if let Err(e) = entry.sa.check_inbound_policy(buf.data(), &entry.selectors)
-                        {
-                            return InVerdict::Drop(e.reason());
-                        }
-                    }
-                    return InVerdict::Deliver;
-                }
+            match Self::after_open(&mut self.lifetime_hits, h, entry, opened, buf.data()) {
+                Some(verdict) => return verdict,
+                // Transport-mode AH of a bundle: ESP follows; open it next.
+                None => continue,
             }
         }
         InVerdict::Drop(DropReason::Malformed)
