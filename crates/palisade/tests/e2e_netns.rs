@@ -658,6 +658,23 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
     (lab, a, b, keys)
 }
 
+/// `palisade reload` for the daemon of `side`; fails the test with the
+/// CLI's output (and `context`, e.g. the daemons' logs) if it fails.
+fn reload(side: &Side, context: &str) {
+    let out = Command::new(EXE)
+        .arg("--socket")
+        .arg(&side.sock)
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reload failed: {}{}\n{context}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}
+
 fn logs(lab: &Lab) -> String {
     // The daemons' counters too, when their sockets answer.
     let mut status = String::new();
@@ -1387,18 +1404,7 @@ fn reload_keeps_untouched_sas() {
              enc_key_in = \"0x000102030405060708090a0b0c0d0e0f10111213\"\nenc_key_out = \"0x000102030405060708090a0b0c0d0e0f10111214\"\n\
              local_ts = [\"10.1.0.1/32\"]\nremote_ts = [\"10.9.0.0/16\"]\n";
     std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(EXE)
-        .arg("--socket")
-        .arg(&a.sock)
-        .arg("reload")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reload failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reload(&a, "");
     let v = status_json(&a);
     let rows = v.as_array().cloned().unwrap_or_default();
     let e2e_out = rows
@@ -1917,19 +1923,7 @@ fn reload_recomputes_the_tun_mtu() {
     );
     let reload = |text: &str| {
         std::fs::write(&cfg, text).unwrap();
-        let out = Command::new(EXE)
-            .arg("--socket")
-            .arg(&a.sock)
-            .arg("reload")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "reload failed: {}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            logs(&lab)
-        );
+        reload(&a, &logs(&lab));
     };
     reload(&bare);
     assert_eq!(link_mtu(&a.ns, "pala"), 1400, "{}", logs(&lab));
@@ -2079,21 +2073,7 @@ fn reload_opens_and_closes_sockets_for_a_new_port_and_address() {
         .iter()
         .map(|f| std::fs::read_to_string(lab.dir.join(f)).unwrap())
         .collect();
-    let reload = |side: &Side| {
-        let out = Command::new(EXE)
-            .arg("--socket")
-            .arg(&side.sock)
-            .arg("reload")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "reload failed: {}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            logs(&lab)
-        );
-    };
+    let reload = |side: &Side| reload(side, &logs(&lab));
     for (side, file, more) in [(&a, "a.toml", more_a), (&b, "b.toml", more_b)] {
         let cfg = lab.dir.join(file);
         let text = std::fs::read_to_string(&cfg).unwrap() + &more;
