@@ -14,6 +14,10 @@
 //!   5: transport over IPv6).
 //! * 6-7: the rest is an IP packet to seal (tunnel IPv4 / transport IPv6);
 //!   if seal accepts it, open must give back the same packet in tunnel mode.
+//!
+//! Cases 2 and 4 also go through `open_udp_payload` (ESP-in-UDP as a UDP
+//! socket delivers it, no outer headers): 2 with the bytes as they come, 4
+//! with the authentic ESP part opened by a UDP-encapsulated twin of its SA.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -26,6 +30,7 @@ use palisade_sa::lifetime::Timestamp;
 use palisade_sa::sa::{
     Encap, EncrConfig, IntegConfig, Mode, Opened, Protocol, SaConfig, SecurityAssociation,
 };
+use palisade_wire::ip::Version;
 
 const SPI: u32 = 0x0101_0101;
 const HKEY: [u8; 32] = [9; 32];
@@ -39,6 +44,11 @@ fn v6(a: u16) -> IpAddr {
 }
 
 fn sa(case: u8) -> SecurityAssociation {
+    sa_with(case, false)
+}
+
+/// The SA of `case`; with `udp`, UDP-encapsulated (port 4500) whatever the case.
+fn sa_with(case: u8, udp: bool) -> SecurityAssociation {
     let gcm = || {
         Some(EncrConfig {
             id: e::AES_GCM_16,
@@ -110,7 +120,14 @@ fn sa(case: u8) -> SecurityAssociation {
     let mut c = SaConfig::new(SPI, proto, mode);
     c.encr = encr;
     c.integ = integ;
-    c.encap = encap;
+    c.encap = if udp {
+        Encap::Udp {
+            src_port: 4500,
+            dst_port: 4500,
+        }
+    } else {
+        encap
+    };
     SecurityAssociation::new(c, Timestamp(0)).expect("fixed SA config")
 }
 
@@ -166,6 +183,12 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(mut b) = PacketBuf::with_packet(&mut storage, 256, rest) {
                 let _ = s.open(Timestamp(1), &mut b);
             }
+            if case == 2 {
+                let mut s = sa(case);
+                if let Ok(mut b) = PacketBuf::with_packet(&mut storage, 256, rest) {
+                    let _ = s.open_udp_payload(Timestamp(1), &mut b, Version::V6);
+                }
+            }
         }
         4 | 5 => {
             let (ecn, plain) = rest
@@ -176,6 +199,13 @@ fuzz_target!(|data: &[u8]| {
             storage.resize(pkt.len() + 1024, 0);
             if let Ok(mut b) = PacketBuf::with_packet(&mut storage, 256, &pkt) {
                 let _ = s.open(Timestamp(1), &mut b);
+            }
+            if case == 4 {
+                // The ICV covers only the ESP part, so it passes for a UDP twin too.
+                let mut twin = sa_with(case, true);
+                if let Ok(mut b) = PacketBuf::with_packet(&mut storage, 256, &pkt[20..]) {
+                    let _ = twin.open_udp_payload(Timestamp(1), &mut b, Version::V4);
+                }
             }
         }
         _ => {
