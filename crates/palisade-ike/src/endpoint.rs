@@ -557,6 +557,24 @@ enum Fate {
     Kill(DownReason),
 }
 
+/// The response to the request that ended an IKE SA (the peer's Delete,
+/// mostly), kept for a while after the SA is gone: the peer may not have
+/// got it and retransmits the request (RFC 7296 2.1), and must get the same
+/// answer rather than silence. strongSwan 5.9 needs this even on a clean
+/// network: after losing a simultaneous IKE SA rekey (2.8.2) it sends the
+/// Delete of its redundant SA before it files that SA, and drops an answer
+/// that comes back sooner; unanswered, it keeps retransmitting for its
+/// whole schedule (seconds to minutes) before giving the SA up.
+struct Answered {
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    /// We were the original initiator of the gone IKE SA.
+    initiator: bool,
+    message_id: u32,
+    response: Vec<u8>,
+    until: Instant,
+}
+
 /// The IKEv2 engine.
 pub struct Endpoint {
     config: Config,
@@ -571,6 +589,9 @@ pub struct Endpoint {
     /// Per entry of `config.connections`: false once removed. Entries are
     /// never renumbered (IKE SAs point at them by index).
     live: Vec<bool>,
+    /// IKE SAs ended by a request we answered, by our SPI: that answer,
+    /// for the peer's retransmissions.
+    answered: HashMap<u64, Answered>,
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -677,6 +698,7 @@ impl Endpoint {
             stats: Stats::default(),
             cookie_secret,
             live: vec![true; config_len],
+            answered: HashMap::new(),
         }
     }
 
@@ -2502,7 +2524,9 @@ impl Endpoint {
         }
         let ours = u64::from_be_bytes(if hdr.initiator { hdr.spi_r } else { hdr.spi_i });
         let Some(mut sa) = self.sas.remove(&ours) else {
-            self.stats.unknown_spi += 1;
+            if !self.answer_again(now, ours, &hdr, (local, remote)) {
+                self.stats.unknown_spi += 1;
+            }
             return;
         };
         if sa.initiator == hdr.initiator
@@ -2522,8 +2546,65 @@ impl Endpoint {
                 self.sas.insert(ours, sa);
                 self.pump(now, ours);
             }
-            Fate::Kill(reason) => self.finish(now, sa, reason),
+            Fate::Kill(reason) => {
+                if !hdr.response {
+                    self.keep_answer(now, &sa, hdr.message_id);
+                }
+                self.finish(now, sa, reason)
+            }
         }
+    }
+
+    /// `sa` ends with request `message_id`: keep our answer to it, if we
+    /// sent one, for the peer's retransmissions (see [`Answered`]).
+    fn keep_answer(&mut self, now: Instant, sa: &IkeSa, message_id: u32) {
+        let Some((id, response)) = &sa.last_resp else {
+            return;
+        };
+        if *id != message_id {
+            return;
+        }
+        self.answered.retain(|_, a| a.until > now);
+        let until = now + self.linger();
+        self.answered.insert(
+            sa.our_spi(),
+            Answered {
+                spi_i: sa.spi_i,
+                spi_r: sa.spi_r,
+                initiator: sa.initiator,
+                message_id,
+                response: response.clone(),
+                until,
+            },
+        );
+    }
+
+    /// A request for an IKE SA that is gone: if it is a retransmission of
+    /// the request that ended it, answer it again (2.11: where it came
+    /// from). Whether it was.
+    fn answer_again(
+        &mut self,
+        now: Instant,
+        ours: u64,
+        hdr: &HeaderRepr,
+        (local, remote): (SocketAddr, SocketAddr),
+    ) -> bool {
+        let Some(a) = self.answered.get(&ours) else {
+            return false;
+        };
+        if hdr.response
+            || a.until <= now
+            || (a.spi_i, a.spi_r) != (hdr.spi_i, hdr.spi_r)
+            || a.initiator == hdr.initiator
+            || a.message_id != hdr.message_id
+        {
+            return false;
+        }
+        let response = a.response.clone();
+        self.stats.duplicate_requests += 1;
+        debug!(ike_sa = %IkeSaId(ours), %remote, "request for a deleted IKE SA answered again");
+        self.send(local, remote, &response);
+        true
     }
 
     fn handle_response(
@@ -3580,6 +3661,7 @@ impl Endpoint {
 
     /// Run the timers whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.answered.retain(|_, a| a.until > now);
         let ids: Vec<u64> = self.sas.keys().copied().collect();
         for id in ids {
             let Some(mut sa) = self.sas.remove(&id) else {

@@ -1318,6 +1318,89 @@ fn simultaneous_ike_rekey_both_outcomes() {
     assert_eq!(survivors.len(), 2, "one side always wins: {survivors:?}");
 }
 
+/// 2.8.2, and the answer to the loser's Delete of its redundant IKE SA is
+/// lost. strongSwan 5.9 loses it for real: it sends that Delete before it
+/// files the SA in its IKE_SA manager, and drops an answer that comes back
+/// sooner ("IKE_SA checkout not successful"). The loser retransmits the
+/// Delete; the winner, which removed the SA on the first copy, must answer
+/// the retransmission from the response it kept (RFC 7296 2.1), so the
+/// redundant SA is gone after one retransmission, not after the loser's
+/// whole retransmission schedule (or its linger time) runs out.
+#[test]
+fn lost_answer_to_the_delete_of_a_redundant_ike_sa() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut winners = std::collections::BTreeSet::new();
+    for seed in 0..20 {
+        let mut s = Sim::pair(200 + seed, Faults::default());
+        assert!(handshake(&mut s), "seed {seed}");
+        s.run_for(5 * SECOND);
+        // Who sent the dropped answer (the collision's winner).
+        let dropped: Rc<Cell<Option<usize>>> = Rc::default();
+        let d = dropped.clone();
+        s.drop_if = Some(Box::new(move |from, t| {
+            let natt = t.local.port() == 4500 || t.remote.port() == 4500;
+            let b = &t.bytes[if natt { 4 } else { 0 }..];
+            // The first INFORMATIONAL response with message ID 0: of the SAs
+            // these rekeys make, only the redundant one has an INFORMATIONAL
+            // exchange (its Delete) this early.
+            let hit = d.get().is_none()
+                && b.len() >= 28
+                && b[18] == 37
+                && b[19] & 0x20 != 0
+                && b[20..24] == [0; 4];
+            if hit {
+                d.set(Some(from));
+            }
+            hit
+        }));
+        let dups: Vec<u64> = s.eps.iter().map(|e| e.stats().duplicate_requests).collect();
+        let start = s.now;
+        for i in [A, B] {
+            let id = ike_id(&s, i);
+            s.eps[i].rekey_ike_sa(s.now, id).unwrap();
+        }
+        let settled = s.run_until(60 * SECOND, |s| {
+            dropped.get().is_some() && s.eps[A].ike_sa_count() == 1 && s.eps[B].ike_sa_count() == 1
+        });
+        let took = s.now - start;
+        let winner = dropped
+            .get()
+            .unwrap_or_else(|| panic!("seed {seed}: no Delete of a redundant IKE SA was answered"));
+        // The loser retransmits after `retransmit.initial` (0.5 s here); its
+        // whole schedule, and the linger time, are over a minute.
+        let states = |i: usize| -> Vec<(IkeState, bool)> {
+            s.eps[i]
+                .ike_sa_infos()
+                .iter()
+                .map(|x| (x.state, x.initiator))
+                .collect()
+        };
+        assert!(
+            settled && took < 2 * SECOND,
+            "seed {seed}: {took:?} after the collision the redundant IKE SA is {}: \
+             its Delete's retransmission went unanswered. IKE SAs (state, initiator): \
+             A {:?}, B {:?}",
+            if settled {
+                "gone only now"
+            } else {
+                "still there"
+            },
+            states(A),
+            states(B)
+        );
+        assert_eq!(
+            s.eps[winner].stats().duplicate_requests,
+            dups[winner] + 1,
+            "seed {seed}: the retransmitted Delete was not answered from the kept response"
+        );
+        one_shared_ike_sa(&s);
+        s.check_agreement();
+        winners.insert(winner);
+    }
+    assert_eq!(winners.len(), 2, "only one side ever won: {winners:?}");
+}
+
 #[test]
 fn child_rekey_crossing_child_delete() {
     for seed in 0..30 {

@@ -29,6 +29,8 @@
 #  * swanctl's default hard lifetime is 10 % over the rekey time in whole
 #    seconds, i.e. none for rekey times under 10 s: ss_start sets it.
 #  * State (configs, charon.log) lives in $SS_DIR, kept after `down`.
+#    SS_LOGLEVELS='net=2 enc=2 ike=3' (say) raises charon's log levels per
+#    subsystem when debugging an exchange.
 set -u -o pipefail
 
 SS_NS=${SS_NS:-pis}
@@ -191,6 +193,7 @@ charon {
       ike = 2
       cfg = 2
       chd = $chd
+$(for l in ${SS_LOGLEVELS:-}; do echo "      ${l%%=*} = ${l#*=}"; done)
     }
   }
   syslog { daemon { default = -1 } auth { default = -1 } }

@@ -66,6 +66,9 @@ pub fn config(i: usize) -> Config {
     }
 }
 
+/// Decides to drop a datagram: (sending side, datagram) -> drop it.
+pub type DropIf = Box<dyn FnMut(usize, &Transmit) -> bool>;
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     /// Probabilities in parts per thousand.
@@ -131,6 +134,9 @@ pub struct Sim {
     pub nat: bool,
     /// Changes the NAT's port mapping (a rebinding NAT).
     pub nat_epoch: u16,
+    /// Drops the datagrams it returns true for (sending side, datagram):
+    /// one chosen packet lost, where `faults` loses them at random.
+    pub drop_if: Option<DropIf>,
 }
 
 pub const NAT_IP: [u8; 4] = [203, 0, 113, 1];
@@ -156,6 +162,7 @@ impl Sim {
             delivered: 0,
             nat: false,
             nat_epoch: 0,
+            drop_if: None,
         }
     }
 
@@ -189,6 +196,9 @@ impl Sim {
                     t.remote = SocketAddr::new(addr(A).ip(), port);
                 }
                 if self.dead[i] || self.dead[to] || self.chance(self.faults.loss) {
+                    continue;
+                }
+                if self.drop_if.as_mut().is_some_and(|f| f(i, &t)) {
                     continue;
                 }
                 let copies = if self.chance(self.faults.dup) { 2 } else { 1 };
