@@ -186,7 +186,7 @@ fuzz_target!(|data: &[u8]| {
             if case == 2 {
                 let mut s = sa(case);
                 if let Ok(mut b) = PacketBuf::with_packet(&mut storage, 256, rest) {
-                    let _ = s.open_udp_payload(Timestamp(1), &mut b, Version::V6);
+                    let _ = s.open_udp_payload(Timestamp(1), &mut b, Version::V6, rest.len() as u8);
                 }
             }
         }
@@ -204,7 +204,7 @@ fuzz_target!(|data: &[u8]| {
                 // The ICV covers only the ESP part, so it passes for a UDP twin too.
                 let mut twin = sa_with(case, true);
                 if let Ok(mut b) = PacketBuf::with_packet(&mut storage, 256, &pkt[20..]) {
-                    let _ = twin.open_udp_payload(Timestamp(1), &mut b, Version::V4);
+                    let _ = twin.open_udp_payload(Timestamp(1), &mut b, Version::V4, ecn);
                 }
             }
         }

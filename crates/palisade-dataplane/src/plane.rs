@@ -544,14 +544,17 @@ impl Plane {
     /// UDP payload that `src` sent to `local`. ESP of a tunnel-mode SA is
     /// opened as it is (the kernel has checked the IP and UDP headers); the
     /// rest (keepalives, IKE, transport mode, unknown SPIs) takes the general
-    /// path on a rebuilt outer header. On [`InVerdict::Ike`] `buf` holds the
-    /// UDP payload, non-ESP marker included.
+    /// path on a rebuilt outer header. `outer_ecn` is the ECN field the
+    /// datagram arrived with (RFC 6040: a CE mark is passed on to the inner
+    /// packet). On [`InVerdict::Ike`] `buf` holds the UDP payload, non-ESP
+    /// marker included.
     pub fn inbound_udp(
         &mut self,
         now: Timestamp,
         buf: &mut PacketBuf<'_>,
         src: SocketAddr,
         local: SocketAddr,
+        outer_ecn: u8,
     ) -> InVerdict {
         let data = buf.data();
         if data == NAT_KEEPALIVE {
@@ -579,7 +582,7 @@ impl Plane {
         {
             return self.inbound_rebuilt(now, buf, src, local);
         }
-        let opened = entry.sa.open_udp_payload(now, buf, outer);
+        let opened = entry.sa.open_udp_payload(now, buf, outer, outer_ecn);
         let verdict = match Self::after_open(&mut self.lifetime_hits, h, entry, opened, buf.data())
         {
             // An ESP SA, and the payload started with an SPI: neither AH

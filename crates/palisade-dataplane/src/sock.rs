@@ -324,16 +324,19 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
-    /// Control-message space per datagram (UDP_GRO segment size).
+    /// Control-message space per datagram (UDP_GRO segment size, TOS).
     cmsgs: Vec<CmsgSpace>,
     segs: Vec<u16>,
+    tos: Vec<u8>,
     count: usize,
 }
 
-/// Aligned room for one small control message (CMSG_SPACE of an int is 24).
+/// Aligned room for the small control messages of one datagram (CMSG_SPACE
+/// of an int is 24): the UDP_GRO segment size and the IP TOS / IPv6 traffic
+/// class, with room to spare.
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
-struct CmsgSpace([u8; 32]);
+struct CmsgSpace([u8; 64]);
 
 /// `SOL_UDP` level, `UDP_SEGMENT` (GSO) and `UDP_GRO` options of <linux/udp.h>.
 const SOL_UDP: libc::c_int = 17;
@@ -372,8 +375,9 @@ impl RecvBatch {
             iovs: vec![unsafe { zeroed() }; capacity],
             // SAFETY: as above.
             hdrs: vec![unsafe { zeroed() }; capacity],
-            cmsgs: vec![CmsgSpace([0; 32]); capacity],
+            cmsgs: vec![CmsgSpace([0; 64]); capacity],
             segs: vec![0; capacity],
+            tos: vec![0; capacity],
             count: 0,
         }
     }
@@ -390,6 +394,17 @@ impl RecvBatch {
         match self.segs.get(i) {
             Some(&s) if i < self.count && s > 0 => Some(s as usize),
             _ => None,
+        }
+    }
+
+    /// For datagram `i` of the last `recv`: the TOS byte (IPv4) or traffic
+    /// class (IPv6) it arrived with, if the socket reports it
+    /// ([`set_recv_tos`]), else 0. A UDP GRO datagram has one: the kernel
+    /// only coalesces packets whose TOS is the same.
+    pub fn tos(&self, i: usize) -> u8 {
+        match self.tos.get(i) {
+            Some(&t) if i < self.count => t,
+            _ => 0,
         }
     }
 
@@ -430,7 +445,7 @@ impl RecvBatch {
         self.count = n as usize;
         for i in 0..self.count {
             self.lens[i] = self.hdrs[i].msg_len as usize;
-            self.segs[i] = gro_segment(&self.hdrs[i].msg_hdr);
+            (self.segs[i], self.tos[i]) = recv_cmsgs(&self.hdrs[i].msg_hdr);
         }
         Ok(self.count)
     }
@@ -521,24 +536,39 @@ pub struct SendScratch {
     hdrs: Vec<libc::mmsghdr>,
 }
 
-/// The UDP_GRO segment size in a received message's control data, or 0.
-fn gro_segment(m: &libc::msghdr) -> u16 {
+/// From a received message's control data: the UDP_GRO segment size (0 if
+/// none) and the TOS / traffic class (0 if not reported).
+fn recv_cmsgs(m: &libc::msghdr) -> (u16, u8) {
+    let (mut seg, mut tos) = (0, 0);
     if m.msg_controllen == 0 || m.msg_control.is_null() {
-        return 0;
+        return (seg, tos);
     }
     // SAFETY: the kernel filled msg_control with msg_controllen bytes of
-    // well-formed cmsgs; CMSG_FIRSTHDR/NXTHDR stay inside that range.
+    // well-formed cmsgs; CMSG_FIRSTHDR/NXTHDR stay inside that range, and
+    // each data read stays inside its cmsg_len.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(m);
         while !c.is_null() {
-            if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
-                return u16::try_from(v).unwrap_or(0);
+            let data = libc::CMSG_DATA(c);
+            let len =
+                ((*c).cmsg_len as usize).saturating_sub(data.offset_from(c as *const u8) as usize);
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (SOL_UDP, UDP_GRO) if len >= size_of::<libc::c_int>() => {
+                    let v = std::ptr::read_unaligned(data as *const libc::c_int);
+                    seg = u16::try_from(v).unwrap_or(0);
+                }
+                // IPv4: one byte; IPv6: an int.
+                (libc::IPPROTO_IP, libc::IP_TOS) if len >= 1 => tos = *data,
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if len >= size_of::<libc::c_int>() => {
+                    let v = std::ptr::read_unaligned(data as *const libc::c_int);
+                    tos = u8::try_from(v).unwrap_or(0);
+                }
+                _ => {}
             }
             c = libc::CMSG_NXTHDR(m, c);
         }
     }
-    0
+    (seg, tos)
 }
 
 /// One queued packet of a [`SendRing`].
@@ -596,7 +626,7 @@ impl SendRing {
             iovs: vec![unsafe { zeroed() }; capacity],
             hdrs: Vec::with_capacity(capacity),
             counts: Vec::with_capacity(capacity),
-            cmsgs: vec![CmsgSpace([0; 32]); capacity],
+            cmsgs: vec![CmsgSpace([0; 64]); capacity],
             gso: true,
             gso_failures: 0,
         }
@@ -796,6 +826,21 @@ pub fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
         setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)
     } else {
         setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVERR, 1)
+    }
+}
+
+/// Ask the kernel to report the TOS byte (IPv4) or traffic class (IPv6) of
+/// every datagram received on `fd` ([`RecvBatch::tos`]): the outer ECN of
+/// ESP-in-UDP, which decapsulation passes on (RFC 6040). A v6 socket asks for
+/// both, as it may receive IPv4-mapped traffic.
+pub fn set_recv_tos(fd: RawFd, v6: bool) -> io::Result<()> {
+    if v6 {
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 1)?;
+        // Dual-stack sockets only; a v6-only one refuses, which is fine.
+        let _ = setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTOS, 1);
+        Ok(())
+    } else {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)
     }
 }
 

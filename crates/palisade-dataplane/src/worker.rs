@@ -8,7 +8,8 @@ use crate::plane::{
     rebuild_v6_header, InVerdict, KeepaliveTransmit, OutVerdict, Plane, Transmit, NAT_KEEPALIVE,
 };
 use crate::sock::{
-    recv_path_mtu, set_buffers, set_recverr, set_udp_gro, RawSocket, RecvBatch, SendRing,
+    recv_path_mtu, set_buffers, set_recv_tos, set_recverr, set_udp_gro, RawSocket, RecvBatch,
+    SendRing,
 };
 use crate::tun::{Coalescer, Offload, Tun, OFFLOAD_READ_MAX};
 use crate::wake::{pollin as pollfd, Waker};
@@ -336,6 +337,12 @@ impl Worker {
                 tracing::debug!("cannot ask for ICMP errors on a socket: {e}");
             }
         }
+        // The outer ECN of ESP-in-UDP, for RFC 6040 decapsulation.
+        for u in &self.udp {
+            if let Err(e) = set_recv_tos(u.sock.as_raw_fd(), u.local.is_ipv6()) {
+                tracing::debug!("cannot ask for the TOS of received datagrams: {e}");
+            }
+        }
         let gro = self
             .udp
             .iter()
@@ -607,6 +614,7 @@ impl Worker {
             let now = self.now();
             for k in 0..n {
                 let seg = batch.segment_size(k);
+                let tos = batch.tos(k);
                 let Some((Some(src), storage, head, len)) = batch.slot_mut(k) else {
                     continue;
                 };
@@ -624,7 +632,9 @@ impl Worker {
                     let Ok(mut buf) = PacketBuf::new(room, this, seg_end - this) else {
                         continue;
                     };
-                    let verdict = self.plane.inbound_udp(now, &mut buf, src, local);
+                    let verdict = self
+                        .plane
+                        .inbound_udp(now, &mut buf, src, local, tos & 0x03);
                     if let (InVerdict::Ike, Some(sink)) = (&verdict, self.ike_sink.as_mut()) {
                         sink(local, src, buf.data());
                         continue;

@@ -182,3 +182,55 @@ fn raw_esp_socket_round_trip_with_batch_receive() {
         assert_eq!(bytes[28], i as u8);
     }
 }
+
+/// With `set_recv_tos`, a batch receive reports each datagram's TOS byte
+/// (IPv4) or traffic class (IPv6), ECN bits included: the outer ECN that
+/// ESP-in-UDP decapsulation passes on. Without it, 0.
+#[test]
+fn udp_batch_receive_reports_the_tos() {
+    use palisade_dataplane::sock::set_recv_tos;
+    // lo is up in the namespace, with 127.0.0.1 and ::1.
+    let Some(_ns) = Netns::enter("pdp-io-tos") else {
+        return;
+    };
+    for (v6, addr) in [(false, "127.0.0.1:0"), (true, "[::1]:0")] {
+        let rx = UdpSocket::bind(addr).unwrap();
+        let plain = UdpSocket::bind(addr).unwrap();
+        rx.set_nonblocking(true).unwrap();
+        plain.set_nonblocking(true).unwrap();
+        set_recv_tos(rx.as_raw_fd(), v6).unwrap();
+        let tx = UdpSocket::bind(addr).unwrap();
+        for (tos, payload) in [
+            (0x03u8, b"ce" as &[u8]),
+            (0xb8 | 0x02, b"ef+ect0"),
+            (0, b"none"),
+        ] {
+            let (level, opt) = if v6 {
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+            } else {
+                (libc::IPPROTO_IP, libc::IP_TOS)
+            };
+            let v: libc::c_int = tos.into();
+            // SAFETY: v outlives the call; the length is that of a c_int.
+            let rc = unsafe {
+                libc::setsockopt(
+                    tx.as_raw_fd(),
+                    level,
+                    opt,
+                    &v as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+            tx.send_to(payload, rx.local_addr().unwrap()).unwrap();
+            tx.send_to(payload, plain.local_addr().unwrap()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let mut batch = RecvBatch::new(4, 2048);
+            assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 1);
+            assert_eq!(batch.tos(0), tos, "v6={v6} {payload:?}");
+            assert_eq!(batch.iter().next().unwrap().1, payload);
+            assert_eq!(batch.recv(plain.as_raw_fd()).unwrap(), 1);
+            assert_eq!(batch.tos(0), 0, "not asked for: not reported");
+        }
+    }
+}

@@ -291,7 +291,7 @@ fn udp_payloads_open_without_an_outer_header() {
     let open = |b: &mut Plane, payload: &[u8]| {
         let mut storage = vec![0u8; 2048];
         let mut buf = PacketBuf::with_packet(&mut storage, 128, payload).unwrap();
-        let v = b.inbound_udp(Timestamp(2), &mut buf, from, local);
+        let v = b.inbound_udp(Timestamp(2), &mut buf, from, local, 0);
         (v, buf.data().to_vec())
     };
     let original = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"through the tunnel");
@@ -352,4 +352,67 @@ fn udp_payloads_open_without_an_outer_header() {
         assert_eq!(b.drops.get(r), 1, "{r:?}");
     }
     assert_eq!(b.totals.packets_in, 1);
+}
+
+/// RFC 6040 on the UDP-payload path: the outer ECN the socket reports is
+/// passed on. A CE mark on the outer header marks an ECN-capable inner
+/// packet CE (IPv4 checksum still right); over a Not-ECT inner packet, which
+/// cannot carry it, the packet is dropped (RFC 6040 4.2).
+#[test]
+fn udp_payload_path_passes_the_outer_ce_mark_on() {
+    let udp = Encap::Udp {
+        src_port: 4500,
+        dst_port: 4500,
+    };
+    let nets = (("10.1.0.0", 16), ("10.2.0.0", 16));
+    let mut a = plane_with(
+        "192.0.2.1",
+        "192.0.2.2",
+        nets.0,
+        nets.1,
+        0x1000,
+        0x2000,
+        udp,
+    );
+    let mut b = plane_with(
+        "192.0.2.2",
+        "192.0.2.1",
+        nets.1,
+        nets.0,
+        0x2000,
+        0x1000,
+        udp,
+    );
+    let from: SocketAddr = "192.0.2.1:4500".parse().unwrap();
+    let local: SocketAddr = "192.0.2.2:4500".parse().unwrap();
+    let mut through = |inner_ecn: u8, outer_ecn: u8| {
+        let mut pkt = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"ecn");
+        pkt[1] = inner_ecn;
+        palisade_wire::ipv4::Packet::new_unchecked(&mut pkt[..]).fill_checksum();
+        let mut storage = vec![0u8; 2048];
+        let mut buf = PacketBuf::with_packet(&mut storage, 128, &pkt).unwrap();
+        assert!(matches!(
+            a.outbound(Timestamp(1), &mut buf),
+            OutVerdict::Send(_)
+        ));
+        let wire = buf.data().to_vec();
+        let mut storage = vec![0u8; 2048];
+        let mut buf = PacketBuf::with_packet(&mut storage, 128, &wire).unwrap();
+        let v = b.inbound_udp(Timestamp(2), &mut buf, from, local, outer_ecn);
+        (v, buf.data().to_vec())
+    };
+    let (v, got) = through(0b10, 0b11);
+    assert_eq!(v, InVerdict::Deliver);
+    assert_eq!(got[1] & 3, 0b11, "ECT(0) inner under a CE outer becomes CE");
+    assert!(palisade_wire::ipv4::Packet::new_checked(&got[..])
+        .unwrap()
+        .verify_checksum());
+    let (v, got) = through(0b10, 0b00);
+    assert_eq!(
+        (v, got[1] & 3),
+        (InVerdict::Deliver, 0b10),
+        "no mark: unchanged"
+    );
+    let (v, _) = through(0b00, 0b11);
+    assert!(matches!(v, InVerdict::Drop(_)), "CE over Not-ECT: {v:?}");
 }

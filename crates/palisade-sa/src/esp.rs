@@ -642,13 +642,14 @@ pub(crate) fn open(
 /// ESP-in-UDP of a tunnel-mode SA as a UDP socket delivers it: `buf` holds
 /// the UDP payload, starting at the ESP header (the caller has told the
 /// non-ESP marker and keepalives apart); the kernel has checked the IP and
-/// UDP headers, so there is nothing to rebuild or re-check. The outer ECN is
-/// taken as Not-ECT, as the socket does not report it.
+/// UDP headers, so there is nothing to rebuild or re-check. `outer_ecn` is
+/// the ECN field of the outer header, as the socket reported it.
 pub(crate) fn open_udp_tunnel(
     sa: &mut SecurityAssociation,
     now: Timestamp,
     buf: &mut PacketBuf<'_>,
     outer: Version,
+    outer_ecn: u8,
 ) -> Result<Opened, OpenError> {
     if !matches!(sa.mode, Mode::Tunnel { .. }) || udp_len(sa.encap) == 0 {
         return Err(wire(
@@ -662,7 +663,7 @@ pub(crate) fn open_udp_tunnel(
         nh_pos: 0,
         l4_off: 0,
         end: buf.len(),
-        ecn: 0,
+        ecn: outer_ecn & 0x03,
     };
     open_at(sa, now, buf, 0, &loc)
 }

@@ -618,17 +618,19 @@ impl SecurityAssociation {
     /// [`Self::open`] for ESP-in-UDP of a tunnel-mode SA as a UDP socket
     /// delivers it: `buf` holds the UDP payload from the ESP header on (no
     /// IP or UDP header, which the kernel has checked; `outer` is their IP
-    /// version). Saves rebuilding a header only to parse it again. Any other
-    /// SA refuses it (transport mode needs the outer header to restore the
-    /// packet); drops are counted as in [`Self::open`].
+    /// version and `outer_ecn` the ECN field of the outer header, for RFC
+    /// 6040 decapsulation). Saves rebuilding a header only to parse it again.
+    /// Any other SA refuses it (transport mode needs the outer header to
+    /// restore the packet); drops are counted as in [`Self::open`].
     pub fn open_udp_payload(
         &mut self,
         now: Timestamp,
         buf: &mut PacketBuf<'_>,
         outer: palisade_wire::ip::Version,
+        outer_ecn: u8,
     ) -> Result<Opened, OpenError> {
         let result = match self.protocol {
-            Protocol::Esp => crate::esp::open_udp_tunnel(self, now, buf, outer),
+            Protocol::Esp => crate::esp::open_udp_tunnel(self, now, buf, outer, outer_ecn),
             Protocol::Ah => Err(OpenError::Malformed(palisade_wire::Error::Malformed {
                 field: "UDP payload",
                 why: "AH is never UDP-encapsulated",

@@ -250,7 +250,7 @@ fn udp_payload_opens_like_the_whole_datagram() {
                 let mut b =
                     palisade_sa::buf::PacketBuf::with_packet(&mut s, HEADROOM, &wire[hdr..])
                         .unwrap();
-                let r = inb.open_udp_payload(Timestamp(2), &mut b, outer);
+                let r = inb.open_udp_payload(Timestamp(2), &mut b, outer, 0);
                 if matches!(mode, Mode::Transport) {
                     assert!(
                         r.is_err(),
