@@ -41,6 +41,8 @@ struct Running {
     /// clones of the UDP ones. Every other socket is closed when no manual
     /// SA needs it any more.
     ike_needs: (Vec<(IpAddr, u8)>, Vec<SocketAddr>),
+    /// Whether the TUN runs with TCP segmentation offload.
+    offload: bool,
     /// Host-wide changes (the TUN's link settings need no undo; it goes away
     /// with its descriptor).
     _net: NetConfig,
@@ -266,17 +268,26 @@ impl Dataplane for Userspace {
         let tun_name = config.daemon.tun_name.clone();
         // TCP segmentation offload (virtio-net header): the kernel hands over
         // 64 KiB TCP super-packets, cut in user space, and takes coalesced
-        // ones back. A kernel that refuses it gets a plain TUN, said once.
-        let tun = match Tun::open_offload(&tun_name) {
-            Ok(t) => {
-                tracing::info!("TUN `{tun_name}` opened with TCP segmentation offload");
-                t
-            }
-            Err(e) => {
-                tracing::warn!("TUN `{tun_name}`: offloads refused ({e}); using a plain TUN, one packet per read");
-                Tun::open(&tun_name).map_err(|e| e.to_string())?
+        // ones back. A kernel that refuses it gets a plain TUN, said once;
+        // `tun_offload = false` asks for the plain one.
+        let tun = if !config.daemon.tun_offload {
+            tracing::info!(
+                "TUN `{tun_name}`: offload off (tun_offload = false), one packet per read"
+            );
+            Tun::open(&tun_name).map_err(|e| e.to_string())?
+        } else {
+            match Tun::open_offload(&tun_name) {
+                Ok(t) => {
+                    tracing::info!("TUN `{tun_name}` opened with TCP segmentation offload");
+                    t
+                }
+                Err(e) => {
+                    tracing::warn!("TUN `{tun_name}`: offloads refused ({e}); using a plain TUN, one packet per read");
+                    Tun::open(&tun_name).map_err(|e| e.to_string())?
+                }
             }
         };
+        let offload = tun.offload();
         let mut net = NetConfig::new();
         // No IPv6 link-local address on the TUN: it would only send router
         // solicitations into the tunnel, to be dropped as policy misses.
@@ -369,6 +380,7 @@ impl Dataplane for Userspace {
             entries: HashMap::new(),
             mtu: tun_mtu,
             ike_needs,
+            offload,
             _net: net,
         };
         for (i, m) in config.manual.iter().enumerate() {
@@ -534,6 +546,7 @@ impl Dataplane for Userspace {
             .unwrap_or_else(|e| e.into_inner())
             .current();
         out.insert("tun_mtu".to_string(), u64::from(mtu));
+        out.insert("tun_offload".to_string(), u64::from(running.offload));
         out
     }
 

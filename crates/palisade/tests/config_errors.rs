@@ -104,6 +104,9 @@ fn unknown_key_is_an_error_with_suggestion() {
     let e = one_error("[demon]\n");
     assert!(e.contains("`demon`: unknown key"), "{e}");
     assert!(e.contains("did you mean `daemon`?"), "{e}");
+    let e = one_error("[daemon]\ntun_offload = \"yes\"\n");
+    assert!(e.starts_with("/etc/palisade/test.toml:2:15: "), "{e}");
+    assert!(e.contains("expected a boolean"), "{e}");
 }
 
 #[test]

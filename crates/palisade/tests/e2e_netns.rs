@@ -1049,8 +1049,17 @@ fn run_scenario(s: Scenario, tag: &str) {
         s.name
     );
 
-    // 2. The daemons' counters: 5 out and 5 in on each side, no drops.
+    // 2. The daemons' counters: 5 out and 5 in on each side, no drops; the
+    //    TUN offloads unless the scenario turns it off.
+    let offload = u64::from(!s.daemon.contains("tun_offload = false"));
     for side in [&a, &b] {
+        assert_eq!(
+            data_plane_stats(side)["tun_offload"],
+            offload,
+            "{}: TUN offload in {}",
+            s.name,
+            side.ns
+        );
         let v = status_json(side);
         let rows = v.as_array().cloned().unwrap_or_default();
         let inner_proto = if s.wire == Wire::Ah { "ah" } else { "esp" };
@@ -1140,6 +1149,22 @@ fn run_scenario(s: Scenario, tag: &str) {
         s.name, protected
     );
     drop(lab);
+}
+
+/// The plain TUN (one packet per read and write, no segmentation or
+/// coalescing in user space), which the daemon also falls back to when the
+/// kernel refuses offload: ESP-in-UDP through the NAT, TCP included.
+#[test]
+fn plain_tun_without_offload() {
+    run_scenario(
+        Scenario {
+            name: "plain_tun_without_offload",
+            wire: Wire::EspUdpNat,
+            daemon: "tun_offload = false",
+            ..BASE
+        },
+        "pdpe12",
+    );
 }
 
 macro_rules! scenario {

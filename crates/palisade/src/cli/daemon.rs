@@ -90,10 +90,11 @@ impl Daemon {
         let (o, n) = (&old.daemon, &new.daemon);
         if n.control_socket != o.control_socket
             || n.tun_name != o.tun_name
+            || n.tun_offload != o.tun_offload
             || (n.retransmit_timeout, n.retransmit_limit, n.retransmit_tries)
                 != (o.retransmit_timeout, o.retransmit_limit, o.retransmit_tries)
         {
-            let n = "[daemon] control_socket, tun_name and retransmit_* take effect only when the daemon restarts"
+            let n = "[daemon] control_socket, tun_name, tun_offload and retransmit_* take effect only when the daemon restarts"
                 .to_string();
             tracing::warn!("{n}");
             notes.push(n);

@@ -54,8 +54,13 @@ pub fn status(st: &Status) -> String {
         let n = |k: &str| st.data_plane.get(k).copied().unwrap_or(0);
         let _ = writeln!(
             o,
-            "\nData plane: TUN MTU {}; TUN {} in, {} out; wire {} in, {} out",
+            "\nData plane: TUN MTU {} ({}); TUN {} in, {} out; wire {} in, {} out",
             n("tun_mtu"),
+            if n("tun_offload") == 1 {
+                "TCP offload"
+            } else {
+                "no offload"
+            },
             n("tun_in"),
             n("tun_out"),
             n("wire_in"),

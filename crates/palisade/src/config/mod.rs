@@ -7,6 +7,7 @@
 //! log_level = "info"            # error | warn | info | debug | trace (RUST_LOG wins)
 //! tun_name = "palisade0"
 //! tun_mtu = 1400
+//! tun_offload = true            # TCP segmentation offload on the TUN; false = one packet per read
 //! nat_keepalive = "20s"         # RFC 3948 keepalives for ESP-in-UDP; 0 = off
 //! retransmit_timeout = "1s"     # IKE: first resend; then doubling...
 //! retransmit_limit = "16s"      # ...up to this wait...
@@ -119,6 +120,10 @@ pub struct DaemonConfig {
     /// TUN interface name (at most 15 bytes, the kernel's IFNAMSIZ - 1).
     pub tun_name: String,
     pub tun_mtu: u16,
+    /// Open the TUN with TCP segmentation offload (virtio-net header), the
+    /// fast path; `false` forces the plain TUN, one packet per read, which
+    /// the daemon also falls back to when the kernel refuses offload.
+    pub tun_offload: bool,
     /// Idle time after which an ESP-in-UDP peer gets a NAT-keepalive (RFC
     /// 3948 4); `None` sends none.
     pub nat_keepalive: Option<std::time::Duration>,
@@ -137,6 +142,7 @@ impl Default for DaemonConfig {
             log_level: "info".into(),
             tun_name: "palisade0".into(),
             tun_mtu: 1400,
+            tun_offload: true,
             nat_keepalive: Some(std::time::Duration::from_secs(20)),
             retransmit_timeout: std::time::Duration::from_secs(1),
             retransmit_tries: 6,

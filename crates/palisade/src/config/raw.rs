@@ -26,6 +26,7 @@ pub struct Daemon {
     pub log_level: Option<S<String>>,
     pub tun_name: Option<S<String>>,
     pub tun_mtu: Option<S<i64>>,
+    pub tun_offload: Option<S<bool>>,
     pub nat_keepalive: Option<S<toml::Value>>,
     pub retransmit_timeout: Option<S<toml::Value>>,
     pub retransmit_tries: Option<S<i64>>,

@@ -221,6 +221,9 @@ fn daemon(v: &mut V, d: &raw::Daemon) -> DaemonConfig {
             ),
         }
     }
+    if let Some(b) = &d.tun_offload {
+        out.tun_offload = *b.get_ref();
+    }
     if d.nat_keepalive.is_some() {
         match duration(v, ctx, "nat_keepalive", &d.nat_keepalive) {
             Some(0) => out.nat_keepalive = None,
