@@ -197,7 +197,26 @@ tunnel() {
   measure "$label" "$NSA" "$NSB" 10.200.2.1 10.200.1.1
   t1=$(date +%s%N)
   ta1=$(awk '{print $14+$15}' /proc/"$pa"/stat); tb1=$(awk '{print $14+$15}' /proc/"$pb"/stat)
-  python3 -c "import sys; hz=$(getconf CLK_TCK); el=($t1-$t0)/1e9; print('   %s: sender side %.0f%% CPU, receiver side %.0f%% CPU (of one core, incl. the idle gaps)' % ('$label', 100*($ta1-$ta0)/hz/el, 100*($tb1-$tb0)/hz/el))"
+  # CPU per byte is steadier than Gbit/s on a shared machine: it does not
+  # depend on how much CPU the iperf3 ends and other work left over.
+  python3 - "$label" "$OUT" "$(getconf CLK_TCK)" "$t0" "$t1" "$ta0" "$ta1" "$tb0" "$tb1" <<'EOF2'
+import glob, json, sys
+label, out = sys.argv[1], sys.argv[2]
+hz, t0, t1, ta0, ta1, tb0, tb1 = map(float, sys.argv[3:])
+el = (t1 - t0) / 1e9
+sa, sb = (ta1 - ta0) / hz, (tb1 - tb0) / hz
+moved = 0
+for f in glob.glob("%s/iperf-%s-*.json" % (out, label)):
+    try:
+        moved += json.load(open(f))["end"]["sum_received"]["bytes"]
+    except Exception:
+        pass
+line = "   %s: sender side %.0f%% CPU, receiver side %.0f%% CPU (of one core, incl. the idle gaps)" % (
+    label, 100 * sa / el, 100 * sb / el)
+if moved:
+    line += "; per GB moved: sender %.0f ms, receiver %.0f ms of CPU" % (sa / moved * 1e12, sb / moved * 1e12)
+print(line)
+EOF2
   local ns
   for ns in "$NSA" "$NSB"; do
     echo "   $ns drops: $(ip netns exec "$ns" nstat 2>/dev/null | awk '/RcvbufErrors|SndbufErrors|InErrors|TcpRetransSegs/ {printf "%s=%s ", $1, $2}')$(ip -n "$ns" -j -s link show pbt0 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["stats64"]; print("pbt0 tx_dropped=%d rx_dropped=%d" % (s["tx"]["dropped"], s["rx"]["dropped"]))' 2>/dev/null)"
