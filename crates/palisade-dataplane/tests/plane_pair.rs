@@ -122,23 +122,44 @@ fn udp_v4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
 }
 
 fn pair() -> (Plane, Plane) {
-    let a = plane(
+    pair_with(Encap::None)
+}
+
+/// A (192.0.2.1, 10.1/16) and B (192.0.2.2, 10.2/16), SAs with `encap`.
+fn pair_with(encap: Encap) -> (Plane, Plane) {
+    let a = plane_with(
         "192.0.2.1",
         "192.0.2.2",
         ("10.1.0.0", 16),
         ("10.2.0.0", 16),
         0x1000,
         0x2000,
+        encap,
     );
-    let b = plane(
+    let b = plane_with(
         "192.0.2.2",
         "192.0.2.1",
         ("10.2.0.0", 16),
         ("10.1.0.0", 16),
         0x2000,
         0x1000,
+        encap,
     );
     (a, b)
+}
+
+/// ESP-in-UDP on port 4500 both ways.
+const UDP_4500: Encap = Encap::Udp {
+    src_port: 4500,
+    dst_port: 4500,
+};
+
+/// A's and B's ends of the ESP-in-UDP flow: (A's address, B's local address).
+fn udp_ends() -> (SocketAddr, SocketAddr) {
+    (
+        "192.0.2.1:4500".parse().unwrap(),
+        "192.0.2.2:4500".parse().unwrap(),
+    )
 }
 
 #[test]
@@ -244,31 +265,8 @@ fn tampered_unknown_spi_and_wrong_inner_addresses_are_dropped_and_counted() {
 /// addresses) gets the same verdict and count as on the general path.
 #[test]
 fn udp_payloads_open_without_an_outer_header() {
-    let udp = Encap::Udp {
-        src_port: 4500,
-        dst_port: 4500,
-    };
-    let nets = (("10.1.0.0", 16), ("10.2.0.0", 16));
-    let mut a = plane_with(
-        "192.0.2.1",
-        "192.0.2.2",
-        nets.0,
-        nets.1,
-        0x1000,
-        0x2000,
-        udp,
-    );
-    let mut b = plane_with(
-        "192.0.2.2",
-        "192.0.2.1",
-        nets.1,
-        nets.0,
-        0x2000,
-        0x1000,
-        udp,
-    );
-    let from: SocketAddr = "192.0.2.1:4500".parse().unwrap();
-    let local: SocketAddr = "192.0.2.2:4500".parse().unwrap();
+    let (mut a, mut b) = pair_with(UDP_4500);
+    let (from, local) = udp_ends();
     // What A sends from its UDP socket: the datagram's payload.
     let seal = |a: &mut Plane, pkt: &[u8]| {
         let mut storage = vec![0u8; 2048];
@@ -325,10 +323,10 @@ fn udp_payloads_open_without_an_outer_header() {
         "192.0.2.1",
         "192.0.2.2",
         ("0.0.0.0", 0),
-        nets.1,
+        ("10.2.0.0", 16),
         0x1000,
         0x2000,
-        udp,
+        UDP_4500,
     );
     // Past the sequence numbers B has seen from A.
     for _ in 0..4 {
@@ -360,31 +358,8 @@ fn udp_payloads_open_without_an_outer_header() {
 /// cannot carry it, the packet is dropped (RFC 6040 4.2).
 #[test]
 fn udp_payload_path_passes_the_outer_ce_mark_on() {
-    let udp = Encap::Udp {
-        src_port: 4500,
-        dst_port: 4500,
-    };
-    let nets = (("10.1.0.0", 16), ("10.2.0.0", 16));
-    let mut a = plane_with(
-        "192.0.2.1",
-        "192.0.2.2",
-        nets.0,
-        nets.1,
-        0x1000,
-        0x2000,
-        udp,
-    );
-    let mut b = plane_with(
-        "192.0.2.2",
-        "192.0.2.1",
-        nets.1,
-        nets.0,
-        0x2000,
-        0x1000,
-        udp,
-    );
-    let from: SocketAddr = "192.0.2.1:4500".parse().unwrap();
-    let local: SocketAddr = "192.0.2.2:4500".parse().unwrap();
+    let (mut a, mut b) = pair_with(UDP_4500);
+    let (from, local) = udp_ends();
     let mut through = |inner_ecn: u8, outer_ecn: u8| {
         let mut pkt = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"ecn");
         pkt[1] = inner_ecn;
