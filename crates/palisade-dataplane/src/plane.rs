@@ -195,7 +195,6 @@ impl Default for Plane {
 /// the same way.
 pub use palisade_sa::encap::selector_key;
 
-/// Where an outer packet comes from and goes: source, destination, protocol.
 /// What the outermost seal of a bundle left: its encapsulation, the offset
 /// of the UDP/ESP/AH header, and for a bare ESP-in-UDP packet (no headers of
 /// ours) the outer addresses the socket will use.
@@ -205,6 +204,19 @@ struct LastSeal {
     bare: Option<(IpAddr, IpAddr)>,
 }
 
+/// The IP version and the bytes of the IP and UDP headers in front of an
+/// ESP-in-UDP payload between `a` and `b`: IPv4 (28) between IPv4
+/// addresses, else IPv6 (48, v4 addresses mapped), as `rebuild_udp_outer`
+/// builds them.
+fn udp_outer(a: IpAddr, b: IpAddr) -> (palisade_wire::ip::Version, usize) {
+    if a.is_ipv4() && b.is_ipv4() {
+        (palisade_wire::ip::Version::V4, 28)
+    } else {
+        (palisade_wire::ip::Version::V6, 48)
+    }
+}
+
+/// Where an outer packet comes from and goes: source, destination, protocol.
 fn outer_dst(packet: &[u8]) -> Option<(IpAddr, IpAddr, u8)> {
     match IpPacket::new_checked(packet).ok()? {
         IpPacket::V4(p) => Some((
@@ -492,10 +504,13 @@ impl Plane {
             return drop(DropReason::NoSa);
         };
         let (src, dst, proto, wire_len, offset) = match bare {
-            Some((src, dst)) => {
-                let hdr = if dst.is_ipv4() { 28 } else { 48 };
-                (src, dst, IpProtocol::UDP.0, buf.len() + hdr, 0)
-            }
+            Some((src, dst)) => (
+                src,
+                dst,
+                IpProtocol::UDP.0,
+                buf.len() + udp_outer(src, dst).1,
+                0,
+            ),
             None => match outer_dst(buf.data()) {
                 Some((src, dst, proto)) => (src, dst, proto, buf.len(), l4_offset + 8),
                 None => return drop(DropReason::Malformed),
@@ -566,11 +581,8 @@ impl Plane {
             [a, b, c, d, _, _, _, _, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return self.inbound_rebuilt(now, buf, src, local),
         };
-        let (len, outer, hdr) = if src.is_ipv4() && local.is_ipv4() {
-            (data.len(), palisade_wire::ip::Version::V4, 28)
-        } else {
-            (data.len(), palisade_wire::ip::Version::V6, 48)
-        };
+        let (outer, hdr) = udp_outer(src.ip(), local.ip());
+        let wire_len = data.len() + hdr;
         let Some((h, entry)) =
             self.sad
                 .inbound_mut(spi, SecurityProtocol::Esp, local.ip(), src.ip())
@@ -592,7 +604,7 @@ impl Plane {
         };
         match verdict {
             // Counted as the whole datagram, as the general path does.
-            InVerdict::Deliver => self.totals.count_in((len + hdr) as u64),
+            InVerdict::Deliver => self.totals.count_in(wire_len as u64),
             InVerdict::Drop(reason) => self.drops.record(reason),
             _ => {}
         }

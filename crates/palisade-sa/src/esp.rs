@@ -484,8 +484,8 @@ pub(crate) fn seal(
                 forced_iv,
             )?;
             if bare {
-                // What the socket will carry; no headers of ours.
-                sa.ip_ident = sa.ip_ident.wrapping_add(1);
+                // What the socket will carry; no headers of ours (so no
+                // IPv4 identification used either).
                 return finish_seal(sa, buf, 0, seq, ev, skipped);
             }
             if let Encap::Udp { src_port, dst_port } = sa.encap {
