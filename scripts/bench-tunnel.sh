@@ -241,8 +241,8 @@ strongswan() {
   sw_down
   ss_net basic >"$OUT/sw-net-$label.log" 2>&1 || { echo "   $label: namespaces failed (see $OUT)"; return 1; }
   mkdir -p "$OUT/sw-a" "$OUT/sw-b"
-  local common=(--local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --esp "$esp")
-  SS_DIR="$OUT/sw-b" ss_start pbsB --role responder --local 192.0.2.2 --remote 192.0.2.1 "${common[@]}" \
+  SS_DIR="$OUT/sw-b" ss_start pbsB --role responder --local 192.0.2.2 --remote 192.0.2.1 \
+    --local-ts 10.200.2.0/24 --remote-ts 10.200.1.0/24 --esp "$esp" \
     >"$OUT/sw-b.out" 2>&1 || { echo "   $label: charon B failed (see $OUT/sw-b)"; sw_down; return 1; }
   local pid_b=$SS_PID
   SS_DIR="$OUT/sw-a" ss_start pbsA --role initiator --local 192.0.2.1 --remote 192.0.2.2 \
