@@ -582,6 +582,35 @@ PY
     echo "  ok: $(cat "$LOG/$CASE.keepalive.out") NAT-keepalives (1 byte 0xFF, UDP 4500) from the NAT's 203.0.113.1 in 5 s idle, ~2 s apart"
 }
 
+# pald_up: `palisade up strongswan` on the case's daemon (20 s at most).
+pald_up() {
+    timeout 20 "$PALISADE_BIN" --socket "$LOG/$CASE.palisade.sock" up strongswan >"$LOG/$CASE.up" 2>&1 || {
+        echo "  palisade up failed:"; sed 's/^/    /' "$LOG/$CASE.up"; return 1; }
+}
+
+# daemon_up DIR IKE ESP [STRONGSWAN-OPTION...]: start strongSwan (with the
+# extra ss_start options) and the daemon, and bring the connection up. DIR pi:
+# the daemon in A initiates with `palisade up`; si: strongSwan in A initiates
+# with swanctl. Returns once the daemon reports the IKE SA established.
+daemon_up() {
+    local dir=$1 ike=$2 esp=$3
+    shift 3
+    if [ "$dir" = pi ]; then
+        ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
+            --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
+            --ike "$ike" --esp "$esp" "$@" || return 1
+        start_palisade_daemon initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" || return 1
+        pald_up || return 1
+    else
+        start_palisade_daemon responder "$B" "$IP_B" - "$TS_B" "$TS_A" "$ike" "$esp" || return 1
+        ss_start "$A" --role initiator --local "$IP_A" --remote "$IP_B" --local-id alice.sw.test \
+            --remote-id bob.pal.test --local-ts "$TS_A" --remote-ts "$TS_B" --psk "$PSK" \
+            --ike "$ike" --esp "$esp" "$@" || return 1
+        ss_initiate 15 >"$LOG/$CASE.initiate.out" 2>&1 || { echo "  swanctl --initiate failed"; return 1; }
+    fi
+    pald_wait_state established 5
+}
+
 # case_daemon DIR FAMILY|nat IKE ESP: DIR pi = the daemon (in A) initiates
 # with `palisade up` and deletes with `palisade down`; si = strongSwan (in A)
 # initiates and deletes with swanctl --terminate.
@@ -595,21 +624,7 @@ case_daemon() {
         addrs "$fam"
         [ "$fam" = 6 ] && { ia=fd00:200:1::1; ib=fd00:200:2::1; }
     fi
-    if [ "$dir" = pi ]; then
-        ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
-            --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
-            --ike "$ike" --esp "$esp" || return 1
-        start_palisade_daemon initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" || return 1
-        timeout 20 "$PALISADE_BIN" --socket "$LOG/$CASE.palisade.sock" up strongswan >"$LOG/$CASE.up" 2>&1 || {
-            echo "  palisade up failed:"; sed 's/^/    /' "$LOG/$CASE.up"; return 1; }
-    else
-        start_palisade_daemon responder "$B" "$IP_B" - "$TS_B" "$TS_A" "$ike" "$esp" || return 1
-        ss_start "$A" --role initiator --local "$IP_A" --remote "$IP_B" --local-id alice.sw.test \
-            --remote-id bob.pal.test --local-ts "$TS_A" --remote-ts "$TS_B" --psk "$PSK" \
-            --ike "$ike" --esp "$esp" || return 1
-        ss_initiate 15 >"$LOG/$CASE.initiate.out" 2>&1 || { echo "  swanctl --initiate failed"; return 1; }
-    fi
-    pald_wait_state established 5 || return 1
+    daemon_up "$dir" "$ike" "$esp" || return 1
     check_daemon_spis || return 1
     ping_through "$ia" "$ib" || return 1
     if [ "$fam" = nat ]; then
@@ -687,10 +702,6 @@ dpd_action = "clear"'
         ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
             --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
             --ike "$ike" --esp "$esp"
-    }
-    pald_up() {
-        timeout 20 "$PALISADE_BIN" --socket "$LOG/$CASE.palisade.sock" up strongswan >"$LOG/$CASE.up" 2>&1 || {
-            echo "  palisade up failed:"; sed 's/^/    /' "$LOG/$CASE.up"; return 1; }
     }
     # -- dpd_action = "clear"
     ss_responder || return 1
@@ -787,21 +798,7 @@ rand_time = "0s"'
   life_time = "13s"
   rand_time = "0s"'
     addrs 4
-    if [ "$dir" = pi ]; then
-        ss_start "$B" --role responder --local "$IP_B" --remote %any --local-id bob.sw.test \
-            --remote-id alice.pal.test --local-ts "$TS_B" --remote-ts "$TS_A" --psk "$PSK" \
-            --ike "$ike" --esp "$esp" --rekey 3 --ike-rekey 5 || return 1
-        start_palisade_daemon initiator "$A" "$IP_A" "$IP_B" "$TS_A" "$TS_B" "$ike" "$esp" || return 1
-        timeout 20 "$PALISADE_BIN" --socket "$LOG/$CASE.palisade.sock" up strongswan >"$LOG/$CASE.up" 2>&1 || {
-            echo "  palisade up failed:"; sed 's/^/    /' "$LOG/$CASE.up"; return 1; }
-    else
-        start_palisade_daemon responder "$B" "$IP_B" - "$TS_B" "$TS_A" "$ike" "$esp" || return 1
-        ss_start "$A" --role initiator --local "$IP_A" --remote "$IP_B" --local-id alice.sw.test \
-            --remote-id bob.pal.test --local-ts "$TS_A" --remote-ts "$TS_B" --psk "$PSK" \
-            --ike "$ike" --esp "$esp" --rekey 3 --ike-rekey 5 || return 1
-        ss_initiate 15 >"$LOG/$CASE.initiate.out" 2>&1 || { echo "  swanctl --initiate failed"; return 1; }
-    fi
-    pald_wait_state established 5 || return 1
+    daemon_up "$dir" "$ike" "$esp" --rekey 3 --ike-rekey 5 || return 1
     # Whether two rekeys cross is decided by sub-millisecond offsets of the
     # two sides' timers (one run in ~25 had none in 15 s): without a
     # collision, up to two more rounds of 15 s, each with the same bounds.
