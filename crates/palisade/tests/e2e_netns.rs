@@ -1638,15 +1638,8 @@ fn tcp_through_offload(v6: bool, tag: &str) {
     }
     let s = Scenario {
         name: "tcp_offload",
-        tunnel: true,
         v6,
-        wire: Wire::Esp,
-        esp: "aes256gcm16",
-        daemon: "",
-        manual: "",
-        lan: false,
-        wire_mtu: 0,
-        router_mtu: 0,
+        ..BASE
     };
     let (lab, a, b, _) = setup(&s, tag);
     for (i, f) in ["a.log", "b.log"].iter().enumerate() {
@@ -1770,15 +1763,10 @@ fn path_mtu(v6: bool, tag: &str) {
     }
     let s = Scenario {
         name: "path_mtu",
-        tunnel: true,
         v6,
-        wire: Wire::Esp,
-        esp: "aes256gcm16",
-        daemon: "",
-        manual: "",
         lan: true,
         wire_mtu: 1420,
-        router_mtu: 0,
+        ..BASE
     };
     let (lab, a, b, _) = setup(&s, tag);
     let want = if v6 { 1346 } else { 1366 };
@@ -2218,15 +2206,9 @@ fn path_mtu_learned(v6: bool, tag: &str, router_mtu: u16, told: usize) {
     }
     let s = Scenario {
         name: "path_mtu_router",
-        tunnel: true,
         v6,
-        wire: Wire::Esp,
-        esp: "aes256gcm16",
-        daemon: "",
-        manual: "",
-        lan: false,
-        wire_mtu: 0,
         router_mtu,
+        ..BASE
     };
     let (lab, a, b, _) = setup(&s, tag);
     assert_eq!(link_mtu(&a.ns, "pala"), 1400);
