@@ -3,6 +3,9 @@
 #   veth     plain veth between two namespaces (no tunnel)
 #   relay    a TUN <-> UDP relay without crypto, same batching as palisade
 #            (the user-space ceiling; `tunnel_bench relay`)
+#   floor    the same relay sealing/opening every packet with AES-256-GCM and
+#            nothing else (`tunnel_bench relay --seal`): the crypto floor, what
+#            palisade GCM would reach if its own per-packet work cost nothing
 #   gcm      palisade ESP tunnel, AES-256-GCM-16, ESP-in-UDP 4500
 #   cbc      palisade ESP tunnel, AES-256-CBC + HMAC-SHA-256-128, ESP-in-UDP 4500
 #   sw-gcm   strongSwan 5.9.8 kernel-libipsec, IKEv2 PSK, ESP aes256gcm16
@@ -168,14 +171,16 @@ EOF
   unset 'PIDS[-1]'
 }
 
-# tunnel LABEL ARGS... : run tunnel_bench ARGS a / b in the two namespaces
+# tunnel LABEL ARGS... [-- OPTS...] : run tunnel_bench ARGS a|b OPTS in the
+# two namespaces
 tunnel() {
-  local label=$1
+  local label=$1 args=() opts=()
   shift
-  local raw=()
-  [ "${BENCH_RAW:-0}" = 1 ] && [ "$1" = esp ] && raw=(--raw)
-  spawn "$NSA" "$OUT/$label-a.log" "$BIN" "$@" a "${raw[@]}"
-  spawn "$NSB" "$OUT/$label-b.log" "$BIN" "$@" b "${raw[@]}"
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && opts=("$@")
+  [ "${BENCH_RAW:-0}" = 1 ] && [ "${args[0]}" = esp ] && opts+=(--raw)
+  spawn "$NSA" "$OUT/$label-a.log" "$BIN" "${args[@]}" a "${opts[@]}"
+  spawn "$NSB" "$OUT/$label-b.log" "$BIN" "${args[@]}" b "${opts[@]}"
   local pa=${PIDS[-2]} pb=${PIDS[-1]}
   if ! wait_ping "$NSA" 10.200.1.1 10.200.2.1; then
     echo "   $label: no ping through the tunnel; logs:" >&2
@@ -268,6 +273,7 @@ for c in $CASES; do
   case "$c" in
     veth) measure veth "$NSA" "$NSB" 192.0.2.2 192.0.2.1 ;;
     relay) tunnel relay relay ;;
+    floor) tunnel floor relay -- --seal ;;
     gcm) tunnel gcm esp gcm ;;
     cbc) tunnel cbc esp cbc ;;
     sw-gcm) strongswan sw-gcm aes256gcm16 ;;
@@ -287,12 +293,13 @@ def med(label):
     v = [float(x[0]) for x in rows.get(label, []) if x[0] != "NA"]
     return statistics.median(v) if v else None
 names = {"veth": "plain veth", "relay": "TUN relay, no crypto (ceiling)",
+         "floor": "TUN relay + AES-256-GCM only (crypto floor)",
          "gcm": "palisade AES-256-GCM", "cbc": "palisade AES-256-CBC+HMAC-SHA-256",
          "sw-gcm": "strongSwan libipsec AES-256-GCM", "sw-cbc": "strongSwan libipsec AES-256-CBC+SHA-256"}
 print()
 print("| path | Gbit/s median (min-max) | runs | TCP retransmits (median) | load avg at start |")
 print("| --- | --- | --- | --- | --- |")
-for k in ["veth", "relay", "gcm", "cbc", "sw-gcm", "sw-cbc"]:
+for k in ["veth", "relay", "floor", "gcm", "cbc", "sw-gcm", "sw-cbc"]:
     if k not in rows: continue
     v = [float(x[0]) for x in rows[k] if x[0] != "NA"]
     r = statistics.median([x[1] for x in rows[k]])
@@ -306,6 +313,9 @@ def ratio(a, b):
 print("| ratio | AES-256-GCM | AES-256-CBC+HMAC-SHA-256 |")
 print("| --- | --- | --- |")
 print("| palisade / TUN relay | %s | %s |" % (ratio("gcm", "relay"), ratio("cbc", "relay")))
+if "floor" in rows:
+    print("| crypto floor / TUN relay | %s | |" % ratio("floor", "relay"))
+    print("| palisade / crypto floor | %s | |" % ratio("gcm", "floor"))
 print("| palisade / strongSwan libipsec | %s | %s |" % (ratio("gcm", "sw-gcm"), ratio("cbc", "sw-cbc")))
 print("| palisade / plain veth | %s | %s |" % (ratio("gcm", "veth"), ratio("cbc", "veth")))
 EOF

@@ -1,0 +1,195 @@
+//! The data plane's own per-packet cost: `Plane::outbound` and
+//! `Plane::inbound_udp` of a 1400-byte TCP segment through an AES-256-GCM
+//! ESP-in-UDP tunnel, against the AEAD alone on the same bytes (what
+//! `tunnel_bench relay --seal`, the crypto floor of `scripts/bench-tunnel.sh`,
+//! does per packet). The difference is what palisade adds: SPD and SAD lookup,
+//! ESP framing, replay window, lifetimes, counters, the inbound policy check.
+//!
+//! `cargo bench -p palisade-dataplane --bench plane [-- SIZE...]` prints ns
+//! per packet for each side and plane / bare (sizes 64, 576 and 1400 unless
+//! given: one size alone is handy under `perf record`). Each figure is the
+//! best of 40 runs of at least 20 ms (the machine is shared; the minimum is
+//! the least noisy). Between invocations the figures still move by 20 % here;
+//! compare ratios, or builds run alternately.
+
+use std::hint::black_box;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use palisade_crypto::aead::Aead;
+use palisade_crypto::{registry, Policy, Secret};
+use palisade_dataplane::manual::{self, DirKeys, ManualSpec, Wire};
+use palisade_dataplane::plane::{InVerdict, OutVerdict, Plane};
+use palisade_sa::buf::PacketBuf;
+use palisade_sa::lifetime::Timestamp;
+
+const HEADROOM: usize = 128;
+const SIZES: [usize; 3] = [64, 576, 1400];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// One gateway's plane: `me` protects 10.`me_net`.0.0/16 towards the peer's.
+fn plane(me: &str, peer: &str, me_net: u8, peer_net: u8, out_key: u8, in_key: u8) -> Plane {
+    let keys = |b: u8| DirKeys {
+        enc: Some(Secret::new(vec![b; 36])),
+        esp_auth: None,
+        ah_auth: None,
+    };
+    let spec = ManualSpec {
+        name: "bench".into(),
+        tunnel: true,
+        local: ip(me),
+        remote: ip(peer),
+        wire: Wire::EspUdp {
+            local_port: 4500,
+            remote_port: 4500,
+        },
+        spi_in: 0x100 + u32::from(in_key),
+        spi_out: 0x100 + u32::from(out_key),
+        ah_spi_in: 0,
+        ah_spi_out: 0,
+        encr: Some((20, Some(256))), // ENCR_AES_GCM_16
+        esp_integ: None,
+        ah_integ: None,
+        keys_in: keys(in_key),
+        keys_out: keys(out_key),
+        local_ts: vec![(ip(&format!("10.{me_net}.0.0")), 16)],
+        remote_ts: vec![(ip(&format!("10.{peer_net}.0.0")), 16)],
+        esn: false,
+        replay_window: 1024,
+        tfc_pad_to: 0,
+        tfc_pad_to_mtu: false,
+        allow_insecure: false,
+        lifetime: Default::default(),
+    };
+    let mut p = Plane::new();
+    manual::install(&mut p, &spec, 1).unwrap();
+    p
+}
+
+/// An IPv4 TCP segment of `total` bytes from 10.1.0.5:40000 to 10.2.0.7:5201.
+fn tcp_segment(total: usize) -> Vec<u8> {
+    let mut p = vec![0x5au8; total];
+    p[..20].copy_from_slice(&[
+        0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 1, 0, 5, 10, 2, 0, 7,
+    ]);
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    let mut h = palisade_wire::ipv4::Packet::new_unchecked(&mut p[..]);
+    h.fill_checksum();
+    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&5201u16.to_be_bytes());
+    p[32] = 0x50; // data offset 5
+    p
+}
+
+/// Best ns/iteration of `f` over 40 runs of >= 20 ms.
+fn time(mut f: impl FnMut()) -> f64 {
+    for _ in 0..1000 {
+        f();
+    }
+    let mut best = f64::MAX;
+    for _ in 0..40 {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < Duration::from_millis(20) {
+            for _ in 0..64 {
+                f();
+            }
+            n += 64;
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / n as f64);
+    }
+    best
+}
+
+/// (outbound ns, outbound + inbound ns) per packet through two planes.
+fn plane_cost(size: usize) -> (f64, f64) {
+    let mut a = plane("192.0.2.1", "192.0.2.2", 1, 2, 0xa0, 0xb0);
+    let mut b = plane("192.0.2.2", "192.0.2.1", 2, 1, 0xb0, 0xa0);
+    let (from_a, b_local): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:4500".parse().unwrap(),
+        "192.0.2.2:4500".parse().unwrap(),
+    );
+    let pkt = tcp_segment(size);
+    let mut storage = vec![0u8; size + 512];
+    let out = time(|| {
+        let mut buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
+        assert!(matches!(
+            a.outbound(Timestamp(1), &mut buf),
+            OutVerdict::Send(_)
+        ));
+        black_box(buf.data());
+    });
+    let both = time(|| {
+        let mut buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
+        assert!(matches!(
+            a.outbound(Timestamp(1), &mut buf),
+            OutVerdict::Send(_)
+        ));
+        let (start, len) = (buf.offset(), buf.len());
+        let mut buf = PacketBuf::new(&mut storage, start, len).unwrap();
+        let v = b.inbound_udp(Timestamp(1), &mut buf, from_a, b_local, 0);
+        assert_eq!(v, InVerdict::Deliver);
+        black_box(buf.data());
+    });
+    (out, both)
+}
+
+/// The same with the AEAD alone, framed as the crypto floor frames it.
+fn bare_cost(size: usize) -> (f64, f64) {
+    let seal = registry::aead(20, Some(256), &[0xa0; 36], Policy::SECURE).unwrap();
+    let open = registry::aead(20, Some(256), &[0xa0; 36], Policy::SECURE).unwrap();
+    let pkt = tcp_segment(size);
+    let mut storage = vec![0u8; size + 512];
+    let mut seq = 0u64;
+    let mut sealed = |storage: &mut [u8], seal: &dyn Aead| {
+        seq += 1;
+        storage[HEADROOM..HEADROOM + size].copy_from_slice(&pkt);
+        let (head, rest) = storage[HEADROOM - 16..].split_at_mut(16);
+        head[..8].copy_from_slice(&seq.to_be_bytes());
+        head[8..].copy_from_slice(&seq.to_be_bytes());
+        let (body, tail) = rest.split_at_mut(size);
+        seal.seal_in_place_detached(&head[8..], &head[..8], body, &mut tail[..16])
+            .unwrap();
+    };
+    let out = time(|| {
+        sealed(&mut storage, seal.as_ref());
+        black_box(&storage);
+    });
+    let both = time(|| {
+        sealed(&mut storage, seal.as_ref());
+        let (head, rest) = storage[HEADROOM - 16..].split_at_mut(16);
+        let (body, tail) = rest.split_at_mut(size);
+        open.open_in_place_detached(&head[8..], &head[..8], body, &tail[..16])
+            .unwrap();
+        black_box(&storage);
+    });
+    (out, both)
+}
+
+fn main() {
+    println!(
+        "{:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8}",
+        "bytes", "out ns", "bare seal", "ratio", "out+in ns", "bare both", "ratio"
+    );
+    let asked: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if asked.is_empty() {
+        SIZES.to_vec()
+    } else {
+        asked
+    };
+    for size in sizes {
+        let (po, pb) = plane_cost(size);
+        let (bo, bb) = bare_cost(size);
+        println!(
+            "{size:>6} {po:>12.0} {bo:>12.0} {:>8.3} {pb:>12.0} {bb:>12.0} {:>8.3}",
+            po / bo,
+            pb / bb
+        );
+    }
+}
