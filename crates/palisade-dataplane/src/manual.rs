@@ -965,8 +965,8 @@ mod tests {
 
     /// The measured MTU matches RFC 4303/4106 arithmetic: outer IPv4 (20,
     /// tunnel only) + UDP (8, ESP-in-UDP) + SPI/seq (8) + IV + payload
-    /// padded with its 2-byte trailer to the block (4 for GCM, 16 for CBC)
-    /// + ICV (16).
+    /// padded with its 2-byte trailer to the block (16 for CBC, and for GCM,
+    /// which palisade pads to whole AES blocks) + ICV (16).
     #[test]
     fn max_inner_len_matches_the_esp_overhead() {
         const GCM: (u16, Option<u16>) = (20, Some(256));
@@ -975,12 +975,12 @@ mod tests {
             local_port: 4500,
             remote_port: 4500,
         };
-        // 20 + 8 + 8 + roundup4(L + 2) + 16 <= 1500  =>  L = 1446.
+        // 20 + 8 + 8 + roundup16(L + 2) + 16 <= 1500  =>  L = 1438.
         assert_eq!(
             max_inner_len(&spec(true, Wire::Esp, GCM, None), 1500).unwrap(),
-            Some(1446)
+            Some(1438)
         );
-        // 8 more for UDP: roundup4(L + 2) <= 1440  =>  L = 1438.
+        // 8 more for UDP: roundup16(L + 2) <= 1440  =>  L = 1438.
         assert_eq!(
             max_inner_len(&spec(true, udp, GCM, None), 1500).unwrap(),
             Some(1438)
@@ -990,16 +990,16 @@ mod tests {
             max_inner_len(&spec(true, Wire::Esp, CBC, Some(12)), 1500).unwrap(),
             Some(1438)
         );
-        // Transport keeps the 20-byte header: 20 + 8 + 8 + roundup4(L - 18) + 16.
+        // Transport keeps the 20-byte header: 20 + 8 + 8 + roundup16(L - 18) + 16.
         assert_eq!(
             max_inner_len(&spec(false, Wire::Esp, GCM, None), 1500).unwrap(),
-            Some(1466)
+            Some(1458)
         );
         // TFC padding does not change the answer.
         let mut tfc = spec(true, Wire::Esp, GCM, None);
         tfc.tfc_pad_to = 1400;
         tfc.tfc_pad_to_mtu = true;
-        assert_eq!(max_inner_len(&tfc, 1500).unwrap(), Some(1446));
+        assert_eq!(max_inner_len(&tfc, 1500).unwrap(), Some(1438));
         assert_eq!(
             max_inner_len(&spec(true, Wire::Esp, GCM, None), 60).unwrap(),
             None
@@ -1052,7 +1052,7 @@ mod tests {
     /// RFC 4301 8.2: with a path MTU learned for the peer (1300), a DF
     /// packet that would exceed it once sealed is not sent; the sender gets
     /// an ICMP "fragmentation needed" from this gateway quoting its packet,
-    /// with an MTU that fits: 1300 - 56 (this packet's overhead) - 15. A
+    /// with an MTU that fits: 1300 - 60 (this packet's overhead) - 15. A
     /// packet without DF, or small enough, is sealed and sent as before,
     /// and the learned MTU expires.
     #[test]
@@ -1073,7 +1073,7 @@ mod tests {
         plane.note_path_mtu(Timestamp(2), s.remote, 1300);
         let big = packet(1400, true);
         let (v, icmp) = out(&mut plane, &big, 3);
-        assert_eq!(v, OutVerdict::TooBig { mtu: 1229 });
+        assert_eq!(v, OutVerdict::TooBig { mtu: 1225 });
         assert_eq!(plane.too_big, 1);
         assert_eq!(icmp.len(), 20 + 8 + 28);
         assert_eq!(
@@ -1085,11 +1085,11 @@ mod tests {
         assert_eq!(icmp[9], 1);
         assert!(sum_ok(&icmp[..20]), "IPv4 header checksum");
         assert_eq!((icmp[20], icmp[21]), (3, 4));
-        assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), 1229);
+        assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), 1225);
         assert!(sum_ok(&icmp[20..]), "ICMP checksum");
         assert_eq!(&icmp[28..], &big[..28], "quotes the header and 8 bytes");
-        // 1229 bytes fit once sealed: 20 + 8 + 8 + roundup4(1231) + 16 = 1284.
-        let (v, sealed) = out(&mut plane, &packet(1229, true), 4);
+        // 1225 bytes fit once sealed: 20 + 8 + 8 + roundup16(1227) + 16 = 1284.
+        let (v, sealed) = out(&mut plane, &packet(1225, true), 4);
         assert!(
             matches!(v, OutVerdict::Send(_)) && sealed.len() <= 1300,
             "{v:?}"

@@ -942,8 +942,9 @@ fn wait_tun_mtu(l: &Lab, want: u64, what: &str) {
 
 /// The TUN MTU follows the negotiated CHILD_SAs as it follows manual SAs:
 /// with the link towards the peer at 1420, a CHILD_SA lowers the TUN from
-/// the configured 1400 to what a full packet sealed with it allows (8 bytes
-/// less with ESP-in-UDP through a NAT), a packet of exactly that size
+/// the configured 1400 to what a full packet sealed with it allows (the same
+/// with ESP-in-UDP through a NAT: its 8 bytes fit in the padding that fills
+/// the last AES block), a packet of exactly that size
 /// crosses with DF, status shows the value, a rekey (after 20 packets) keeps
 /// it, and once the CHILD_SA is gone the TUN is back at 1400. The link
 /// changes once each way, never in between.
@@ -982,8 +983,10 @@ fn child_sa_sets_tun_mtu(tag: &str, nat: bool) -> u64 {
         l.a.log()
     );
     // AES-256-GCM, tunnel mode, IPv4: 20 (outer IP) + 8 (ESP header) + 8
-    // (IV) + 16 (ICV) + 2 (trailer, padded to 4), and 8 for the UDP header.
-    let want = if nat { 1358 } else { 1366 };
+    // (IV) + 16 (ICV), payload + 2 (trailer) padded to 16: 1420 - 52 = 1368
+    // leaves 1360 = 85 blocks, so 1358. The UDP header's 8 bytes leave 1360
+    // too.
+    let want = 1358;
     wait_tun_mtu(&l, want, "after `up`");
     for s in [&l.a, &l.b] {
         let st = s.status();
@@ -1058,9 +1061,5 @@ fn ikev2_child_sa_sets_the_tun_mtu() {
     }
     let esp = child_sa_sets_tun_mtu("mt", false);
     let udp = child_sa_sets_tun_mtu("mu", true);
-    assert!(
-        udp < esp,
-        "ESP-in-UDP ({udp}) leaves less room than ESP ({esp})"
-    );
     println!("TUN MTU with a CHILD_SA over a 1420 link: ESP {esp}, ESP-in-UDP {udp}; 1400 without");
 }
