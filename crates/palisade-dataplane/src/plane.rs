@@ -44,12 +44,15 @@ pub enum Transmit {
     Raw { dst: IpAddr, proto: u8 },
     /// Through the UDP socket bound to `src`:`src_port` (or the wildcard
     /// address and that port), sending the bytes from `offset` (the ESP
-    /// header; the socket adds IP and UDP) to `dst`.
+    /// header; the socket adds IP and UDP) to `dst`, with `tos` (DSCP and
+    /// ECN) in the IP header the socket writes: the cleartext packet's, as
+    /// a raw ESP tunnel copies them (RFC 4301 5.1.2.1, RFC 6040 normal mode).
     Udp {
         dst: SocketAddr,
         src: IpAddr,
         src_port: u16,
         offset: usize,
+        tos: u8,
     },
 }
 
@@ -452,6 +455,10 @@ impl Plane {
             quote[..n].copy_from_slice(&buf.data()[..n]);
             n
         };
+        // DSCP and ECN for the outer header of ESP-in-UDP, which the UDP
+        // socket writes (a raw ESP tunnel copies them in `encap::write_outer`;
+        // in transport mode the header is the packet's own).
+        let tos = tos_of(buf.data());
         let mut last: Option<LastSeal> = None;
         for handle in order.into_iter().flatten() {
             let Some(h) = handle else {
@@ -537,6 +544,7 @@ impl Plane {
                 src,
                 src_port,
                 offset,
+                tos,
             },
         };
         (OutVerdict::Send(t), wire_len)
@@ -717,6 +725,16 @@ fn may_not_fragment(p: &[u8]) -> bool {
     }
 }
 
+/// The IPv4 TOS / IPv6 traffic class (DSCP and ECN) of the packet starting
+/// with `p`; 0 if it is neither.
+fn tos_of(p: &[u8]) -> u8 {
+    match p {
+        [b0, b1, ..] if b0 >> 4 == 4 => *b1,
+        [b0, b1, ..] if b0 >> 4 == 6 => (b0 << 4) | (b1 >> 4),
+        _ => 0,
+    }
+}
+
 /// One's-complement checksum over `parts`, as if concatenated (each part
 /// but the last of even length).
 fn checksum(parts: &[&[u8]]) -> u16 {
@@ -885,6 +903,16 @@ fn write_udp(h: &mut [u8], sport: u16, dport: u16, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// IPv4's TOS is byte 1; IPv6's traffic class spans bytes 0 and 1.
+    #[test]
+    fn tos_of_reads_both_versions() {
+        assert_eq!(tos_of(&[0x45, 0xba, 0, 0]), 0xba);
+        // Version 6, traffic class 0xb9, flow label 0x12345.
+        assert_eq!(tos_of(&[0x6b, 0x91, 0x23, 0x45]), 0xb9);
+        assert_eq!(tos_of(&[0x6b]), 0, "too short");
+        assert_eq!(tos_of(&[0x55, 0xff]), 0, "neither version");
+    }
 
     fn secs(s: u64) -> Timestamp {
         Timestamp(s * 1_000_000_000)

@@ -579,6 +579,8 @@ struct Queued {
     len: usize,
     dst: SocketAddr,
     gso: bool,
+    /// TOS / traffic class for this datagram; 0 = the socket's (also 0).
+    tos: u8,
 }
 
 /// What one [`SendRing::flush`] did.
@@ -671,6 +673,22 @@ impl SendRing {
         dst: SocketAddr,
         udp: bool,
     ) -> bool {
+        self.commit_tos(fd, start, len, dst, udp, 0)
+    }
+
+    /// [`Self::commit`] for a UDP datagram whose IP header carries `tos`
+    /// (IPv4 TOS / IPv6 traffic class: DSCP and ECN), which the kernel
+    /// writes from an `IP_TOS` / `IPV6_TCLASS` control message. A GSO run
+    /// holds datagrams of one `tos` only.
+    pub fn commit_tos(
+        &mut self,
+        fd: RawFd,
+        start: usize,
+        len: usize,
+        dst: SocketAddr,
+        udp: bool,
+        tos: u8,
+    ) -> bool {
         let i = self.queued.len();
         if i >= self.bufs.len()
             || !matches!(start.checked_add(len), Some(e) if e <= self.bufs[i].len())
@@ -683,6 +701,7 @@ impl SendRing {
             len,
             dst,
             gso: udp,
+            tos,
         });
         true
     }
@@ -722,7 +741,11 @@ impl SendRing {
                 // first one's size.
                 while k + n < to && n < GSO_MAX_SEGMENTS {
                     let q = self.queued[k + n];
-                    if q.dst != first.dst || q.len > first.len || bytes + q.len > GSO_MAX_BYTES {
+                    if q.dst != first.dst
+                        || q.tos != first.tos
+                        || q.len > first.len
+                        || bytes + q.len > GSO_MAX_BYTES
+                    {
                         break;
                     }
                     bytes += q.len;
@@ -745,19 +768,43 @@ impl SendRing {
             h.msg_hdr.msg_namelen = self.addrs[m].1;
             h.msg_hdr.msg_iov = &mut self.iovs[k];
             h.msg_hdr.msg_iovlen = n as _;
-            if n > 1 {
+            let segment = (n > 1).then_some(first.len as u16);
+            let tos = (first.tos != 0).then_some((first.dst.is_ipv6(), first.tos));
+            if segment.is_some() || tos.is_some() {
                 let c = &mut self.cmsgs[m];
+                // Zeroed: CMSG_NXTHDR reads the next header's length.
+                c.0 = [0; 64];
                 h.msg_hdr.msg_control = c.0.as_mut_ptr() as *mut libc::c_void;
-                // SAFETY: CMSG_SPACE is a pure size computation.
-                h.msg_hdr.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
-                // SAFETY: the control buffer is 32 bytes, more than
-                // CMSG_SPACE(2); CMSG_FIRSTHDR/DATA point inside it.
+                h.msg_hdr.msg_controllen = c.0.len() as _;
+                // SAFETY: the control buffer is 64 bytes, more than
+                // CMSG_SPACE(2) + CMSG_SPACE(4) (48); CMSG_FIRSTHDR/NXTHDR/
+                // DATA stay inside it, and msg_controllen is trimmed to what
+                // was written.
                 unsafe {
-                    let cm = libc::CMSG_FIRSTHDR(&h.msg_hdr);
-                    (*cm).cmsg_level = SOL_UDP;
-                    (*cm).cmsg_type = UDP_SEGMENT;
-                    (*cm).cmsg_len = libc::CMSG_LEN(2) as _;
-                    std::ptr::write_unaligned(libc::CMSG_DATA(cm) as *mut u16, first.len as u16);
+                    let mut used = 0;
+                    let mut cm = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                    if let Some(size) = segment {
+                        (*cm).cmsg_level = SOL_UDP;
+                        (*cm).cmsg_type = UDP_SEGMENT;
+                        (*cm).cmsg_len = libc::CMSG_LEN(2) as _;
+                        std::ptr::write_unaligned(libc::CMSG_DATA(cm) as *mut u16, size);
+                        used += libc::CMSG_SPACE(2) as usize;
+                        cm = libc::CMSG_NXTHDR(&h.msg_hdr, cm);
+                    }
+                    if let Some((v6, tos)) = tos {
+                        let (level, kind) = if v6 {
+                            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+                        } else {
+                            (libc::IPPROTO_IP, libc::IP_TOS)
+                        };
+                        (*cm).cmsg_level = level;
+                        (*cm).cmsg_type = kind;
+                        (*cm).cmsg_len = libc::CMSG_LEN(4) as _;
+                        let v = libc::c_int::from(tos);
+                        std::ptr::write_unaligned(libc::CMSG_DATA(cm) as *mut libc::c_int, v);
+                        used += libc::CMSG_SPACE(4) as usize;
+                    }
+                    h.msg_hdr.msg_controllen = used as _;
                 }
             }
             self.hdrs.push(h);

@@ -537,11 +537,19 @@ impl Worker {
                 src,
                 src_port,
                 offset,
+                tos,
             } => {
                 let sock = self.udp_socket(Some(src), src_port, dst);
                 sock.map(|u| {
                     offset <= len
-                        && ring.commit(u.sock.as_raw_fd(), start + offset, len - offset, dst, true)
+                        && ring.commit_tos(
+                            u.sock.as_raw_fd(),
+                            start + offset,
+                            len - offset,
+                            dst,
+                            true,
+                            tos,
+                        )
                 })
             }
         };

@@ -234,3 +234,54 @@ fn udp_batch_receive_reports_the_tos() {
         }
     }
 }
+
+/// `SendRing::commit_tos` puts each datagram's TOS / traffic class (DSCP and
+/// ECN, what ESP-in-UDP copies from the cleartext packet) in the IP header
+/// through a control message, GSO runs included: a run of same-size
+/// datagrams with one TOS stays one run, a change of TOS starts another, and
+/// `commit` leaves the socket's (0).
+#[test]
+fn send_ring_sets_the_tos_of_each_datagram() {
+    use palisade_dataplane::sock::{set_recv_tos, SendRing};
+    let Some(_ns) = Netns::enter("pdp-io-stos") else {
+        return;
+    };
+    for (v6, addr) in [(false, "127.0.0.1:0"), (true, "[::1]:0")] {
+        let rx = UdpSocket::bind(addr).unwrap();
+        rx.set_nonblocking(true).unwrap();
+        set_recv_tos(rx.as_raw_fd(), v6).unwrap();
+        let tx = UdpSocket::bind(addr).unwrap();
+        let dst = rx.local_addr().unwrap();
+        let mut ring = SendRing::new(8, 256);
+        // Three same-size EF+ECT(0) datagrams (one GSO message), two CE,
+        // one with the socket's TOS.
+        let plan: [(u8, u8); 6] = [
+            (0xba, 1),
+            (0xba, 2),
+            (0xba, 3),
+            (0x03, 4),
+            (0x03, 5),
+            (0, 6),
+        ];
+        for (tos, tag) in plan {
+            ring.next_buf()[..100].fill(tag);
+            let queued = if tos == 0 {
+                ring.commit(tx.as_raw_fd(), 0, 100, dst, true)
+            } else {
+                ring.commit_tos(tx.as_raw_fd(), 0, 100, dst, true, tos)
+            };
+            assert!(queued);
+        }
+        let f = ring.flush();
+        assert_eq!((f.sent, f.failed), (6, 0), "v6={v6}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut batch = RecvBatch::new(8, 2048);
+        let n = batch.recv(rx.as_raw_fd()).unwrap();
+        assert_eq!(n, 6, "v6={v6}: no GRO asked for, one datagram each");
+        for (i, (tos, tag)) in plan.into_iter().enumerate() {
+            let (_, data) = batch.iter().nth(i).unwrap();
+            assert_eq!((data.len(), data[0]), (100, tag), "v6={v6} datagram {i}");
+            assert_eq!(batch.tos(i), tos, "v6={v6} datagram {i}");
+        }
+    }
+}

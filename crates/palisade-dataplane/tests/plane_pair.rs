@@ -391,3 +391,25 @@ fn udp_payload_path_passes_the_outer_ce_mark_on() {
     let (v, _) = through(0b00, 0b11);
     assert!(matches!(v, InVerdict::Drop(_)), "CE over Not-ECT: {v:?}");
 }
+
+/// ESP-in-UDP carries the cleartext packet's DSCP and ECN in the outer
+/// header, as raw ESP does (RFC 4301 5.1.2.1, RFC 6040 normal mode): the
+/// socket writes that header, so the verdict hands the TOS byte over.
+#[test]
+fn udp_transmit_carries_the_inner_tos() {
+    let (mut a, _) = pair_with(UDP_4500);
+    for tos in [0u8, 0x02, 0x03, 0xb8, 0xba, 0xff] {
+        let mut pkt = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"marked");
+        pkt[1] = tos;
+        let mut ip = palisade_wire::ipv4::Packet::new_unchecked(&mut pkt[..]);
+        ip.fill_checksum();
+        let mut storage = vec![0u8; 2048];
+        let mut buf = PacketBuf::with_packet(&mut storage, 128, &pkt).unwrap();
+        match a.outbound(Timestamp(1), &mut buf) {
+            OutVerdict::Send(Transmit::Udp { tos: outer, .. }) => {
+                assert_eq!(outer, tos, "inner TOS {tos:#04x}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

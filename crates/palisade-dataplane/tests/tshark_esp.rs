@@ -193,6 +193,7 @@ fn seal(case: &Case, spi: u32) -> (Vec<Vec<u8>>, String) {
                 src,
                 src_port,
                 offset,
+                ..
             }) => {
                 buf.trim_front(offset).unwrap();
                 rebuild_udp_outer(&mut buf, SocketAddr::new(src, src_port), dst).unwrap();

@@ -1144,11 +1144,55 @@ fn run_scenario(s: Scenario, tag: &str) {
     // 4. TCP both ways through the (offloading) TUN, every byte checked.
     let (up, down) = tcp_transfer(&a, &b, 2 << 20)
         .unwrap_or_else(|e| panic!("{}: TCP through the tunnel: {e}\n{}", s.name, logs(&lab)));
+    // 5. DSCP and ECN of the cleartext packet reach the protected one's IP
+    //    header, whichever wire form (RFC 4301 5.1.2.1, RFC 6040).
+    let marked = outer_tos_of_a_marked_ping(&a, &b, s.v6, 0xba);
+    assert!(
+        marked >= 1,
+        "{}: no protected frame carries the ping's TOS 0xba\n{}",
+        s.name,
+        logs(&lab)
+    );
     println!(
-        "{}: {} protected frames, counters agree, no cleartext on the wire; 2 MiB of TCP each way intact ({up:#x}, {down:#x})",
+        "{}: {} protected frames, counters agree, no cleartext on the wire; 2 MiB of TCP each way intact ({up:#x}, {down:#x}); a ping's TOS 0xba reached {marked} protected frame(s)",
         s.name, protected
     );
     drop(lab);
+}
+
+/// Ping B from A with TOS / traffic class `tos` (DSCP EF and ECT(0) for
+/// 0xba) and count the protected frames on B's wire whose IP header carries
+/// it.
+fn outer_tos_of_a_marked_ping(a: &Side, b: &Side, v6: bool, tos: u8) -> usize {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(&b.ns, "veth-b", stop.clone());
+    std::thread::sleep(Duration::from_millis(100));
+    let out = Command::new("ip")
+        .args(["netns", "exec", &a.ns, "ping", if v6 { "-6" } else { "-4" }])
+        .args(["-c", "1", "-W", "2", "-Q", &format!("{tos:#x}")])
+        .arg(b.inner.to_string())
+        .output()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::SeqCst);
+    let frames = cap.join().unwrap();
+    assert!(
+        out.status.success(),
+        "ping -Q {tos:#x}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    frames
+        .iter()
+        .filter(|f| match l4_proto(f) {
+            Some((0x0800, 17 | 50 | 51)) => f.get(15) == Some(&tos),
+            Some((0x86dd, 17 | 50 | 51)) => {
+                let tc = f.get(14..16).map(|h| (h[0] << 4) | (h[1] >> 4));
+                tc == Some(tos)
+            }
+            _ => false,
+        })
+        .count()
 }
 
 /// The plain TUN (one packet per read and write, no segmentation or
