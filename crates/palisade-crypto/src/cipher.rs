@@ -123,7 +123,7 @@ impl CbcCipher {
                 expected: bs,
             });
         }
-        if data.len() % bs != 0 {
+        if !data.len().is_multiple_of(bs) {
             return Err(Error::DataLength {
                 name: self.name,
                 got: data.len(),

@@ -58,7 +58,8 @@ pub fn policies(n: usize) -> Vec<PolicySpec> {
                     esp,
                 );
                 s.selector.proto = Some(6);
-                s.selector.remote_port = PortRange::port(if i % 2 == 0 { 443 } else { 80 });
+                s.selector.remote_port =
+                    PortRange::port(if i.is_multiple_of(2) { 443 } else { 80 });
                 v.push(s);
             }
             8 => v.push(p(

@@ -202,7 +202,7 @@ pub(crate) fn set_ip_len(pkt: &mut [u8], version: Version, total: usize) -> Resu
             p.fill_checksum();
         }
         Version::V6 => {
-            let pl = total.checked_sub(ipv6::HEADER_LEN).unwrap_or(0);
+            let pl = total.saturating_sub(ipv6::HEADER_LEN);
             let pl = u16::try_from(pl).map_err(|_| Error::Invalid {
                 field: "IPv6 payload length",
                 value: pl as u64,

@@ -106,7 +106,7 @@ fn random_and_mutated_packets_never_panic() {
                 _ => {
                     let n = (rng.next() % 200) as usize;
                     wire = (0..n).map(|_| rng.next() as u8).collect();
-                    if n > 0 && rng.next() % 2 == 0 {
+                    if n > 0 && rng.next().is_multiple_of(2) {
                         wire[0] = 0x45;
                     }
                 }

@@ -340,10 +340,10 @@ fn is_ike(ip: &[u8]) -> bool {
 /// message whose quoted packet is ESP.
 fn icmp_error_quoting_esp(ip: &[u8]) -> bool {
     let ihl = usize::from(ip.first().copied().unwrap_or(0) & 15) * 4;
-    match (ip.get(ihl), ip.get(ihl + 8 + 9)) {
-        (Some(3 | 11 | 12), Some(50)) => true,
-        _ => false,
-    }
+    matches!(
+        (ip.get(ihl), ip.get(ihl + 8 + 9)),
+        (Some(3 | 11 | 12), Some(50))
+    )
 }
 
 fn status(exe: &Path, sock: &Path) -> String {

@@ -13,7 +13,7 @@ use crate::{Error, Policy};
 
 /// Hex to bytes without panicking; a malformed constant just fails its test.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -37,8 +37,7 @@ pub fn check_config(path: &Path) -> ExitCode {
             eprint!("{}", e.render());
             let n = e.errors.len();
             eprintln!(
-                "{}: {n} error{} in {}",
-                "FAILED",
+                "FAILED: {n} error{} in {}",
                 if n == 1 { "" } else { "s" },
                 path.display()
             );
