@@ -10,7 +10,8 @@
 //! given: one size alone is handy under `perf record`). Each figure is the
 //! best of 40 runs of at least 20 ms (the machine is shared; the minimum is
 //! the least noisy). Between invocations the figures still move by 20 % here;
-//! compare ratios, or builds run alternately.
+//! compare ratios, or builds run alternately. `-- parts` splits the outbound
+//! overhead into its steps.
 
 use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
@@ -171,7 +172,65 @@ fn bare_cost(size: usize) -> (f64, f64) {
     (out, both)
 }
 
+/// Where the outbound overhead goes, at `size` bytes: each line adds one
+/// step of `Plane::outbound` to the one before, on the same plane.
+fn outbound_parts(size: usize) {
+    use palisade_sa::encap::selector_key;
+    use palisade_sa::selector::Direction;
+    let mut a = plane("192.0.2.1", "192.0.2.2", 1, 2, 0xa0, 0xb0);
+    let pkt = tcp_segment(size);
+    let mut storage = vec![0u8; size + 512];
+    let copy = time(|| {
+        let buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
+        black_box(buf.data());
+    });
+    let key = time(|| {
+        let buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
+        black_box(selector_key(buf.data()).unwrap());
+    });
+    let spd = time(|| {
+        let buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
+        let k = selector_key(buf.data()).unwrap();
+        black_box(a.spd.lookup(Direction::Outbound, &k).map(|p| p.id));
+    });
+    let h = match a
+        .spd
+        .lookup(Direction::Outbound, &selector_key(&pkt).unwrap())
+        .map(|p| p.spec.action)
+    {
+        Some(palisade_sa::spd::Action::Protect(p)) => match p.bundle {
+            palisade_sa::spd::Bundle::Esp { sa: Some(h) } => h,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let seal = time(|| {
+        let mut buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
+        let k = selector_key(buf.data()).unwrap();
+        black_box(a.spd.lookup(Direction::Outbound, &k).map(|p| p.id));
+        let e = a.sad.get_mut(h).unwrap();
+        black_box(e.sa.seal_udp_payload(Timestamp(1), &mut buf).unwrap());
+    });
+    let full = time(|| {
+        let mut buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
+        black_box(a.outbound(Timestamp(1), &mut buf));
+    });
+    let (bare, _) = bare_cost(size);
+    println!("outbound at {size} bytes, ns per packet (cumulative):");
+    println!("  copy into the buffer          {copy:6.0}");
+    println!("  + selector key                {key:6.0}");
+    println!("  + SPD lookup                  {spd:6.0}");
+    println!("  + SAD get + SA seal           {seal:6.0}   (bare AEAD with the copy: {bare:.0})");
+    println!("  Plane::outbound               {full:6.0}");
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("parts") {
+        for size in [64, 1400] {
+            outbound_parts(size);
+        }
+        return;
+    }
     println!(
         "{:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8}",
         "bytes", "out ns", "bare seal", "ratio", "out+in ns", "bare both", "ratio"
