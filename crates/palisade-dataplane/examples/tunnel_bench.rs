@@ -344,7 +344,7 @@ fn run_relay(s: &Side, seal: bool, a: bool) -> Result<(), String> {
                         }
                         None => (HEADROOM, n),
                     };
-                    ring.commit(sfd, start, len, peer, true);
+                    ring.commit(sfd, start, len, peer, true, 0);
                 }
                 to_wire += ring.flush().sent;
                 if empty {

@@ -664,23 +664,12 @@ impl SendRing {
 
     /// Queue `next_buf()[start..start + len]` for `fd` to `dst`. `udp` says
     /// that `fd` is a UDP socket, whose datagrams may be merged into one GSO
-    /// send. Ignored (returns false) when full or out of range.
+    /// send; `tos` (IPv4 TOS / IPv6 traffic class: DSCP and ECN) goes into
+    /// the IP header the kernel writes for a UDP datagram, from an `IP_TOS` /
+    /// `IPV6_TCLASS` control message (0 = the socket's own, also 0), and a
+    /// GSO run holds datagrams of one `tos` only. Ignored (returns false)
+    /// when full or out of range.
     pub fn commit(
-        &mut self,
-        fd: RawFd,
-        start: usize,
-        len: usize,
-        dst: SocketAddr,
-        udp: bool,
-    ) -> bool {
-        self.commit_tos(fd, start, len, dst, udp, 0)
-    }
-
-    /// [`Self::commit`] for a UDP datagram whose IP header carries `tos`
-    /// (IPv4 TOS / IPv6 traffic class: DSCP and ECN), which the kernel
-    /// writes from an `IP_TOS` / `IPV6_TCLASS` control message. A GSO run
-    /// holds datagrams of one `tos` only.
-    pub fn commit_tos(
         &mut self,
         fd: RawFd,
         start: usize,

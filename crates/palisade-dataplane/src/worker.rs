@@ -524,12 +524,14 @@ impl Worker {
                 .iter()
                 .find(|r| r.sock.protocol() == proto && r.local.is_ipv6() == dst.is_ipv6())
                 .map(|r| {
+                    // The packet carries its own IP header (and TOS).
                     ring.commit(
                         r.sock.as_raw_fd(),
                         start,
                         len,
                         SocketAddr::new(dst, 0),
                         false,
+                        0,
                     )
                 }),
             Transmit::Udp {
@@ -542,7 +544,7 @@ impl Worker {
                 let sock = self.udp_socket(Some(src), src_port, dst);
                 sock.map(|u| {
                     offset <= len
-                        && ring.commit_tos(
+                        && ring.commit(
                             u.sock.as_raw_fd(),
                             start + offset,
                             len - offset,

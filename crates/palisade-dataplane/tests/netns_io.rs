@@ -235,11 +235,11 @@ fn udp_batch_receive_reports_the_tos() {
     }
 }
 
-/// `SendRing::commit_tos` puts each datagram's TOS / traffic class (DSCP and
+/// `SendRing::commit` puts each datagram's TOS / traffic class (DSCP and
 /// ECN, what ESP-in-UDP copies from the cleartext packet) in the IP header
 /// through a control message, GSO runs included: a run of same-size
 /// datagrams with one TOS stays one run, a change of TOS starts another, and
-/// `commit` leaves the socket's (0).
+/// 0 leaves the socket's own (0).
 #[test]
 fn send_ring_sets_the_tos_of_each_datagram() {
     use palisade_dataplane::sock::{set_recv_tos, SendRing};
@@ -265,12 +265,7 @@ fn send_ring_sets_the_tos_of_each_datagram() {
         ];
         for (tos, tag) in plan {
             ring.next_buf()[..100].fill(tag);
-            let queued = if tos == 0 {
-                ring.commit(tx.as_raw_fd(), 0, 100, dst, true)
-            } else {
-                ring.commit_tos(tx.as_raw_fd(), 0, 100, dst, true, tos)
-            };
-            assert!(queued);
+            assert!(ring.commit(tx.as_raw_fd(), 0, 100, dst, true, tos));
         }
         let f = ring.flush();
         assert_eq!((f.sent, f.failed), (6, 0), "v6={v6}");
