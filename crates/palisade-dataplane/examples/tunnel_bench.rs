@@ -236,6 +236,7 @@ fn run_relay(s: &Side, seal: bool, a: bool) -> Result<(), String> {
     };
     let mut seq = 0u64;
     let mut open_failed = 0u64;
+    let mut gso_fallbacks = 0u64;
     let tun = open_tun()?;
     let mut net = NetConfig::new();
     net.link_up(TUN_NAME, TUN_MTU).map_err(|e| e.to_string())?;
@@ -346,7 +347,9 @@ fn run_relay(s: &Side, seal: bool, a: bool) -> Result<(), String> {
                     };
                     ring.commit(sfd, start, len, peer, true, 0);
                 }
-                to_wire += ring.flush().sent;
+                let f = ring.flush();
+                to_wire += f.sent;
+                gso_fallbacks += f.gso_fallbacks;
                 if empty {
                     break;
                 }
@@ -382,7 +385,9 @@ fn run_relay(s: &Side, seal: bool, a: bool) -> Result<(), String> {
             }
         }
     }
-    eprintln!("tunnel_bench: relay to_wire {to_wire} to_tun {to_tun} open_failed {open_failed}");
+    eprintln!(
+        "tunnel_bench: relay to_wire {to_wire} to_tun {to_tun} open_failed {open_failed} gso_fallbacks {gso_fallbacks}"
+    );
     Ok(())
 }
 

@@ -592,6 +592,9 @@ pub struct Flushed {
     pub failed: u64,
     /// System calls made.
     pub calls: u64,
+    /// UDP GSO messages the kernel refused, sent again datagram by datagram
+    /// (after three, the ring stops using GSO).
+    pub gso_fallbacks: u64,
 }
 
 /// Owned, reused send buffers and the `sendmmsg(2)` state to send them: fill
@@ -836,6 +839,7 @@ impl SendRing {
             // segment by segment; anything else is dropped.
             let n = self.counts[sent_msgs];
             if n > 1 {
+                done.gso_fallbacks += 1;
                 self.gso_failures += 1;
                 if self.gso_failures >= 3 {
                     self.gso = false;

@@ -84,6 +84,10 @@ pub struct IoCounters {
     pub tun_bad_offload: u64,
     /// NAT-keepalives (RFC 3948 4) sent.
     pub keepalives_sent: u64,
+    /// UDP GSO sends the kernel refused and that went out datagram by
+    /// datagram instead; from the third on, the worker sends without GSO
+    /// (slower), so a non-zero value explains a throughput drop.
+    pub gso_fallbacks: u64,
 }
 
 /// The sending half of the control channel.
@@ -507,6 +511,7 @@ impl Worker {
                 }
             }
             let f = ring.flush();
+            self.io.gso_fallbacks += f.gso_fallbacks;
             self.io.wire_out += f.sent;
             self.io.send_errors += f.failed;
             if drained {

@@ -280,3 +280,44 @@ fn send_ring_sets_the_tos_of_each_datagram() {
         }
     }
 }
+
+/// A GSO run the kernel refuses (here: segments larger than the path MTU,
+/// which UDP GSO cannot fragment) goes out datagram by datagram instead,
+/// and `Flushed::gso_fallbacks` says so (the worker adds it to its
+/// `IoCounters`, which `status` shows): nothing is lost.
+#[test]
+fn a_refused_gso_run_is_resent_one_by_one_and_counted() {
+    use palisade_dataplane::sock::SendRing;
+    let Some(_ns) = Netns::enter("pdp-io-gsofb") else {
+        return;
+    };
+    let ok = Command::new("ip")
+        .args(["link", "set", "lo", "mtu", "1280"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dst = rx.local_addr().unwrap();
+    let mut ring = SendRing::new(4, 2048);
+    for tag in 1..=3u8 {
+        ring.next_buf()[..1400].fill(tag);
+        assert!(ring.commit(tx.as_raw_fd(), 0, 1400, dst, true, 0));
+    }
+    let f = ring.flush();
+    assert_eq!((f.sent, f.failed, f.gso_fallbacks), (3, 0, 1), "{f:?}");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut batch = RecvBatch::new(4, 2048);
+    assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 3);
+    for (i, (_, data)) in batch.iter().enumerate() {
+        assert_eq!((data.len(), data[0]), (1400, i as u8 + 1));
+    }
+    // Below the MTU the same ring still sends one GSO message.
+    for tag in 1..=3u8 {
+        ring.next_buf()[..1000].fill(tag);
+        assert!(ring.commit(tx.as_raw_fd(), 0, 1000, dst, true, 0));
+    }
+    let f = ring.flush();
+    assert_eq!((f.sent, f.gso_fallbacks, f.calls), (3, 0, 1), "{f:?}");
+}

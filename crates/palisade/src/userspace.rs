@@ -533,6 +533,7 @@ impl Dataplane for Userspace {
                 ("keepalives_sent", io.keepalives_sent),
                 ("ike_on_4500", io.ike_on_4500),
                 ("tun_bad_offload", io.tun_bad_offload),
+                ("gso_fallbacks", io.gso_fallbacks),
             ] {
                 out.insert(k.to_string(), v);
             }

@@ -1053,12 +1053,16 @@ fn run_scenario(s: Scenario, tag: &str) {
     //    TUN offloads unless the scenario turns it off.
     let offload = u64::from(!s.daemon.contains("tun_offload = false"));
     for side in [&a, &b] {
+        let dp = data_plane_stats(side);
         assert_eq!(
-            data_plane_stats(side)["tun_offload"],
-            offload,
+            dp["tun_offload"], offload,
             "{}: TUN offload in {}",
-            s.name,
-            side.ns
+            s.name, side.ns
+        );
+        assert_eq!(
+            dp["gso_fallbacks"], 0,
+            "{}: UDP GSO refused in {}: {dp}",
+            s.name, side.ns
         );
         let v = status_json(side);
         let rows = v.as_array().cloned().unwrap_or_default();

@@ -68,12 +68,13 @@ pub fn status(st: &Status) -> String {
         );
         let _ = writeln!(
             o,
-            "  send errors {}, NAT-keepalives sent {}, ICMP too-big sent {}, IKE on port 4500 {}, bad offload reads {}",
+            "  send errors {}, NAT-keepalives sent {}, ICMP too-big sent {}, IKE on port 4500 {}, bad offload reads {}, UDP GSO fallbacks {}",
             n("send_errors"),
             n("keepalives_sent"),
             n("too_big_sent"),
             n("ike_on_4500"),
             n("tun_bad_offload"),
+            n("gso_fallbacks"),
         );
     }
     if !st.ike_stats.is_empty() {
