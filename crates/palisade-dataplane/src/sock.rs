@@ -805,6 +805,7 @@ impl SendRing {
         }
         let mut sent_msgs = 0;
         let mut waited = false;
+        let mut retried = false;
         while sent_msgs < self.hdrs.len() {
             let rest = &mut self.hdrs[sent_msgs..];
             // SAFETY: every pointer in hdrs points into self's buffers and
@@ -817,6 +818,7 @@ impl SendRing {
                     done.sent += *c as u64;
                 }
                 sent_msgs += rc as usize;
+                retried = false;
                 continue;
             }
             let err = io::Error::last_os_error();
@@ -835,9 +837,16 @@ impl SendRing {
                 unsafe { libc::poll(&mut p, 1, 5) };
                 continue;
             }
-            // The first remaining message failed. A GSO message is retried
-            // segment by segment; anything else is dropped.
+            // The first remaining message failed. An error the socket held
+            // for an earlier datagram (an ICMP error, with IP_RECVERR on) is
+            // reported once, by whatever send comes next, so the message is
+            // tried again once as it is. If it fails again, a GSO message
+            // goes out segment by segment; anything else is dropped.
             let n = self.counts[sent_msgs];
+            if !retried {
+                retried = true;
+                continue;
+            }
             if n > 1 {
                 done.gso_fallbacks += 1;
                 self.gso_failures += 1;
@@ -851,9 +860,10 @@ impl SendRing {
                 self.send_run(start, to, false, done);
                 return;
             }
-            tracing::debug!("sending a packet failed: {err}");
-            done.failed += 1;
+            tracing::debug!("sending {n} packet(s) failed: {err}");
+            done.failed += n as u64;
             sent_msgs += 1;
+            retried = false;
         }
     }
 }

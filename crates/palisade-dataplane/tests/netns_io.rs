@@ -321,3 +321,45 @@ fn a_refused_gso_run_is_resent_one_by_one_and_counted() {
     let f = ring.flush();
     assert_eq!((f.sent, f.gso_fallbacks, f.calls), (3, 0, 1), "{f:?}");
 }
+
+/// With IP_RECVERR on (the worker asks for it, for path MTU discovery), an
+/// ICMP error about an earlier datagram (here: port unreachable) fails the
+/// next send once. That is not the kernel refusing GSO: the message is sent
+/// again as it was, nothing is counted as a GSO fallback, and however often
+/// it happens the ring keeps using GSO.
+#[test]
+fn an_icmp_error_reported_on_send_does_not_cost_gso() {
+    use palisade_dataplane::sock::{set_recverr, SendRing};
+    let Some(_ns) = Netns::enter("pdp-io-gsoicmp") else {
+        return;
+    };
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    set_recverr(tx.as_raw_fd(), false).unwrap();
+    let dst = rx.local_addr().unwrap();
+    let mut ring = SendRing::new(4, 2048);
+    let mut batch = RecvBatch::new(8, 2048);
+    for round in 0..4 {
+        // A datagram to a port nobody listens on: the ICMP error comes back
+        // at once on loopback and waits on the socket.
+        tx.send_to(b"x", closed).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        for tag in 1..=3u8 {
+            ring.next_buf()[..500].fill(tag);
+            assert!(ring.commit(tx.as_raw_fd(), 0, 500, dst, true, 0));
+        }
+        let f = ring.flush();
+        assert_eq!(
+            (f.sent, f.failed, f.gso_fallbacks),
+            (3, 0, 0),
+            "round {round}: {f:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 3, "round {round}");
+    }
+}
