@@ -593,7 +593,7 @@ pub struct Flushed {
     /// System calls made.
     pub calls: u64,
     /// UDP GSO messages the kernel refused, sent again datagram by datagram
-    /// (after three, the ring stops using GSO).
+    /// (three in a row pause GSO for a while).
     pub gso_fallbacks: u64,
 }
 
@@ -612,9 +612,20 @@ pub struct SendRing {
     /// Packets in each message of `hdrs`.
     counts: Vec<usize>,
     cmsgs: Vec<CmsgSpace>,
+    /// GSO wanted ([`SendRing::set_gso`]) and in use: the ring pauses it
+    /// after [`GSO_PAUSE_AFTER`] refusals in a row and tries again after
+    /// [`GSO_PAUSE_FLUSHES`] flushes (a path MTU that shrank below the
+    /// segment size refuses GSO until packets shrink too).
+    gso_wanted: bool,
     gso: bool,
     gso_failures: u32,
+    paused_flushes: u32,
 }
+
+/// GSO refusals in a row that pause GSO.
+const GSO_PAUSE_AFTER: u32 = 3;
+/// Flushes without GSO before it is tried again.
+const GSO_PAUSE_FLUSHES: u32 = 4096;
 
 impl SendRing {
     /// `capacity` buffers of `buf_size` bytes.
@@ -632,15 +643,25 @@ impl SendRing {
             hdrs: Vec::with_capacity(capacity),
             counts: Vec::with_capacity(capacity),
             cmsgs: vec![CmsgSpace([0; 64]); capacity],
+            gso_wanted: true,
             gso: true,
             gso_failures: 0,
+            paused_flushes: 0,
         }
     }
 
-    /// Turn UDP GSO on or off (it is on by default and switches itself off
-    /// if the kernel keeps refusing it).
+    /// Turn UDP GSO on or off (it is on by default and pauses itself while
+    /// the kernel keeps refusing it).
     pub fn set_gso(&mut self, on: bool) {
+        self.gso_wanted = on;
         self.gso = on;
+        self.gso_failures = 0;
+        self.paused_flushes = 0;
+    }
+
+    /// Whether runs of datagrams go out as GSO messages now.
+    pub fn gso(&self) -> bool {
+        self.gso
     }
 
     /// Whether every buffer is queued (flush before the next `next_buf`).
@@ -701,6 +722,14 @@ impl SendRing {
     /// Send everything queued, as few system calls as the kernel allows.
     pub fn flush(&mut self) -> Flushed {
         let mut done = Flushed::default();
+        if self.gso_wanted && !self.gso {
+            self.paused_flushes += 1;
+            if self.paused_flushes >= GSO_PAUSE_FLUSHES {
+                self.gso = true;
+                self.gso_failures = 0;
+                self.paused_flushes = 0;
+            }
+        }
         let mut i = 0;
         while i < self.queued.len() {
             // One sendmmsg per run of packets for the same socket.
@@ -816,6 +845,10 @@ impl SendRing {
             if rc > 0 {
                 for c in &self.counts[sent_msgs..sent_msgs + rc as usize] {
                     done.sent += *c as u64;
+                    if *c > 1 {
+                        // A GSO message went through: refusals are not in a row.
+                        self.gso_failures = 0;
+                    }
                 }
                 sent_msgs += rc as usize;
                 retried = false;
@@ -850,8 +883,9 @@ impl SendRing {
             if n > 1 {
                 done.gso_fallbacks += 1;
                 self.gso_failures += 1;
-                if self.gso_failures >= 3 {
+                if self.gso_failures >= GSO_PAUSE_AFTER {
                     self.gso = false;
+                    self.paused_flushes = 0;
                 }
                 tracing::debug!("UDP GSO send failed ({err}); sending the segments one by one");
                 let start: usize = from + self.counts[..sent_msgs].iter().sum::<usize>();

@@ -85,8 +85,8 @@ pub struct IoCounters {
     /// NAT-keepalives (RFC 3948 4) sent.
     pub keepalives_sent: u64,
     /// UDP GSO sends the kernel refused and that went out datagram by
-    /// datagram instead; from the third on, the worker sends without GSO
-    /// (slower), so a non-zero value explains a throughput drop.
+    /// datagram instead; three in a row pause GSO for a while (4096
+    /// flushes), so a non-zero value explains a throughput drop.
     pub gso_fallbacks: u64,
 }
 

@@ -314,12 +314,39 @@ fn a_refused_gso_run_is_resent_one_by_one_and_counted() {
         assert_eq!((data.len(), data[0]), (1400, i as u8 + 1));
     }
     // Below the MTU the same ring still sends one GSO message.
-    for tag in 1..=3u8 {
-        ring.next_buf()[..1000].fill(tag);
-        assert!(ring.commit(tx.as_raw_fd(), 0, 1000, dst, true, 0));
+    let mut run = |ring: &mut SendRing, len: usize| {
+        for tag in 1..=3u8 {
+            ring.next_buf()[..len].fill(tag);
+            assert!(ring.commit(tx.as_raw_fd(), 0, len, dst, true, 0));
+        }
+        let f = ring.flush();
+        assert_eq!((f.sent, f.failed), (3, 0), "{len} bytes: {f:?}");
+        let n = batch.recv(rx.as_raw_fd()).unwrap();
+        assert_eq!(n, 3);
+        f.gso_fallbacks
+    };
+    assert_eq!(run(&mut ring, 1000), 0);
+    assert!(ring.gso());
+    // Three refusals in a row pause GSO; nothing is lost meanwhile.
+    assert_eq!(run(&mut ring, 1400), 1);
+    assert_eq!(run(&mut ring, 1400), 1);
+    assert!(ring.gso(), "two refusals do not pause it");
+    assert_eq!(run(&mut ring, 1400), 1);
+    assert!(!ring.gso(), "three do");
+    assert_eq!(run(&mut ring, 1400), 0, "paused: single datagrams");
+    // Once the path fits again, GSO comes back after its pause.
+    let mut flushes = 0;
+    while !ring.gso() {
+        assert_eq!(run(&mut ring, 1000), 0);
+        flushes += 1;
+        assert!(flushes <= 5000, "GSO never came back");
     }
-    let f = ring.flush();
-    assert_eq!((f.sent, f.gso_fallbacks, f.calls), (3, 0, 1), "{f:?}");
+    assert!(
+        flushes >= 4000,
+        "back after {flushes} flushes, before the pause ended"
+    );
+    assert_eq!(run(&mut ring, 1000), 0);
+    assert!(ring.gso());
 }
 
 /// With IP_RECVERR on (the worker asks for it, for path MTU discovery), an
