@@ -17,7 +17,7 @@
 #   BENCH_CASES="relay gcm" scripts/bench-tunnel.sh 1 5
 #   BENCH_RAW=1 ...     palisade over raw IP protocol 50 instead of UDP 4500
 #   BENCH_PERF=1 ...    also record `perf record -g` of each palisade side
-#   BENCH_PERF=stat ... count each side's syscalls, cycles and instructions
+#   BENCH_PERF=stat ... count each side's syscalls, context switches and CPU time
 #                       instead (perf stat; $OUT/stat-LABEL-a|b.txt)
 #   PALISADE_NO_OFFLOAD=1  TUN without IFF_VNET_HDR (no TSO split / GRO coalescing)
 #   BENCH_BIN=path      use that tunnel_bench binary (e.g. an older build) as is
@@ -198,7 +198,7 @@ tunnel() {
     perf record -F 999 -g -p "$pb" -o "$OUT/perf-$label-b.data" >/dev/null 2>&1 &
     perfpids+=("$!")
   elif [ "${BENCH_PERF:-0}" = stat ] && command -v perf >/dev/null; then
-    local ev=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_sendmmsg,syscalls:sys_enter_recvmmsg,syscalls:sys_enter_poll,syscalls:sys_enter_ppoll,cycles,instructions
+    local ev=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_sendmmsg,syscalls:sys_enter_recvmmsg,syscalls:sys_enter_poll,syscalls:sys_enter_ppoll,context-switches,cpu-migrations,task-clock
     perf stat -e "$ev" -p "$pa" -o "$OUT/stat-$label-a.txt" >/dev/null 2>&1 &
     perfpids+=("$!")
     perf stat -e "$ev" -p "$pb" -o "$OUT/stat-$label-b.txt" >/dev/null 2>&1 &
