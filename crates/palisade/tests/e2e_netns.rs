@@ -704,6 +704,18 @@ fn logs(lab: &Lab) -> String {
             .join("\n")
 }
 
+/// Run `work` while every frame on `dev` in `ns` is captured: the capture
+/// starts, gets 100 ms to settle, `work` runs, and the frames seen until it
+/// returned come back with its result.
+fn capture_during<R>(ns: &str, dev: &'static str, work: impl FnOnce() -> R) -> (R, Vec<Vec<u8>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = start_capture(ns, dev, stop.clone());
+    std::thread::sleep(Duration::from_millis(100));
+    let result = work();
+    stop.store(true, Ordering::SeqCst);
+    (result, cap.join().unwrap())
+}
+
 /// Capture every frame on `dev` in `ns` until `stop`.
 fn start_capture(
     ns: &str,
@@ -1004,13 +1016,11 @@ fn run_scenario(s: Scenario, tag: &str) {
         return;
     }
     let (lab, a, b, keys) = setup(&s, tag);
-    let stop = Arc::new(AtomicBool::new(false));
-    let cap = start_capture(&b.ns, "veth-b", stop.clone());
-    std::thread::sleep(Duration::from_millis(100));
-    let result = exchange(&a, &b, 5);
-    std::thread::sleep(Duration::from_millis(100));
-    stop.store(true, Ordering::SeqCst);
-    let frames = cap.join().unwrap();
+    let (result, frames) = capture_during(&b.ns, "veth-b", || {
+        let r = exchange(&a, &b, 5);
+        std::thread::sleep(Duration::from_millis(100));
+        r
+    });
     if let Err(e) = result {
         panic!("{}: {e}\n{}", s.name, logs(&lab));
     }
@@ -1168,18 +1178,16 @@ fn run_scenario(s: Scenario, tag: &str) {
 /// 0xba) and count the protected frames on B's wire whose IP header carries
 /// it.
 fn outer_tos_of_a_marked_ping(a: &Side, b: &Side, v6: bool, tos: u8) -> usize {
-    let stop = Arc::new(AtomicBool::new(false));
-    let cap = start_capture(&b.ns, "veth-b", stop.clone());
-    std::thread::sleep(Duration::from_millis(100));
-    let out = Command::new("ip")
-        .args(["netns", "exec", &a.ns, "ping", if v6 { "-6" } else { "-4" }])
-        .args(["-c", "1", "-W", "2", "-Q", &format!("{tos:#x}")])
-        .arg(b.inner.to_string())
-        .output()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    stop.store(true, Ordering::SeqCst);
-    let frames = cap.join().unwrap();
+    let (out, frames) = capture_during(&b.ns, "veth-b", || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &a.ns, "ping", if v6 { "-6" } else { "-4" }])
+            .args(["-c", "1", "-W", "2", "-Q", &format!("{tos:#x}")])
+            .arg(b.inner.to_string())
+            .output()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        out
+    });
     assert!(
         out.status.success(),
         "ping -Q {tos:#x}: {}{}",
@@ -1350,12 +1358,9 @@ fn replay_and_tamper(s: Scenario, tag: &str) {
     const REPLAYS: usize = 3;
     const TAMPERS: usize = 2;
     let (lab, a, b, _) = setup(&s, tag);
-    let stop = Arc::new(AtomicBool::new(false));
-    let cap = start_capture(&b.ns, "veth-b", stop.clone());
-    std::thread::sleep(Duration::from_millis(100));
-    exchange(&a, &b, 4).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
-    stop.store(true, Ordering::SeqCst);
-    let frames = cap.join().unwrap();
+    let ((), frames) = capture_during(&b.ns, "veth-b", || {
+        exchange(&a, &b, 4).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)))
+    });
     let pcap = lab.dir.join("from-a.pcap");
     write_pcap(&pcap, &frames);
     // Frames on veth-b were sent by its peer: A's veth-a, or the NAT router's.
@@ -1697,15 +1702,13 @@ fn tcp_through_offload(v6: bool, tag: &str) {
             "daemon {i}: the TUN did not get offloads:\n{log}"
         );
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let cap = start_capture(&a.ns, "pala", stop.clone());
-    std::thread::sleep(Duration::from_millis(100));
-    let t0 = Instant::now();
     let len = 12u64 << 20;
-    let (up, down) = tcp_transfer(&a, &b, len).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
-    let secs = t0.elapsed().as_secs_f64();
-    stop.store(true, Ordering::SeqCst);
-    let frames = cap.join().unwrap();
+    let ((up, down, secs), frames) = capture_during(&a.ns, "pala", || {
+        let t0 = Instant::now();
+        let (up, down) =
+            tcp_transfer(&a, &b, len).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+        (up, down, t0.elapsed().as_secs_f64())
+    });
     let biggest = frames.iter().map(Vec::len).max().unwrap_or(0);
     assert!(
         biggest > 1400,
@@ -1920,8 +1923,9 @@ fn path_mtu_transport_local_sender_v4() {
 
 /// `tfc_padding = "mtu"`: every ESP packet, whatever it carries, has the
 /// size of a full-MTU one (TUN MTU 1400 sealed with AES-GCM in tunnel mode:
-/// 20 + 8 + 8 + 1400 + 2 + 6 (pad to a whole AES block) + 16 = 1460 bytes), so sizes on the
-/// wire say nothing; the receiver strips the padding and the echo is intact.
+/// 20 + 8 + 8 + 1400 + 2 + 6 (padding to a whole AES block) + 16 = 1460
+/// bytes), so sizes on the wire say nothing; the receiver strips the padding
+/// and the echo is intact.
 #[test]
 fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
     if !root_or_skip() {
@@ -1933,12 +1937,7 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
         ..BASE
     };
     let (lab, a, b, _) = setup(&s, "pdpf1");
-    let stop = Arc::new(AtomicBool::new(false));
-    let cap = start_capture(&b.ns, "veth-b", stop.clone());
-    std::thread::sleep(Duration::from_millis(100));
-    let result = exchange(&a, &b, 6);
-    stop.store(true, Ordering::SeqCst);
-    let frames = cap.join().unwrap();
+    let (result, frames) = capture_during(&b.ns, "veth-b", || exchange(&a, &b, 6));
     result.unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     let sizes: Vec<usize> = frames
         .iter()
@@ -2150,18 +2149,14 @@ fn reload_opens_and_closes_sockets_for_a_new_port_and_address() {
         inner: inner.parse().unwrap(),
         sock: sock.to_path_buf(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let cap = start_capture(&b.ns, "veth-b", stop.clone());
-    std::thread::sleep(Duration::from_millis(100));
-    let udp_a = side(&a.ns, "10.1.1.1", &a.sock);
-    let udp_b = side(&b.ns, "10.2.1.1", &b.sock);
-    let r1 = exchange(&udp_a, &udp_b, 3);
-    let addr_a = side(&a.ns, "10.1.2.1", &a.sock);
-    let addr_b = side(&b.ns, "10.2.2.1", &b.sock);
-    let r2 = exchange(&addr_a, &addr_b, 3);
-    let r3 = exchange(&a, &b, 1);
-    stop.store(true, Ordering::SeqCst);
-    let frames = cap.join().unwrap();
+    let ((r1, r2, r3), frames) = capture_during(&b.ns, "veth-b", || {
+        let udp_a = side(&a.ns, "10.1.1.1", &a.sock);
+        let udp_b = side(&b.ns, "10.2.1.1", &b.sock);
+        let r1 = exchange(&udp_a, &udp_b, 3);
+        let addr_a = side(&a.ns, "10.1.2.1", &a.sock);
+        let addr_b = side(&b.ns, "10.2.2.1", &b.sock);
+        (r1, exchange(&addr_a, &addr_b, 3), exchange(&a, &b, 1))
+    });
     r1.unwrap_or_else(|e| panic!("new UDP port: {e}\n{}", logs(&lab)));
     r2.unwrap_or_else(|e| panic!("new local address: {e}\n{}", logs(&lab)));
     r3.unwrap_or_else(|e| panic!("untouched SA: {e}\n{}", logs(&lab)));
