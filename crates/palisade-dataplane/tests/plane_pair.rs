@@ -37,26 +37,8 @@ fn gcm_sa(spi: u32, src: &str, dst: &str, key: u8, encap: Encap) -> SecurityAsso
     SecurityAssociation::new(c, Timestamp(0)).unwrap()
 }
 
-/// A plane for a gateway at `me` protecting `local_net` <-> `remote_net` with the peer `peer`.
-fn plane(
-    me: &str,
-    peer: &str,
-    local_net: (&str, u8),
-    remote_net: (&str, u8),
-    spi_out: u32,
-    spi_in: u32,
-) -> Plane {
-    plane_with(
-        me,
-        peer,
-        local_net,
-        remote_net,
-        spi_out,
-        spi_in,
-        Encap::None,
-    )
-}
-
+/// A plane for a gateway at `me` protecting `local_net` <-> `remote_net`
+/// with the peer `peer`, its SAs encapsulated as `encap` says.
 fn plane_with(
     me: &str,
     peer: &str,
@@ -238,13 +220,14 @@ fn tampered_unknown_spi_and_wrong_inner_addresses_are_dropped_and_counted() {
 
     // A authentic packet whose inner addresses are outside the SA's selectors:
     // A's policy for 10.2/16 is widened to everything, B's SA still allows 10.1/16 only.
-    let mut a_wide = plane(
+    let mut a_wide = plane_with(
         "192.0.2.1",
         "192.0.2.2",
         ("0.0.0.0", 0),
         ("10.2.0.0", 16),
         0x1000,
         0x2000,
+        Encap::None,
     );
     let wire = seal(
         &mut a_wide,
