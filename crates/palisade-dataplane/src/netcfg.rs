@@ -51,6 +51,14 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// `ip link set dev DEV mtu MTU` and then `more` (e.g. `up`).
+fn set_mtu(dev: &str, mtu: u32, more: &[&str]) -> Result<(), NetCfgError> {
+    let mtu = mtu.to_string();
+    let mut args = strings(&["link", "set", "dev", dev, "mtu", &mtu]);
+    args.extend(strings(more));
+    ip(&args)
+}
+
 /// The interface and MTU of the route to `dst` that packets carrying `mark`
 /// take (`ip route get`, then the route's own `mtu` or the interface's).
 /// `None` when there is no route or iproute2 is missing.
@@ -93,27 +101,12 @@ impl NetConfig {
 
     /// Bring `dev` up with the given MTU.
     pub fn link_up(&mut self, dev: &str, mtu: u32) -> Result<(), NetCfgError> {
-        ip(&strings(&[
-            "link",
-            "set",
-            "dev",
-            dev,
-            "mtu",
-            &mtu.to_string(),
-            "up",
-        ]))
+        set_mtu(dev, mtu, &["up"])
     }
 
     /// Change the MTU of `dev` (up or down as it is: no flap).
     pub fn link_mtu(&mut self, dev: &str, mtu: u32) -> Result<(), NetCfgError> {
-        ip(&strings(&[
-            "link",
-            "set",
-            "dev",
-            dev,
-            "mtu",
-            &mtu.to_string(),
-        ]))
+        set_mtu(dev, mtu, &[])
     }
 
     /// Add an address to `dev` (it goes away with the device).
