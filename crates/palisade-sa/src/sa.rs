@@ -519,11 +519,7 @@ impl SecurityAssociation {
     /// Protects one packet in place. `buf` holds an IP packet (v4 or v6); on
     /// success it holds the outer packet. Allocation-free.
     pub fn seal(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> Result<Sealed, SealError> {
-        let result = match self.protocol {
-            Protocol::Esp => crate::esp::seal(self, now, buf, None, None, false),
-            Protocol::Ah => crate::ah::seal(self, now, buf),
-        };
-        result.map_err(|e| self.drop_out(e))
+        self.seal_as(now, buf, false)
     }
 
     /// [`Self::seal`] for a UDP socket: a tunnel-mode ESP-in-UDP SA leaves
@@ -536,8 +532,18 @@ impl SecurityAssociation {
         now: Timestamp,
         buf: &mut PacketBuf<'_>,
     ) -> Result<Sealed, SealError> {
+        self.seal_as(now, buf, true)
+    }
+
+    /// [`Self::seal`] (`bare` false) or [`Self::seal_udp_payload`] (true).
+    fn seal_as(
+        &mut self,
+        now: Timestamp,
+        buf: &mut PacketBuf<'_>,
+        bare: bool,
+    ) -> Result<Sealed, SealError> {
         let result = match self.protocol {
-            Protocol::Esp => crate::esp::seal(self, now, buf, None, None, true),
+            Protocol::Esp => crate::esp::seal(self, now, buf, None, None, bare),
             Protocol::Ah => crate::ah::seal(self, now, buf),
         };
         result.map_err(|e| self.drop_out(e))
