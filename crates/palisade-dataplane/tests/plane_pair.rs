@@ -130,6 +130,20 @@ fn pair_with(encap: Encap) -> (Plane, Plane) {
     (a, b)
 }
 
+/// A as [`pair_with`] makes it, but with a policy that protects traffic from
+/// any source to 10.2/16: what it sends from outside 10.1/16, B's SA refuses.
+fn a_from_anywhere(encap: Encap) -> Plane {
+    plane_with(
+        "192.0.2.1",
+        "192.0.2.2",
+        ("0.0.0.0", 0),
+        ("10.2.0.0", 16),
+        0x1000,
+        0x2000,
+        encap,
+    )
+}
+
 /// ESP-in-UDP on port 4500 both ways.
 const UDP_4500: Encap = Encap::Udp {
     src_port: 4500,
@@ -220,15 +234,7 @@ fn tampered_unknown_spi_and_wrong_inner_addresses_are_dropped_and_counted() {
 
     // A authentic packet whose inner addresses are outside the SA's selectors:
     // A's policy for 10.2/16 is widened to everything, B's SA still allows 10.1/16 only.
-    let mut a_wide = plane_with(
-        "192.0.2.1",
-        "192.0.2.2",
-        ("0.0.0.0", 0),
-        ("10.2.0.0", 16),
-        0x1000,
-        0x2000,
-        Encap::None,
-    );
+    let mut a_wide = a_from_anywhere(Encap::None);
     let wire = seal(
         &mut a_wide,
         &udp_v4([172, 16, 0, 1], [10, 2, 0, 7], b"spoofed"),
@@ -302,15 +308,7 @@ fn udp_payloads_open_without_an_outer_header() {
         InVerdict::Drop(DropReason::Malformed)
     );
 
-    let mut a_wide = plane_with(
-        "192.0.2.1",
-        "192.0.2.2",
-        ("0.0.0.0", 0),
-        ("10.2.0.0", 16),
-        0x1000,
-        0x2000,
-        UDP_4500,
-    );
+    let mut a_wide = a_from_anywhere(UDP_4500);
     // Past the sequence numbers B has seen from A.
     for _ in 0..4 {
         seal(&mut a_wide, &original);
