@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{netns_prefix, root_or_skip, sh};
+use common::{link_mtu, netns_prefix, root_or_skip, sh};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -716,6 +716,14 @@ fn capture_during<R>(ns: &str, dev: &'static str, work: impl FnOnce() -> R) -> (
     (result, cap.join().unwrap())
 }
 
+/// All drops of one SA row of `status --json`, whatever the reason.
+fn total_drops(row: &serde_json::Value) -> u64 {
+    row["drops"]
+        .as_object()
+        .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
+        .unwrap_or(0)
+}
+
 /// Capture every frame on `dev` in `ns` until `stop`.
 fn start_capture(
     ns: &str,
@@ -1087,10 +1095,7 @@ fn run_scenario(s: Scenario, tag: &str) {
                 "{}: {dir} packets in {}: {row}",
                 s.name, side.ns
             );
-            let drops: u64 = row["drops"]
-                .as_object()
-                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
-                .unwrap_or(0);
+            let drops = total_drops(&row);
             assert_eq!(drops, 0, "{}: drops on {dir} SA: {row}", s.name);
         }
     }
@@ -1626,10 +1631,7 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
     for side in [&a, &b] {
         let v = status_json(side);
         for row in v.as_array().cloned().unwrap_or_default() {
-            let drops: u64 = row["drops"]
-                .as_object()
-                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
-                .unwrap_or(0);
+            let drops = total_drops(&row);
             assert_eq!(drops, 0, "keepalives counted as drops: {row}");
         }
     }
@@ -1716,10 +1718,7 @@ fn tcp_through_offload(v6: bool, tag: &str) {
     );
     for side in [&a, &b] {
         for row in status_json(side).as_array().cloned().unwrap_or_default() {
-            let drops: u64 = row["drops"]
-                .as_object()
-                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
-                .unwrap_or(0);
+            let drops = total_drops(&row);
             assert_eq!(drops, 0, "drops during the transfer: {row}");
         }
     }
@@ -1739,21 +1738,6 @@ fn tcp_megabytes_through_offloading_tun_v4() {
 #[test]
 fn tcp_megabytes_through_offloading_tun_v6() {
     tcp_through_offload(true, "pdpt6");
-}
-
-/// The MTU of `dev` in `ns`.
-fn link_mtu(ns: &str, dev: &str) -> usize {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-o", "link", "show", dev])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let words: Vec<&str> = text.split_whitespace().collect();
-    words
-        .windows(2)
-        .find(|w| w[0] == "mtu")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or_else(|| panic!("no MTU for {dev} in {ns}: {text}"))
 }
 
 /// `ping` from `ns` with DF (`-M do`) and `size` payload bytes; (success, output).
@@ -1949,10 +1933,7 @@ fn tfc_padding_to_the_mtu_makes_every_packet_full_size() {
     for side in [&a, &b] {
         for row in status_json(side).as_array().cloned().unwrap_or_default() {
             assert_eq!(row["packets"], 6, "{row}");
-            let drops: u64 = row["drops"]
-                .as_object()
-                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
-                .unwrap_or(0);
+            let drops = total_drops(&row);
             assert_eq!(drops, 0, "{row}");
         }
     }

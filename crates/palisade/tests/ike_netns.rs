@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{netns_prefix, ns_sh, root_or_skip, run, sh};
+use common::{link_mtu, netns_prefix, ns_sh, root_or_skip, run, sh};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -907,25 +907,13 @@ fn ikev2_nat_rebinding_moves_the_child_sa() {
     );
 }
 
-/// The MTU of `dev` in namespace `ns`.
-fn link_mtu(ns: &str, dev: &str) -> u64 {
-    let out = run(&["ip", "-n", ns, "-o", "link", "show", dev]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let words: Vec<&str> = text.split_whitespace().collect();
-    words
-        .windows(2)
-        .find(|w| w[0] == "mtu")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or_else(|| panic!("no MTU for {dev} in {ns}: {text}"))
-}
-
 /// Wait until both TUNs have MTU `want`.
 fn wait_tun_mtu(l: &Lab, want: u64, what: &str) {
     let t0 = Instant::now();
     loop {
         let got: Vec<u64> = [&l.a, &l.b]
             .iter()
-            .map(|s| link_mtu(&s.ns, &format!("{}t", s.ns)))
+            .map(|s| link_mtu(&s.ns, &format!("{}t", s.ns)) as u64)
             .collect();
         if got.iter().all(|m| *m == want) {
             return;

@@ -44,6 +44,18 @@ pub fn ns_sh(ns: &str, args: &[&str]) {
     sh(&v);
 }
 
+/// The MTU of `dev` in network namespace `ns`.
+pub fn link_mtu(ns: &str, dev: &str) -> usize {
+    let out = run(&["ip", "-n", ns, "-o", "link", "show", dev]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "mtu")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or_else(|| panic!("no MTU for {dev} in {ns}: {text}"))
+}
+
 /// The start of every network namespace (and veth) name a test makes:
 /// `PALISADE_NETNS_PREFIX` when set (so that runs side by side on one host
 /// cannot collide), else `default`.
