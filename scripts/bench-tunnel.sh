@@ -205,19 +205,24 @@ tunnel() {
     perfpids+=("$!")
   fi
   local ta0 tb0 t0 t1 ta1 tb1
-  ta0=$(awk '{print $14+$15}' /proc/"$pa"/stat); tb0=$(awk '{print $14+$15}' /proc/"$pb"/stat)
+  # utime,stime (clock ticks) of each side's process
+  ta0=$(awk '{print $14","$15}' /proc/"$pa"/stat); tb0=$(awk '{print $14","$15}' /proc/"$pb"/stat)
   t0=$(date +%s%N)
   measure "$label" "$NSA" "$NSB" 10.200.2.1 10.200.1.1
   t1=$(date +%s%N)
-  ta1=$(awk '{print $14+$15}' /proc/"$pa"/stat); tb1=$(awk '{print $14+$15}' /proc/"$pb"/stat)
+  ta1=$(awk '{print $14","$15}' /proc/"$pa"/stat); tb1=$(awk '{print $14","$15}' /proc/"$pb"/stat)
   # CPU per byte is steadier than Gbit/s on a shared machine: it does not
   # depend on how much CPU the iperf3 ends and other work left over.
   python3 - "$label" "$OUT" "$(getconf CLK_TCK)" "$t0" "$t1" "$ta0" "$ta1" "$tb0" "$tb1" <<'EOF2'
 import glob, json, sys
 label, out = sys.argv[1], sys.argv[2]
-hz, t0, t1, ta0, ta1, tb0, tb1 = map(float, sys.argv[3:])
+hz, t0, t1 = map(float, sys.argv[3:6])
+ta0, ta1, tb0, tb1 = ([float(x) for x in a.split(",")] for a in sys.argv[6:10])
 el = (t1 - t0) / 1e9
-sa, sb = (ta1 - ta0) / hz, (tb1 - tb0) / hz
+# (user, system) seconds of each side
+ua, ka = (ta1[0] - ta0[0]) / hz, (ta1[1] - ta0[1]) / hz
+ub, kb = (tb1[0] - tb0[0]) / hz, (tb1[1] - tb0[1]) / hz
+sa, sb = ua + ka, ub + kb
 moved = 0
 for f in glob.glob("%s/iperf-%s-*.json" % (out, label)):
     try:
@@ -227,7 +232,9 @@ for f in glob.glob("%s/iperf-%s-*.json" % (out, label)):
 line = "   %s: sender side %.0f%% CPU, receiver side %.0f%% CPU (of one core, incl. the idle gaps)" % (
     label, 100 * sa / el, 100 * sb / el)
 if moved:
-    line += "; per GB moved: sender %.0f ms, receiver %.0f ms of CPU" % (sa / moved * 1e12, sb / moved * 1e12)
+    g = 1e12 / moved
+    line += "; per GB moved: sender %.0f ms (user %.0f), receiver %.0f ms (user %.0f) of CPU" % (
+        sa * g, ua * g, sb * g, ub * g)
 print(line)
 EOF2
   local ns
