@@ -445,16 +445,15 @@ impl Plane {
             Bundle::AhEsp { ah, esp } => [Some(esp), Some(ah)],
         };
         // With a path MTU learned, keep the start of the cleartext for an
-        // ICMP too-big quote (it is encrypted in place).
-        let mut quote = [0u8; QUOTE];
+        // ICMP too-big quote (it is encrypted in place); only then, as even
+        // zeroing the buffer shows in the per-packet cost.
         let inner_len = buf.len();
-        let qlen = if self.path_mtu.is_empty() {
-            0
-        } else {
+        let quote = (!self.path_mtu.is_empty()).then(|| {
             let n = inner_len.min(QUOTE);
-            quote[..n].copy_from_slice(&buf.data()[..n]);
-            n
-        };
+            let mut q = [0u8; QUOTE];
+            q[..n].copy_from_slice(&buf.data()[..n]);
+            (q, n)
+        });
         // DSCP and ECN for the outer header of ESP-in-UDP, which the UDP
         // socket writes (a raw ESP tunnel copies them in `encap::write_outer`;
         // in transport mode the header is the packet's own).
@@ -523,14 +522,15 @@ impl Plane {
                 None => return drop(DropReason::Malformed),
             },
         };
-        if qlen > 0 {
+        if let Some((quote, qlen)) = &quote {
+            let quote = &quote[..*qlen];
             if let Some(pmtu) = self.path_mtu(now, dst) {
-                if wire_len > pmtu && may_not_fragment(&quote[..qlen]) {
+                if wire_len > pmtu && may_not_fragment(quote) {
                     // The overhead of this packet, plus up to a cipher block
                     // (16) of padding that a shorter packet may need.
                     let overhead = wire_len - inner_len;
                     let mtu = pmtu.saturating_sub(overhead + 15);
-                    return match too_big(buf, &quote[..qlen], mtu) {
+                    return match too_big(buf, quote, mtu) {
                         Some(mtu) => (OutVerdict::TooBig { mtu }, 0),
                         None => drop(DropReason::Malformed),
                     };

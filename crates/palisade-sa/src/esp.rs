@@ -724,7 +724,7 @@ fn open_at(
             "shorter than header, IV, trailer and ICV",
         ))?;
     let block = sa.crypto.block_size();
-    if block > 1 && ct_len % block != 0 {
+    if block > 1 && wesp::rem_of(ct_len, block) != 0 {
         return Err(wire("ESP ciphertext", "not a multiple of the cipher block size").into());
     }
     let seq = sa.pre_icv(seq_low)?;
