@@ -14,6 +14,11 @@
 //! overhead into its steps; `-- batch` runs the worker's outbound round
 //! (super-packet copied in, cut into the 64 ring slots, sealed, copied out)
 //! through the plane and as the crypto floor, without the system calls.
+//! `-- count plane|bare N` runs N 1400-byte packets out and back in through
+//! the planes (or the bare AEAD) and nothing else, for an instruction count
+//! that does not depend on the machine's load:
+//! `valgrind --tool=callgrind <bench binary> count plane 10000`, the same with
+//! `bare`; the difference over N is what palisade adds, in instructions.
 
 use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
@@ -297,7 +302,55 @@ fn batch_cost(plane_side: bool) -> f64 {
     per_round / TUN_BATCH as f64
 }
 
+/// `-- count`: `n` packets through the planes (or the bare AEAD), untimed.
+fn count(plane_side: bool, n: usize) {
+    let size = 1400;
+    let pkt = tcp_segment(size);
+    let mut storage = vec![0u8; size + 512];
+    if plane_side {
+        let mut a = plane("192.0.2.1", "192.0.2.2", 1, 2, 0xa0, 0xb0);
+        let mut b = plane("192.0.2.2", "192.0.2.1", 2, 1, 0xb0, 0xa0);
+        let (from_a, b_local): (SocketAddr, SocketAddr) = (
+            "192.0.2.1:4500".parse().unwrap(),
+            "192.0.2.2:4500".parse().unwrap(),
+        );
+        for _ in 0..n {
+            let mut buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
+            assert!(matches!(
+                a.outbound(Timestamp(1), &mut buf),
+                OutVerdict::Send(_)
+            ));
+            let (start, len) = (buf.offset(), buf.len());
+            let mut buf = PacketBuf::new(&mut storage, start, len).unwrap();
+            let v = b.inbound_udp(Timestamp(1), &mut buf, from_a, b_local, 0);
+            assert_eq!(v, InVerdict::Deliver);
+            black_box(buf.data());
+        }
+    } else {
+        let seal = registry::aead(20, Some(256), &[0xa0; 36], Policy::SECURE).unwrap();
+        let open = registry::aead(20, Some(256), &[0xa0; 36], Policy::SECURE).unwrap();
+        for seq in 1..=n as u64 {
+            storage[HEADROOM..HEADROOM + size].copy_from_slice(&pkt);
+            let (start, len) = floor_seal(seal.as_ref(), seq, &mut storage, HEADROOM, size);
+            let (head, rest) = storage[start..start + len].split_at_mut(16);
+            let (body, tail) = rest.split_at_mut(len - 32);
+            open.open_in_place_detached(&head[8..], &head[..8], body, &tail[..16])
+                .unwrap();
+            black_box(&storage);
+        }
+    }
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("count") {
+        let side = std::env::args().nth(2).unwrap_or_default();
+        let n = std::env::args()
+            .nth(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(10_000);
+        count(side == "plane", n);
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("batch") {
         let (p, f) = (batch_cost(true), batch_cost(false));
         println!("worker round without syscalls, ns per packet: plane {p:.0}, floor {f:.0}, difference {:.0}", p - f);
