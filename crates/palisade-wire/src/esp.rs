@@ -428,7 +428,11 @@ mod tests {
             for len in 0..300usize {
                 assert_eq!(rem_of(len, lcm), len % lcm);
                 let pad = pad_len(len, block).unwrap();
-                assert_eq!((len + pad + TRAILER_LEN) % lcm, 0, "block {block} len {len}");
+                assert_eq!(
+                    (len + pad + TRAILER_LEN) % lcm,
+                    0,
+                    "block {block} len {len}"
+                );
                 assert!(pad < lcm, "block {block} len {len}: not the least padding");
             }
         }
