@@ -112,35 +112,57 @@ fn time(mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// Two gateways' planes, A sealing towards B, over ESP-in-UDP port 4500.
+struct Pair {
+    a: Plane,
+    b: Plane,
+    from_a: SocketAddr,
+    b_local: SocketAddr,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair {
+            a: plane("192.0.2.1", "192.0.2.2", 1, 2, 0xa0, 0xb0),
+            b: plane("192.0.2.2", "192.0.2.1", 2, 1, 0xb0, 0xa0),
+            from_a: "192.0.2.1:4500".parse().unwrap(),
+            b_local: "192.0.2.2:4500".parse().unwrap(),
+        }
+    }
+
+    /// `pkt` sealed by A in `storage` (which it must be): where the sealed
+    /// bytes start and how many.
+    fn out(&mut self, storage: &mut [u8], pkt: &[u8]) -> (usize, usize) {
+        let mut buf = PacketBuf::with_packet(storage, HEADROOM, pkt).unwrap();
+        assert!(matches!(
+            self.a.outbound(Timestamp(1), &mut buf),
+            OutVerdict::Send(_)
+        ));
+        (buf.offset(), buf.len())
+    }
+
+    /// `pkt` sealed by A and opened by B, which must deliver it.
+    fn round_trip(&mut self, storage: &mut [u8], pkt: &[u8]) {
+        let (start, len) = self.out(storage, pkt);
+        let mut buf = PacketBuf::new(storage, start, len).unwrap();
+        let v = self
+            .b
+            .inbound_udp(Timestamp(1), &mut buf, self.from_a, self.b_local, 0);
+        assert_eq!(v, InVerdict::Deliver);
+    }
+}
+
 /// (outbound ns, outbound + inbound ns) per packet through two planes.
 fn plane_cost(size: usize) -> (f64, f64) {
-    let mut a = plane("192.0.2.1", "192.0.2.2", 1, 2, 0xa0, 0xb0);
-    let mut b = plane("192.0.2.2", "192.0.2.1", 2, 1, 0xb0, 0xa0);
-    let (from_a, b_local): (SocketAddr, SocketAddr) = (
-        "192.0.2.1:4500".parse().unwrap(),
-        "192.0.2.2:4500".parse().unwrap(),
-    );
+    let mut pair = Pair::new();
     let pkt = tcp_segment(size);
     let mut storage = vec![0u8; size + 512];
     let out = time(|| {
-        let mut buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
-        assert!(matches!(
-            a.outbound(Timestamp(1), &mut buf),
-            OutVerdict::Send(_)
-        ));
-        black_box(buf.data());
+        black_box(pair.out(&mut storage, &pkt));
     });
     let both = time(|| {
-        let mut buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
-        assert!(matches!(
-            a.outbound(Timestamp(1), &mut buf),
-            OutVerdict::Send(_)
-        ));
-        let (start, len) = (buf.offset(), buf.len());
-        let mut buf = PacketBuf::new(&mut storage, start, len).unwrap();
-        let v = b.inbound_udp(Timestamp(1), &mut buf, from_a, b_local, 0);
-        assert_eq!(v, InVerdict::Deliver);
-        black_box(buf.data());
+        pair.round_trip(&mut storage, &pkt);
+        black_box(&storage);
     });
     (out, both)
 }
@@ -179,13 +201,19 @@ fn bare_cost(size: usize) -> (f64, f64) {
     });
     let both = time(|| {
         let (start, len) = sealed(&mut storage, seal.as_ref());
-        let (head, rest) = storage[start..start + len].split_at_mut(16);
-        let (body, tail) = rest.split_at_mut(len - 32);
-        open.open_in_place_detached(&head[8..], &head[..8], body, &tail[..16])
-            .unwrap();
+        floor_open(open.as_ref(), &mut storage[start..start + len]);
         black_box(&storage);
     });
     (out, both)
+}
+
+/// Open what [`floor_seal`] sealed (`sealed` = its bytes).
+fn floor_open(aead: &dyn Aead, sealed: &mut [u8]) {
+    let len = sealed.len();
+    let (head, rest) = sealed.split_at_mut(16);
+    let (body, tail) = rest.split_at_mut(len - 32);
+    aead.open_in_place_detached(&head[8..], &head[..8], body, &tail[..16])
+        .unwrap();
 }
 
 /// Where the outbound overhead goes, at `size` bytes: each line adds one
@@ -308,23 +336,10 @@ fn count(plane_side: bool, n: usize) {
     let pkt = tcp_segment(size);
     let mut storage = vec![0u8; size + 512];
     if plane_side {
-        let mut a = plane("192.0.2.1", "192.0.2.2", 1, 2, 0xa0, 0xb0);
-        let mut b = plane("192.0.2.2", "192.0.2.1", 2, 1, 0xb0, 0xa0);
-        let (from_a, b_local): (SocketAddr, SocketAddr) = (
-            "192.0.2.1:4500".parse().unwrap(),
-            "192.0.2.2:4500".parse().unwrap(),
-        );
+        let mut pair = Pair::new();
         for _ in 0..n {
-            let mut buf = PacketBuf::with_packet(&mut storage, HEADROOM, &pkt).unwrap();
-            assert!(matches!(
-                a.outbound(Timestamp(1), &mut buf),
-                OutVerdict::Send(_)
-            ));
-            let (start, len) = (buf.offset(), buf.len());
-            let mut buf = PacketBuf::new(&mut storage, start, len).unwrap();
-            let v = b.inbound_udp(Timestamp(1), &mut buf, from_a, b_local, 0);
-            assert_eq!(v, InVerdict::Deliver);
-            black_box(buf.data());
+            pair.round_trip(&mut storage, &pkt);
+            black_box(&storage);
         }
     } else {
         let seal = registry::aead(20, Some(256), &[0xa0; 36], Policy::SECURE).unwrap();
@@ -332,10 +347,7 @@ fn count(plane_side: bool, n: usize) {
         for seq in 1..=n as u64 {
             storage[HEADROOM..HEADROOM + size].copy_from_slice(&pkt);
             let (start, len) = floor_seal(seal.as_ref(), seq, &mut storage, HEADROOM, size);
-            let (head, rest) = storage[start..start + len].split_at_mut(16);
-            let (body, tail) = rest.split_at_mut(len - 32);
-            open.open_in_place_detached(&head[8..], &head[..8], body, &tail[..16])
-                .unwrap();
+            floor_open(open.as_ref(), &mut storage[start..start + len]);
             black_box(&storage);
         }
     }
