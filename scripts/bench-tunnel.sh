@@ -173,6 +173,11 @@ EOF
   unset 'PIDS[-1]'
 }
 
+# ticks PID: "utime,stime" of the process, in clock ticks
+ticks() {
+  awk '{print $14","$15}' /proc/"$1"/stat
+}
+
 # tunnel LABEL ARGS... [-- OPTS...] : run tunnel_bench ARGS a|b OPTS in the
 # two namespaces
 tunnel() {
@@ -205,12 +210,11 @@ tunnel() {
     perfpids+=("$!")
   fi
   local ta0 tb0 t0 t1 ta1 tb1
-  # utime,stime (clock ticks) of each side's process
-  ta0=$(awk '{print $14","$15}' /proc/"$pa"/stat); tb0=$(awk '{print $14","$15}' /proc/"$pb"/stat)
+  ta0=$(ticks "$pa"); tb0=$(ticks "$pb")
   t0=$(date +%s%N)
   measure "$label" "$NSA" "$NSB" 10.200.2.1 10.200.1.1
   t1=$(date +%s%N)
-  ta1=$(awk '{print $14","$15}' /proc/"$pa"/stat); tb1=$(awk '{print $14","$15}' /proc/"$pb"/stat)
+  ta1=$(ticks "$pa"); tb1=$(ticks "$pb")
   # CPU per byte is steadier than Gbit/s on a shared machine: it does not
   # depend on how much CPU the iperf3 ends and other work left over.
   python3 - "$label" "$OUT" "$(getconf CLK_TCK)" "$t0" "$t1" "$ta0" "$ta1" "$tb0" "$tb1" <<'EOF2'
@@ -219,10 +223,11 @@ label, out = sys.argv[1], sys.argv[2]
 hz, t0, t1 = map(float, sys.argv[3:6])
 ta0, ta1, tb0, tb1 = ([float(x) for x in a.split(",")] for a in sys.argv[6:10])
 el = (t1 - t0) / 1e9
-# (user, system) seconds of each side
-ua, ka = (ta1[0] - ta0[0]) / hz, (ta1[1] - ta0[1]) / hz
-ub, kb = (tb1[0] - tb0[0]) / hz, (tb1[1] - tb0[1]) / hz
-sa, sb = ua + ka, ub + kb
+# user seconds and user + system seconds of each side
+def used(before, after):
+    user, system = ((a - b) / hz for a, b in zip(after, before))
+    return user, user + system
+(ua, sa), (ub, sb) = used(ta0, ta1), used(tb0, tb1)
 moved = 0
 for f in glob.glob("%s/iperf-%s-*.json" % (out, label)):
     try:
