@@ -11,7 +11,7 @@ use palisade_sa::lifetime::{LifetimeEvent, Timestamp};
 use palisade_sa::sa::{Encap, Opened, SecurityAssociation};
 use palisade_sa::sad::{SaHandle, Sad, SecurityProtocol};
 use palisade_sa::selector::{Direction, Selector};
-use palisade_sa::spd::{Action, Bundle, PolicyId, Spd};
+use palisade_sa::spd::{Action, Bundle, PolicyId, Protect, Spd};
 use palisade_wire::ip::{IpPacket, IpProtocol};
 use palisade_wire::{ipv4, ipv6};
 use std::net::{IpAddr, SocketAddr};
@@ -198,6 +198,17 @@ impl Default for Plane {
 /// the same way.
 pub use palisade_sa::encap::selector_key;
 
+/// The outbound SPD's answer for one flow, for the packets that follow it
+/// from the same TSO super-packet: the kernel cut those from one TCP
+/// segment, so they share addresses, protocol and ports, which is the whole
+/// selector key (RFC 4301 4.4.1.1), and the SPD cannot change between them
+/// (the worker applies commands between reads, not within one). Start each
+/// super-packet (and each packet read on its own) with
+/// `FlowHint::default()`; only a PROTECT answer whose SAs are all
+/// installed is kept, so a trap still raises its acquire.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlowHint(Option<(PolicyId, Protect)>);
+
 /// What the outermost seal of a bundle left: its encapsulation, the offset
 /// of the UDP/ESP/AH header, and for a bare ESP-in-UDP packet (no headers of
 /// ours) the outer addresses the socket will use.
@@ -216,6 +227,15 @@ fn udp_outer(a: IpAddr, b: IpAddr) -> (palisade_wire::ip::Version, usize) {
         (palisade_wire::ip::Version::V4, 28)
     } else {
         (palisade_wire::ip::Version::V6, 48)
+    }
+}
+
+/// The SAs of a bundle in the order they seal: ESP first, then AH outside
+/// it (RFC 4301 4.3); `None` for a bundle of one.
+fn bundle_order(b: Bundle) -> [Option<Option<SaHandle>>; 2] {
+    match b {
+        Bundle::Esp { sa } | Bundle::Ah { sa } => [Some(sa), None],
+        Bundle::AhEsp { ah, esp } => [Some(esp), Some(ah)],
     }
 }
 
@@ -404,7 +424,18 @@ impl Plane {
 
     /// Seal `buf` (an IP packet from the TUN) per the outbound SPD.
     pub fn outbound(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> OutVerdict {
-        let (verdict, wire_len) = self.outbound_inner(now, buf);
+        self.outbound_in_flow(now, buf, &mut FlowHint::default())
+    }
+
+    /// [`Self::outbound`] for one segment of a super-packet: the SPD is
+    /// asked only when `flow` holds no answer yet (see [`FlowHint`]).
+    pub fn outbound_in_flow(
+        &mut self,
+        now: Timestamp,
+        buf: &mut PacketBuf<'_>,
+        flow: &mut FlowHint,
+    ) -> OutVerdict {
+        let (verdict, wire_len) = self.outbound_inner(now, buf, flow);
         match verdict {
             OutVerdict::Send(Transmit::Udp { dst, src_port, .. }) => {
                 self.totals.count_out(wire_len as u64);
@@ -421,29 +452,46 @@ impl Plane {
 
     /// The verdict, and the length of the IP packet that goes on the wire
     /// (for ESP-in-UDP with the headers the socket adds).
-    fn outbound_inner(&mut self, now: Timestamp, buf: &mut PacketBuf<'_>) -> (OutVerdict, usize) {
+    fn outbound_inner(
+        &mut self,
+        now: Timestamp,
+        buf: &mut PacketBuf<'_>,
+        flow: &mut FlowHint,
+    ) -> (OutVerdict, usize) {
         let drop = |r| (OutVerdict::Drop(r), 0);
-        let Ok(key) = selector_key(buf.data()) else {
-            return drop(DropReason::Malformed);
+        // The selector key, when the SPD had to be asked (a trap's acquire
+        // carries it).
+        let mut asked = None;
+        let (policy, protect) = match flow.0 {
+            Some(known) => known,
+            None => {
+                let Ok(key) = selector_key(buf.data()) else {
+                    return drop(DropReason::Malformed);
+                };
+                let answer = match self.spd.lookup(Direction::Outbound, &key) {
+                    Some(p) => match p.spec.action {
+                        Action::Protect(pr) => (p.id, pr),
+                        Action::Discard => return drop(DropReason::PolicyDiscard),
+                        // A packet only reaches the TUN because a route sent
+                        // it there to be protected; BYPASS policies are
+                        // honoured by not routing traffic into the TUN at
+                        // all, so one here is a configuration conflict.
+                        Action::Bypass => return drop(DropReason::PolicyDiscard),
+                    },
+                    None => return drop(DropReason::PolicyDiscard),
+                };
+                if bundle_order(answer.1.bundle)
+                    .iter()
+                    .flatten()
+                    .all(Option::is_some)
+                {
+                    flow.0 = Some(answer);
+                }
+                asked = Some(key);
+                answer
+            }
         };
-        let (policy, protect) = match self.spd.lookup(Direction::Outbound, &key) {
-            Some(p) => match p.spec.action {
-                Action::Protect(pr) => (p.id, pr),
-                Action::Discard => return drop(DropReason::PolicyDiscard),
-                // A packet only reaches the TUN because a route sent it there
-                // to be protected; BYPASS policies are honoured by not routing
-                // traffic into the TUN at all, so one here is a configuration
-                // conflict.
-                Action::Bypass => return drop(DropReason::PolicyDiscard),
-            },
-            None => return drop(DropReason::PolicyDiscard),
-        };
-        // ESP first, then AH outside it (RFC 4301 4.3).
-        let order: [Option<Option<SaHandle>>; 2] = match protect.bundle {
-            Bundle::Esp { sa } => [Some(sa), None],
-            Bundle::Ah { sa } => [Some(sa), None],
-            Bundle::AhEsp { ah, esp } => [Some(esp), Some(ah)],
-        };
+        let order = bundle_order(protect.bundle);
         // With a path MTU learned, keep the start of the cleartext for an
         // ICMP too-big quote (it is encrypted in place); only then, as even
         // zeroing the buffer shows in the per-packet cost.
@@ -462,8 +510,11 @@ impl Plane {
         for handle in order.into_iter().flatten() {
             let Some(h) = handle else {
                 // A trap (RFC 4301 5.1.1: PROTECT without an SA): ask the key
-                // manager for one, at most once per interval per policy.
-                self.acquire(now, policy, key);
+                // manager for one, at most once per interval per policy. (A
+                // flow hint never holds a trap, so the key is at hand.)
+                if let Some(key) = asked {
+                    self.acquire(now, policy, key);
+                }
                 return drop(DropReason::NoSa);
             };
             let Some(entry) = self.sad.get_mut(h) else {
@@ -950,9 +1001,17 @@ mod tests {
             }),
         });
         let mut storage = vec![0u8; 512];
+        // One flow hint throughout, as for the segments of a super-packet:
+        // it never holds a trap, so each packet meets the trap itself.
+        let mut flow = FlowHint::default();
         for t in [0, 1, 2] {
-            let v = p.outbound(Timestamp(t * 1_000_000), &mut udp_packet(&mut storage));
+            let v = p.outbound_in_flow(
+                Timestamp(t * 1_000_000),
+                &mut udp_packet(&mut storage),
+                &mut flow,
+            );
             assert_eq!(v, OutVerdict::Drop(DropReason::NoSa));
+            assert!(flow.0.is_none());
         }
         let a = p.take_acquires();
         assert_eq!(a.len(), 1, "{a:?}");

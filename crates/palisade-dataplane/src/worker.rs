@@ -5,7 +5,8 @@
 //! lock at all.
 
 use crate::plane::{
-    rebuild_v6_header, InVerdict, KeepaliveTransmit, OutVerdict, Plane, Transmit, NAT_KEEPALIVE,
+    rebuild_v6_header, FlowHint, InVerdict, KeepaliveTransmit, OutVerdict, Plane, Transmit,
+    NAT_KEEPALIVE,
 };
 use crate::sock::{
     recv_path_mtu, set_buffers, set_recv_tos, set_recverr, set_udp_gro, RawSocket, RecvBatch,
@@ -444,6 +445,9 @@ impl Worker {
     /// buffer, send the lot with one sendmmsg (runs of same-size ESP-in-UDP
     /// datagrams as one UDP GSO message); a few rounds per wakeup.
     fn on_tun(&mut self, ring: &mut SendRing, big: &mut [u8], pending: &mut (usize, usize)) {
+        // The SPD's answer for the super-packet being cut (asked afresh on
+        // each call: commands may have changed the SPD since the last).
+        let mut flow = FlowHint::default();
         for _ in 0..TUN_ROUNDS {
             let now = self.now();
             let mut drained = false;
@@ -453,6 +457,9 @@ impl Worker {
                 let n = if self.tun.offload() {
                     // A super-packet is cut into ring buffers, as many per
                     // round as fit; `pending` = (bytes read, next segment).
+                    if pending.1 == 0 {
+                        flow = FlowHint::default();
+                    }
                     if pending.0 == 0 {
                         match self.tun.recv(big) {
                             Ok(n) => *pending = (n, 0),
@@ -483,6 +490,7 @@ impl Worker {
                         }
                     }
                 } else {
+                    flow = FlowHint::default();
                     match self.tun.recv(room) {
                         Ok(n) => n,
                         Err(e) => {
@@ -498,7 +506,7 @@ impl Worker {
                 let Ok(mut buf) = PacketBuf::new(storage, HEADROOM, n) else {
                     continue;
                 };
-                let verdict = self.plane.outbound(now, &mut buf);
+                let verdict = self.plane.outbound_in_flow(now, &mut buf, &mut flow);
                 let (start, len) = (buf.offset(), buf.len());
                 match verdict {
                     OutVerdict::Send(t) => self.queue(ring, t, start, len),

@@ -2,7 +2,7 @@
 //! opens and delivers, and every way a packet can be refused is counted.
 
 use palisade_crypto::{Policy, Secret};
-use palisade_dataplane::plane::{InVerdict, InstalledSa, OutVerdict, Plane, Transmit};
+use palisade_dataplane::plane::{FlowHint, InVerdict, InstalledSa, OutVerdict, Plane, Transmit};
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::counters::DropReason;
 use palisade_sa::lifetime::Timestamp;
@@ -191,6 +191,41 @@ fn a_seals_b_opens_and_delivers_the_original() {
         InVerdict::Drop(DropReason::Replay)
     );
     assert_eq!(b.drops.get(DropReason::Replay), 1);
+}
+
+/// A flow hint carries the SPD's PROTECT answer from one segment of a
+/// super-packet to the next: the SPD is not asked again (shown here with a
+/// packet no policy covers, which the hint's answer still seals; the worker
+/// only ever hands the hint packets of one flow). A DISCARD answer is not
+/// kept, and a fresh hint asks the SPD again.
+#[test]
+fn a_flow_hint_keeps_only_a_protect_answer() {
+    let (mut a, _) = pair();
+    let covered = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"segment");
+    let stray = udp_v4([10, 1, 0, 5], [10, 9, 0, 7], b"no policy");
+    let mut send = |a: &mut Plane, pkt: &[u8], flow: &mut FlowHint| {
+        let mut storage = vec![0u8; 2048];
+        let mut buf = PacketBuf::with_packet(&mut storage, 128, pkt).unwrap();
+        a.outbound_in_flow(Timestamp(1), &mut buf, flow)
+    };
+    let sent = |v: OutVerdict| matches!(v, OutVerdict::Send(Transmit::Raw { .. }));
+
+    let mut flow = FlowHint::default();
+    assert_eq!(
+        send(&mut a, &stray, &mut flow),
+        OutVerdict::Drop(DropReason::PolicyDiscard)
+    );
+    assert!(
+        sent(send(&mut a, &covered, &mut flow)),
+        "DISCARD was not kept"
+    );
+    assert!(sent(send(&mut a, &stray, &mut flow)), "PROTECT was kept");
+    let mut fresh = FlowHint::default();
+    assert_eq!(
+        send(&mut a, &stray, &mut fresh),
+        OutVerdict::Drop(DropReason::PolicyDiscard)
+    );
+    assert_eq!(a.drops.get(DropReason::PolicyDiscard), 2);
 }
 
 #[test]
