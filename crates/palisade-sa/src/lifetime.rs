@@ -110,6 +110,19 @@ pub struct Lifetime {
     soft_reported: bool,
     hard: Option<LimitKind>,
     hard_reported: bool,
+    /// Below these marks no limit can fire, so [`Self::charge`] only adds.
+    quiet: Quiet,
+}
+
+/// The marks [`Lifetime::charge`]'s fast path stays under: a packet that
+/// leaves the byte and packet totals below `bytes` and `packets` and comes
+/// before `until` reaches no soft limit still to report and no hard limit.
+/// All zero (nothing is quiet) until the first packet and after a hard limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Quiet {
+    bytes: u64,
+    packets: u64,
+    until: Timestamp,
 }
 
 impl Lifetime {
@@ -124,6 +137,34 @@ impl Lifetime {
             soft_reported: false,
             hard: None,
             hard_reported: false,
+            quiet: Quiet::default(),
+        }
+    }
+
+    /// The marks below which nothing can fire, from the limits and what has
+    /// been reported: a hard byte or packet limit fires when a total goes
+    /// past it, a soft one when a total reaches it, either time limit when
+    /// `now` reaches it.
+    fn quiet_marks(&self) -> Quiet {
+        if self.hard.is_some() {
+            return Quiet::default();
+        }
+        let (soft, hard) = (&self.config.soft, &self.config.hard);
+        let soft_on = !self.soft_reported;
+        let mark = |soft: Option<u64>, hard: Option<u64>| {
+            let hard = hard.map_or(u64::MAX, |h| h.saturating_add(1));
+            soft.filter(|_| soft_on).map_or(hard, |s| s.min(hard))
+        };
+        let at = |d: Duration| self.created.saturating_add(d);
+        let soft_time = soft.time.filter(|_| soft_on).map(at);
+        Quiet {
+            bytes: mark(soft.bytes, hard.bytes),
+            packets: mark(soft.packets, hard.packets),
+            until: [soft_time, hard.time.map(at)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(Timestamp(u64::MAX)),
         }
     }
 
@@ -136,6 +177,34 @@ impl Lifetime {
     /// would carry the total past it is refused.
     #[inline]
     pub fn charge(&mut self, now: Timestamp, bytes: u64) -> Result<LifetimeEvent, LifetimeExpired> {
+        let packets = self.packets.saturating_add(1);
+        let total = self.bytes.saturating_add(bytes);
+        let q = &self.quiet;
+        if total < q.bytes && packets < q.packets && now < q.until {
+            self.packets = packets;
+            self.bytes = total;
+            return Ok(LifetimeEvent::None);
+        }
+        self.charge_checked(now, bytes)
+    }
+
+    /// [`Self::charge`] with every limit checked (and the quiet marks
+    /// renewed): the first packet, and any that may cross a mark.
+    fn charge_checked(
+        &mut self,
+        now: Timestamp,
+        bytes: u64,
+    ) -> Result<LifetimeEvent, LifetimeExpired> {
+        let ev = self.charge_limits(now, bytes);
+        self.quiet = self.quiet_marks();
+        ev
+    }
+
+    fn charge_limits(
+        &mut self,
+        now: Timestamp,
+        bytes: u64,
+    ) -> Result<LifetimeEvent, LifetimeExpired> {
         if let Some(limit) = self.hard {
             return Err(self.expired(limit));
         }
@@ -166,6 +235,14 @@ impl Lifetime {
     /// Timer-driven check: reports a soft or hard expiry by time (or a count
     /// limit already reached) once. Call it when [`Self::next_deadline`] passes.
     pub fn check(&mut self, now: Timestamp) -> LifetimeEvent {
+        let ev = self.check_limits(now);
+        if self.first_use.is_some() {
+            self.quiet = self.quiet_marks();
+        }
+        ev
+    }
+
+    fn check_limits(&mut self, now: Timestamp) -> LifetimeEvent {
         if self.hard.is_none() {
             let hard = &self.config.hard;
             if self.time_reached(now, hard.time) {
@@ -382,5 +459,58 @@ mod tests {
         assert_eq!(l.check(Timestamp(u64::MAX)), LifetimeEvent::None);
         assert_eq!(l.next_deadline(), None);
         assert_eq!(l.first_use(), Some(Timestamp(u64::MAX)));
+    }
+
+    fn limits(time: Option<u64>, bytes: Option<u64>, packets: Option<u64>) -> Limits {
+        Limits {
+            time: time.map(Duration::from_secs),
+            bytes,
+            packets,
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast path of `charge` (totals below the quiet marks) answers
+        /// exactly as every limit checked on every packet does: the same
+        /// events, errors and totals, for limits near the traffic (so the
+        /// marks are crossed, by charges and by timer checks alike), the
+        /// largest values (saturation), and unlimited ones.
+        #[test]
+        fn fast_path_agrees_with_checking_every_limit(
+            soft in (
+                proptest::option::of(0u64..30),
+                proptest::option::of(proptest::prop_oneof![0u64..3000, proptest::strategy::Just(u64::MAX)]),
+                proptest::option::of(0u64..40),
+            ),
+            hard in (
+                proptest::option::of(0u64..30),
+                proptest::option::of(proptest::prop_oneof![0u64..6000, proptest::strategy::Just(u64::MAX)]),
+                proptest::option::of(0u64..60),
+            ),
+            ops in proptest::collection::vec((0u8..8, 0u64..3 * S, 0u64..300), 0..120),
+        ) {
+            let config = LifetimeConfig {
+                soft: limits(soft.0, soft.1, soft.2),
+                hard: limits(hard.0, hard.1, hard.2),
+            };
+            let mut fast = Lifetime::new(config, Timestamp(5 * S));
+            let mut every = fast;
+            let mut now = Timestamp(5 * S);
+            for (op, dt, bytes) in ops {
+                now = Timestamp(now.0 + dt);
+                if op == 0 {
+                    proptest::prop_assert_eq!(fast.check(now), every.check_limits(now));
+                } else {
+                    proptest::prop_assert_eq!(
+                        fast.charge(now, bytes),
+                        every.charge_limits(now, bytes)
+                    );
+                }
+                proptest::prop_assert_eq!(
+                    (fast.bytes, fast.packets, fast.first_use, fast.hard),
+                    (every.bytes, every.packets, every.first_use, every.hard)
+                );
+            }
+        }
     }
 }
