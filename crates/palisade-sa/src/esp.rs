@@ -55,8 +55,19 @@ pub(crate) enum IvKind {
     Counter,
 }
 
-/// The keyed transforms of one SA.
-pub(crate) enum EspCrypto {
+/// The keyed transforms of one SA, with the sizes every packet needs fixed
+/// when the SA is made (not asked of the transforms per packet).
+pub(crate) struct EspCrypto {
+    t: Transforms,
+    iv_len: usize,
+    icv_len: usize,
+    block: usize,
+    align: usize,
+    iv_kind: IvKind,
+}
+
+/// The keyed transforms themselves.
+enum Transforms {
     Aead {
         aead: Box<dyn Aead>,
         name: &'static str,
@@ -121,10 +132,10 @@ impl EspCrypto {
                 ));
             }
             let aead = registry::aead(e.id, e.key_bits, e.keymat.as_bytes(), policy)?;
-            return Ok(if e.id == encr::NULL_AUTH_AES_GMAC {
-                EspCrypto::Gmac { aead }
+            return Ok(EspCrypto::fix(if e.id == encr::NULL_AUTH_AES_GMAC {
+                Transforms::Gmac { aead }
             } else {
-                EspCrypto::Aead {
+                Transforms::Aead {
                     aead,
                     name: registry::encr_name(e.id).unwrap_or("AEAD"),
                     align: if matches!(e.id, encr::AES_GCM_8 | encr::AES_GCM_12 | encr::AES_GCM_16)
@@ -134,7 +145,7 @@ impl EspCrypto {
                         1
                     },
                 }
-            });
+            }));
         }
         if e.id == encr::NULL {
             if integ.is_none() {
@@ -142,12 +153,12 @@ impl EspCrypto {
                     "ENCR_NULL with no integrity transform: ESP would protect nothing (RFC 4303 3.2 forbids it)",
                 ));
             }
-            return Ok(EspCrypto::Split {
+            return Ok(EspCrypto::fix(Transforms::Split {
                 cipher: None,
                 iv: IvKind::Counter,
                 integ,
                 name: "ENCR_NULL",
-            });
+            }));
         }
         if integ.is_none() && !policy.allow_insecure {
             return Err(ConfigError::Transform(
@@ -160,12 +171,12 @@ impl EspCrypto {
         } else {
             IvKind::Random
         };
-        Ok(EspCrypto::Split {
+        Ok(EspCrypto::fix(Transforms::Split {
             cipher: Some(cipher),
             iv,
             integ,
             name: registry::encr_name(e.id).unwrap_or("cipher"),
-        })
+        }))
     }
 
     pub(crate) fn new_ah(integ: Option<&IntegConfig>, policy: Policy) -> Result<Self, ConfigError> {
@@ -173,47 +184,72 @@ impl EspCrypto {
         if integ.is_none() {
             return Err(ConfigError::Transform("AH needs an integrity transform"));
         }
-        Ok(EspCrypto::Split {
+        Ok(EspCrypto::fix(Transforms::Split {
             cipher: None,
             iv: IvKind::Counter,
             integ,
             name: "AH",
-        })
+        }))
+    }
+
+    /// `t` with its sizes worked out once.
+    fn fix(t: Transforms) -> Self {
+        let (iv_len, icv_len, block, align, iv_kind) = match &t {
+            Transforms::Aead { aead, align, .. } => {
+                (aead.iv_len(), aead.icv_len(), 1, *align, IvKind::Counter)
+            }
+            Transforms::Gmac { aead } => (aead.iv_len(), aead.icv_len(), 1, 1, IvKind::Counter),
+            Transforms::Split {
+                cipher, iv, integ, ..
+            } => {
+                // Padding must reach the cipher's block only where the
+                // cipher works in blocks (CBC); CTR is a stream.
+                let block = match (cipher, iv) {
+                    (Some(c), IvKind::Random) => c.block_size(),
+                    _ => 1,
+                };
+                (
+                    cipher.as_ref().map_or(0, |c| c.iv_len()),
+                    integ.as_ref().map_or(0, |i| i.icv_len()),
+                    block,
+                    block,
+                    *iv,
+                )
+            }
+        };
+        EspCrypto {
+            t,
+            iv_len,
+            icv_len,
+            block,
+            align,
+            iv_kind,
+        }
     }
 
     pub(crate) fn describe(&self) -> &'static str {
-        match self {
-            EspCrypto::Aead { name, .. } => name,
-            EspCrypto::Gmac { .. } => "ENCR_NULL_AUTH_AES_GMAC",
-            EspCrypto::Split { name, .. } => name,
+        match &self.t {
+            Transforms::Aead { name, .. } => name,
+            Transforms::Gmac { .. } => "ENCR_NULL_AUTH_AES_GMAC",
+            Transforms::Split { name, .. } => name,
         }
     }
 
+    #[inline]
     pub(crate) fn iv_len(&self) -> usize {
-        match self {
-            EspCrypto::Aead { aead, .. } | EspCrypto::Gmac { aead } => aead.iv_len(),
-            EspCrypto::Split { cipher, .. } => cipher.as_ref().map_or(0, |c| c.iv_len()),
-        }
+        self.iv_len
     }
 
+    #[inline]
     pub(crate) fn icv_len(&self) -> usize {
-        match self {
-            EspCrypto::Aead { aead, .. } | EspCrypto::Gmac { aead } => aead.icv_len(),
-            EspCrypto::Split { integ, .. } => integ.as_ref().map_or(0, |i| i.icv_len()),
-        }
+        self.icv_len
     }
 
     /// The block size padding must reach (before the 4-byte rule of RFC 4303
     /// 2.4, which `wire::esp::alignment` adds).
+    #[inline]
     pub(crate) fn block_size(&self) -> usize {
-        match self {
-            EspCrypto::Split {
-                cipher: Some(c),
-                iv: IvKind::Random,
-                ..
-            } => c.block_size(),
-            _ => 1,
-        }
+        self.block
     }
 
     /// The block size outbound padding reaches: the cipher's for CBC, and
@@ -222,11 +258,9 @@ impl EspCrypto {
     /// VAES code here) take a slower path for a final partial block: about
     /// 60 ns of a 1400-byte seal, and again on open, for at most 12 more
     /// bytes on the wire. Inbound only [`Self::block_size`] is enforced.
+    #[inline]
     pub(crate) fn pad_align(&self) -> usize {
-        match self {
-            EspCrypto::Aead { align, .. } => *align,
-            _ => self.block_size(),
-        }
+        self.align
     }
 
     /// Largest AH header for this ICV (IPv6 alignment).
@@ -235,17 +269,15 @@ impl EspCrypto {
     }
 
     pub(crate) fn integ(&self) -> Option<&dyn Integ> {
-        match self {
-            EspCrypto::Split { integ: Some(i), .. } => Some(i.as_ref()),
+        match &self.t {
+            Transforms::Split { integ: Some(i), .. } => Some(i.as_ref()),
             _ => None,
         }
     }
 
+    #[inline]
     fn iv_kind(&self) -> IvKind {
-        match self {
-            EspCrypto::Split { iv, .. } => *iv,
-            _ => IvKind::Counter,
-        }
+        self.iv_kind
     }
 
     /// Encrypts and authenticates the ESP packet at `pkt[esp..]`: header and
@@ -267,17 +299,17 @@ impl EspCrypto {
             .filter(|&e| e >= ct)
             .ok_or(len_err())?;
         let hi = ((seq >> 32) as u32).to_be_bytes();
-        match self {
+        match &self.t {
             // GMAC too: its Aead authenticates `aad | iv | in_out` and leaves
             // `in_out` in clear, which is RFC 4543 3.2's AAD exactly.
-            EspCrypto::Aead { aead, .. } | EspCrypto::Gmac { aead } => {
+            Transforms::Aead { aead, .. } | Transforms::Gmac { aead } => {
                 let (head, rest) = pkt.split_at_mut(ct); // ok: ct <= ct_end <= len
                 let (body, icv) = rest.split_at_mut(ct_end - ct); // ok: ct <= ct_end
                 let aad = Aad::new(head.get(esp..esp + 8).ok_or(len_err())?, esn, hi);
                 let iv = head.get(esp + 8..ct).ok_or(len_err())?;
                 aead.seal_in_place_detached(iv, aad.bytes(), body, icv)
             }
-            EspCrypto::Split { cipher, integ, .. } => {
+            Transforms::Split { cipher, integ, .. } => {
                 let (head, rest) = pkt.split_at_mut(ct); // ok: ct <= len
                 if let Some(c) = cipher {
                     let iv = head.get(esp + 8..).ok_or(len_err())?;
@@ -314,15 +346,15 @@ impl EspCrypto {
             .filter(|&e| e >= ct)
             .ok_or(len_err())?;
         let hi = ((seq >> 32) as u32).to_be_bytes();
-        match self {
-            EspCrypto::Aead { aead, .. } | EspCrypto::Gmac { aead } => {
+        match &self.t {
+            Transforms::Aead { aead, .. } | Transforms::Gmac { aead } => {
                 let (head, rest) = pkt.split_at_mut(ct); // ok: ct <= len
                 let (body, icv) = rest.split_at_mut(ct_end - ct); // ok: ct <= ct_end
                 let aad = Aad::new(head.get(esp..esp + 8).ok_or(len_err())?, esn, hi);
                 let iv = head.get(esp + 8..ct).ok_or(len_err())?;
                 aead.open_in_place_detached(iv, aad.bytes(), body, icv)
             }
-            EspCrypto::Split { cipher, integ, .. } => {
+            Transforms::Split { cipher, integ, .. } => {
                 if let Some(i) = integ {
                     let (covered, icv) = pkt.split_at(ct_end); // ok: ct_end <= len
                     let covered = covered.get(esp..).ok_or(len_err())?;
