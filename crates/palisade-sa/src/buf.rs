@@ -96,13 +96,13 @@ impl<'a> PacketBuf<'a> {
     }
 
     /// The packet bytes.
-    #[inline]
+    #[inline(always)]
     pub fn data(&self) -> &[u8] {
         &self.storage[self.start..self.end] // ok: start <= end <= len, kept by every method
     }
 
     /// The packet bytes, writable.
-    #[inline]
+    #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.end] // ok: invariant start <= end <= len
     }
@@ -139,7 +139,7 @@ impl<'a> PacketBuf<'a> {
 
     /// Grows the packet by `n` bytes at the front and returns them (their
     /// contents are whatever the headroom held).
-    #[inline]
+    #[inline(always)]
     pub fn prepend(&mut self, n: usize) -> Result<&mut [u8], NoRoom> {
         if n > self.start {
             return Err(NoRoom {

@@ -435,7 +435,10 @@ fn fill_iv(kind: IvKind, iv: &mut [u8], seq: u64, forced: Option<&[u8]>) -> Resu
         IvKind::Counter => {
             let s = seq.to_be_bytes();
             let n = iv.len();
-            if n >= 8 {
+            if let Ok(iv) = <&mut [u8; 8]>::try_from(&mut *iv) {
+                // Every AEAD's and CTR's ESP IV (RFC 4106 3.1, 3686 3.1).
+                *iv = s;
+            } else if n >= 8 {
                 let (zero, low) = iv.split_at_mut(n - 8); // ok: n >= 8
                 zero.fill(0);
                 low.copy_from_slice(&s);
