@@ -182,6 +182,11 @@ pub struct Sad<S> {
     multicast_dst: HashMap<(u64, IpAddr), u32, Build>,
     multicast_dst_src: HashMap<(u64, IpAddr, IpAddr), u32, Build>,
     len: usize,
+    /// The unicast SA [`Self::inbound_mut`] found last, by its map key: a
+    /// run of packets for one SA skips the hash lookup. Used only while no
+    /// multicast SA exists (then SPI and protocol alone decide); a handle
+    /// gone stale (the SA removed) is simply looked up again.
+    last_unicast: Option<(u64, SaHandle)>,
 }
 
 impl<S> Default for Sad<S> {
@@ -206,6 +211,7 @@ impl<S> Sad<S> {
             multicast_dst: HashMap::default(),
             multicast_dst_src: HashMap::default(),
             len: 0,
+            last_unicast: None,
         }
     }
 
@@ -303,7 +309,17 @@ impl<S> Sad<S> {
         dst: IpAddr,
         src: IpAddr,
     ) -> Option<(SaHandle, &mut S)> {
+        let unicast_only = self.multicast_dst.is_empty() && self.multicast_dst_src.is_empty();
+        let k = unicast_key(spi, proto);
+        if let Some((last, h)) = self.last_unicast {
+            if unicast_only && last == k && self.get(h).is_some() {
+                return self.get_mut(h).map(|s| (h, s));
+            }
+        }
         let h = self.lookup_inbound(spi, proto, dst, src)?;
+        if unicast_only {
+            self.last_unicast = Some((k, h));
+        }
         self.get_mut(h).map(|s| (h, s))
     }
 
@@ -467,6 +483,43 @@ mod tests {
         assert_eq!(sad.get(a), None);
         assert_eq!(sad.get(b), Some(&"in-b"));
         assert_eq!(sad.iter().count(), 2);
+    }
+
+    /// `inbound_mut` remembers the last unicast SA it found, but a removed
+    /// SA, an SPI taken over by a new SA, or a multicast SA installed later
+    /// (which takes precedence for its group) is never answered from memory.
+    #[test]
+    fn the_remembered_inbound_sa_never_goes_stale() {
+        let mut sad: Sad<u8> = Sad::new();
+        let (d, s) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let esp = SecurityProtocol::Esp;
+        let a = sad.insert_inbound(uni(0x1000), 1).unwrap();
+        sad.insert_inbound(uni(0x2000), 2).unwrap();
+        for (spi, want) in [(0x1000, 1), (0x1000, 1), (0x2000, 2), (0x1000, 1)] {
+            assert_eq!(sad.inbound_mut(spi, esp, d, s).map(|(_, v)| *v), Some(want));
+        }
+        assert_eq!(sad.inbound_mut(0x1000, SecurityProtocol::Ah, d, s), None);
+        sad.remove(a);
+        assert!(sad.inbound_mut(0x1000, esp, d, s).is_none());
+        let b = sad.insert_inbound(uni(0x1000), 3).unwrap();
+        assert_eq!(sad.inbound_mut(0x1000, esp, d, s), Some((b, &mut 3)));
+        let group = ip("239.1.1.1");
+        sad.insert_inbound(
+            InboundKey {
+                scope: SaScope::Multicast {
+                    dst: group,
+                    src: None,
+                },
+                ..uni(0x1000)
+            },
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            sad.inbound_mut(0x1000, esp, group, s).map(|(_, v)| *v),
+            Some(4)
+        );
+        assert_eq!(sad.inbound_mut(0x1000, esp, d, s).map(|(_, v)| *v), Some(3));
     }
 
     #[test]
