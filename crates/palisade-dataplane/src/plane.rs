@@ -42,15 +42,14 @@ impl InstalledSa {
 pub enum Transmit {
     /// Through a raw socket for `proto`, header included, to `dst`.
     Raw { dst: IpAddr, proto: u8 },
-    /// Through the UDP socket bound to `src`:`src_port` (or the wildcard
-    /// address and that port), sending the bytes from `offset` (the ESP
-    /// header; the socket adds IP and UDP) to `dst`, with `tos` (DSCP and
-    /// ECN) in the IP header the socket writes: the cleartext packet's, as
-    /// a raw ESP tunnel copies them (RFC 4301 5.1.2.1, RFC 6040 normal mode).
+    /// Through the UDP socket bound to `src` (or the wildcard address and
+    /// its port), sending the bytes from `offset` (the ESP header; the
+    /// socket adds IP and UDP) to `dst`, with `tos` (DSCP and ECN) in the
+    /// IP header the socket writes: the cleartext packet's, as a raw ESP
+    /// tunnel copies them (RFC 4301 5.1.2.1, RFC 6040 normal mode).
     Udp {
         dst: SocketAddr,
-        src: IpAddr,
-        src_port: u16,
+        src: SocketAddr,
         offset: usize,
         tos: u8,
     },
@@ -211,18 +210,18 @@ pub struct FlowHint(Option<(PolicyId, Protect)>);
 
 /// What the outermost seal of a bundle left: its encapsulation, the offset
 /// of the UDP/ESP/AH header, and for a bare ESP-in-UDP packet (no headers of
-/// ours) the outer addresses the socket will use.
+/// ours) the (local, remote) UDP ends the socket will use.
 struct LastSeal {
     encap: Encap,
     l4_offset: usize,
-    bare: Option<(IpAddr, IpAddr)>,
+    bare: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// The IP version and the bytes of the IP and UDP headers in front of an
 /// ESP-in-UDP payload between `a` and `b`: IPv4 (28) between IPv4
 /// addresses, else IPv6 (48, v4 addresses mapped), as `rebuild_udp_outer`
 /// builds them.
-fn udp_outer(a: IpAddr, b: IpAddr) -> (palisade_wire::ip::Version, usize) {
+fn udp_outer(a: SocketAddr, b: SocketAddr) -> (palisade_wire::ip::Version, usize) {
     if a.is_ipv4() && b.is_ipv4() {
         (palisade_wire::ip::Version::V4, 28)
     } else {
@@ -230,12 +229,13 @@ fn udp_outer(a: IpAddr, b: IpAddr) -> (palisade_wire::ip::Version, usize) {
     }
 }
 
-/// The SAs of a bundle in the order they seal: ESP first, then AH outside
-/// it (RFC 4301 4.3); `None` for a bundle of one.
-fn bundle_order(b: Bundle) -> [Option<Option<SaHandle>>; 2] {
+/// The SAs of a bundle in the order they seal: the first (ESP of an AH+ESP
+/// bundle), then the one outside it if any (AH, RFC 4301 4.3). A `None`
+/// handle is a trap.
+fn bundle_sas(b: Bundle) -> (Option<SaHandle>, Option<Option<SaHandle>>) {
     match b {
-        Bundle::Esp { sa } | Bundle::Ah { sa } => [Some(sa), None],
-        Bundle::AhEsp { ah, esp } => [Some(esp), Some(ah)],
+        Bundle::Esp { sa } | Bundle::Ah { sa } => (sa, None),
+        Bundle::AhEsp { ah, esp } => (esp, Some(ah)),
     }
 }
 
@@ -437,10 +437,10 @@ impl Plane {
     ) -> OutVerdict {
         let (verdict, wire_len) = self.outbound_inner(now, buf, flow);
         match verdict {
-            OutVerdict::Send(Transmit::Udp { dst, src_port, .. }) => {
+            OutVerdict::Send(Transmit::Udp { dst, src, .. }) => {
                 self.totals.count_out(wire_len as u64);
                 if !self.keepalives.is_empty() {
-                    self.note_sent(now, src_port, dst);
+                    self.note_sent(now, src.port(), dst);
                 }
             }
             OutVerdict::Send(_) => self.totals.count_out(wire_len as u64),
@@ -452,6 +452,7 @@ impl Plane {
 
     /// The verdict, and the length of the IP packet that goes on the wire
     /// (for ESP-in-UDP with the headers the socket adds).
+    #[inline(always)]
     fn outbound_inner(
         &mut self,
         now: Timestamp,
@@ -480,18 +481,15 @@ impl Plane {
                     },
                     None => return drop(DropReason::PolicyDiscard),
                 };
-                if bundle_order(answer.1.bundle)
-                    .iter()
-                    .flatten()
-                    .all(Option::is_some)
-                {
+                let (first, then) = bundle_sas(answer.1.bundle);
+                if first.is_some() && then.is_none_or(|h| h.is_some()) {
                     flow.0 = Some(answer);
                 }
                 asked = Some(key);
                 answer
             }
         };
-        let order = bundle_order(protect.bundle);
+        let (first, then) = bundle_sas(protect.bundle);
         // With a path MTU learned, keep the start of the cleartext for an
         // ICMP too-big quote (it is encrypted in place); only then, as even
         // zeroing the buffer shows in the per-packet cost.
@@ -506,72 +504,50 @@ impl Plane {
         // socket writes (a raw ESP tunnel copies them in `encap::write_outer`;
         // in transport mode the header is the packet's own).
         let tos = tos_of(buf.data());
-        let mut last: Option<LastSeal> = None;
-        for handle in order.into_iter().flatten() {
-            let Some(h) = handle else {
-                // A trap (RFC 4301 5.1.1: PROTECT without an SA): ask the key
-                // manager for one, at most once per interval per policy. (A
-                // flow hint never holds a trap, so the key is at hand.)
-                if let Some(key) = asked {
-                    self.acquire(now, policy, key);
-                }
-                return drop(DropReason::NoSa);
+        // One SA, or ESP then AH outside it; scalars rather than a list, as
+        // a list built per packet costs store-to-load stalls.
+        let mut last = match self.seal_step(now, policy, first, asked.as_ref(), buf) {
+            Ok(l) => l,
+            Err(r) => return drop(r),
+        };
+        if let Some(outer) = then {
+            last = match self.seal_step(now, policy, outer, asked.as_ref(), buf) {
+                Ok(l) => l,
+                Err(r) => return drop(r),
             };
-            let Some(entry) = self.sad.get_mut(h) else {
-                return drop(DropReason::NoSa);
-            };
-            // ESP-in-UDP leaves through a UDP socket, which adds the
-            // outer headers itself.
-            match entry.sa.seal_udp_payload(now, buf) {
-                Ok(sealed) => {
-                    let bare = match entry.sa.mode() {
-                        palisade_sa::sa::Mode::Tunnel { src, dst } if sealed.bare => {
-                            Some((src, dst))
-                        }
-                        _ => None,
-                    };
-                    last = Some(LastSeal {
-                        encap: entry.sa.encap(),
-                        l4_offset: sealed.l4_offset,
-                        bare,
-                    });
-                    Self::note_lifetime(&mut self.lifetime_hits, h, sealed.lifetime);
-                }
-                Err(e) => {
-                    if let palisade_sa::sa::SealError::LifetimeExpired(x) = &e {
-                        if x.first {
-                            Self::note_lifetime(
-                                &mut self.lifetime_hits,
-                                h,
-                                LifetimeEvent::HardExpired(x.limit),
-                            );
-                        }
-                    }
-                    // The SA counted the drop itself.
-                    return drop(e.reason());
-                }
-            }
         }
-        let Some(LastSeal {
+        let LastSeal {
             encap,
             l4_offset,
             bare,
-        }) = last
-        else {
-            return drop(DropReason::NoSa);
-        };
-        let (src, dst, proto, wire_len, offset) = match bare {
-            Some((src, dst)) => (
-                src,
-                dst,
-                IpProtocol::UDP.0,
-                buf.len() + udp_outer(src, dst).1,
-                0,
+        } = last;
+        // Where the packet goes, what it takes on the wire, and how it leaves.
+        let (dst, wire_len, t) = match bare {
+            Some((local, remote)) => (
+                remote.ip(),
+                buf.len() + udp_outer(local, remote).1,
+                Transmit::Udp {
+                    dst: remote,
+                    src: local,
+                    offset: 0,
+                    tos,
+                },
             ),
-            None => match outer_dst(buf.data()) {
-                Some((src, dst, proto)) => (src, dst, proto, buf.len(), l4_offset + 8),
-                None => return drop(DropReason::Malformed),
-            },
+            None => {
+                let Some((src, dst, proto)) = outer_dst(buf.data()) else {
+                    return drop(DropReason::Malformed);
+                };
+                let t = match encap {
+                    Encap::None => Transmit::Raw { dst, proto },
+                    Encap::Udp { src_port, dst_port } => Transmit::Udp {
+                        dst: SocketAddr::new(dst, dst_port),
+                        src: SocketAddr::new(src, src_port),
+                        offset: l4_offset + 8,
+                        tos,
+                    },
+                };
+                (dst, buf.len(), t)
+            }
         };
         if let Some((quote, qlen)) = &quote {
             let quote = &quote[..*qlen];
@@ -588,17 +564,63 @@ impl Plane {
                 }
             }
         }
-        let t = match encap {
-            Encap::None => Transmit::Raw { dst, proto },
-            Encap::Udp { src_port, dst_port } => Transmit::Udp {
-                dst: SocketAddr::new(dst, dst_port),
-                src,
-                src_port,
-                offset,
-                tos,
-            },
-        };
         (OutVerdict::Send(t), wire_len)
+    }
+
+    /// Seal `buf` with the SA behind `handle`, one step of `policy`'s bundle:
+    /// what the seal left, or why the packet is dropped (a trap, `None`,
+    /// asks the key manager for an SA with the `asked` selector key).
+    #[inline(always)]
+    fn seal_step(
+        &mut self,
+        now: Timestamp,
+        policy: PolicyId,
+        handle: Option<SaHandle>,
+        asked: Option<&palisade_sa::selector::SelectorKey>,
+        buf: &mut PacketBuf<'_>,
+    ) -> Result<LastSeal, DropReason> {
+        let Some(h) = handle else {
+            // A trap (RFC 4301 5.1.1: PROTECT without an SA): ask the key
+            // manager for one, at most once per interval per policy. (A flow
+            // hint never holds a trap, so the key is at hand.)
+            if let Some(key) = asked {
+                self.acquire(now, policy, *key);
+            }
+            return Err(DropReason::NoSa);
+        };
+        let Some(entry) = self.sad.get_mut(h) else {
+            return Err(DropReason::NoSa);
+        };
+        // ESP-in-UDP leaves through a UDP socket, which adds the outer
+        // headers itself.
+        match entry.sa.seal_udp_payload(now, buf) {
+            Ok(sealed) => {
+                let bare = if sealed.bare {
+                    entry.sa.udp_ends()
+                } else {
+                    None
+                };
+                Self::note_lifetime(&mut self.lifetime_hits, h, sealed.lifetime);
+                Ok(LastSeal {
+                    encap: entry.sa.encap(),
+                    l4_offset: sealed.l4_offset,
+                    bare,
+                })
+            }
+            Err(e) => {
+                if let palisade_sa::sa::SealError::LifetimeExpired(x) = &e {
+                    if x.first {
+                        Self::note_lifetime(
+                            &mut self.lifetime_hits,
+                            h,
+                            LifetimeEvent::HardExpired(x.limit),
+                        );
+                    }
+                }
+                // The SA counted the drop itself.
+                Err(e.reason())
+            }
+        }
     }
 
     /// Open `buf` (a whole IP packet from the wire, UDP header included for
@@ -640,7 +662,7 @@ impl Plane {
             [a, b, c, d, _, _, _, _, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return self.inbound_rebuilt(now, buf, src, local),
         };
-        let (outer, hdr) = udp_outer(src.ip(), local.ip());
+        let (outer, hdr) = udp_outer(src, local);
         let wire_len = data.len() + hdr;
         let Some((h, entry)) =
             self.sad

@@ -550,11 +550,10 @@ impl Worker {
             Transmit::Udp {
                 dst,
                 src,
-                src_port,
                 offset,
                 tos,
             } => {
-                let sock = self.udp_socket(Some(src), src_port, dst);
+                let sock = self.udp_socket(Some(src.ip()), src.port(), dst);
                 sock.map(|u| {
                     offset <= len
                         && ring.commit(

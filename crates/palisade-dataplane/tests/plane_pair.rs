@@ -203,7 +203,7 @@ fn a_flow_hint_keeps_only_a_protect_answer() {
     let (mut a, _) = pair();
     let covered = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"segment");
     let stray = udp_v4([10, 1, 0, 5], [10, 9, 0, 7], b"no policy");
-    let mut send = |a: &mut Plane, pkt: &[u8], flow: &mut FlowHint| {
+    let send = |a: &mut Plane, pkt: &[u8], flow: &mut FlowHint| {
         let mut storage = vec![0u8; 2048];
         let mut buf = PacketBuf::with_packet(&mut storage, 128, pkt).unwrap();
         a.outbound_in_flow(Timestamp(1), &mut buf, flow)

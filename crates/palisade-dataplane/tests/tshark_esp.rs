@@ -14,7 +14,7 @@ use palisade_sa::sa::{
 };
 use palisade_sa::selector::{AddrRange, Direction, Selector};
 use palisade_sa::spd::{Action, Bundle, PolicySpec, Protect};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::process::Command;
 
 struct Case {
@@ -189,14 +189,10 @@ fn seal(case: &Case, spi: u32) -> (Vec<Vec<u8>>, String) {
             // ESP-in-UDP leaves the plane as the UDP payload; put on the
             // IP and UDP headers that the kernel's socket would add.
             OutVerdict::Send(Transmit::Udp {
-                dst,
-                src,
-                src_port,
-                offset,
-                ..
+                dst, src, offset, ..
             }) => {
                 buf.trim_front(offset).unwrap();
-                rebuild_udp_outer(&mut buf, SocketAddr::new(src, src_port), dst).unwrap();
+                rebuild_udp_outer(&mut buf, src, dst).unwrap();
             }
             OutVerdict::Send(Transmit::Raw { .. }) => {}
             other => panic!("{}: seal: {other:?}", case.name),

@@ -236,6 +236,7 @@ pub(crate) struct Inner {
 }
 
 /// Reads and checks the inner packet of tunnel mode.
+#[inline]
 pub(crate) fn inner_info(pkt: &[u8]) -> Result<Inner, Error> {
     match Version::of(pkt)? {
         Version::V4 => {
@@ -514,6 +515,7 @@ pub fn fix_transport_checksum(pkt: &mut [u8]) -> Result<(), Error> {
 /// type/code; `None` ports ("OPAQUE") when the packet is a non-initial
 /// fragment or the protocol has no ports. Used by the inbound policy check
 /// after `open`.
+#[inline]
 pub fn selector_key(pkt: &[u8]) -> Result<SelectorKey, Error> {
     let (src, dst, proto, off, end, fragment) = match Version::of(pkt)? {
         Version::V4 => {

@@ -7,7 +7,7 @@
 //! [`SecurityAssociation::open`] for inbound. Both live in `esp.rs`/`ah.rs`.
 //! An AH+ESP bundle is two SAs composed by [`Bundle`].
 
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use palisade_crypto::{Policy, Secret};
 use palisade_wire::ip::IpProtocol;
@@ -281,6 +281,19 @@ pub struct SecurityAssociation {
     pub(crate) counters: SaCounters,
     pub(crate) dummies_in: u64,
     pub(crate) ip_ident: u16,
+    /// [`Self::udp_ends`], worked out when the SA is made or moved.
+    udp_ends: Option<(SocketAddr, SocketAddr)>,
+}
+
+/// The (local, remote) UDP ends of a tunnel-mode ESP-in-UDP SA.
+fn udp_ends_of(mode: Mode, encap: Encap) -> Option<(SocketAddr, SocketAddr)> {
+    match (mode, encap) {
+        (Mode::Tunnel { src, dst }, Encap::Udp { src_port, dst_port }) => Some((
+            SocketAddr::new(src, src_port),
+            SocketAddr::new(dst, dst_port),
+        )),
+        _ => None,
+    }
 }
 
 impl core::fmt::Debug for SecurityAssociation {
@@ -351,6 +364,7 @@ impl SecurityAssociation {
             counters: SaCounters::default(),
             dummies_in: 0,
             ip_ident: (config.spi as u16) ^ 0x5a5a,
+            udp_ends: udp_ends_of(config.mode, config.encap),
         })
     }
 
@@ -396,7 +410,16 @@ impl SecurityAssociation {
         }
         self.mode = mode;
         self.encap = encap;
+        self.udp_ends = udp_ends_of(mode, encap);
         Ok(())
+    }
+
+    /// For a tunnel-mode ESP-in-UDP SA, the UDP socket addresses its
+    /// packets leave from and go to, (local, remote): what a bare packet
+    /// ([`Sealed::bare`]) is sent with. `None` for any other SA.
+    #[inline]
+    pub fn udp_ends(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.udp_ends
     }
 
     pub fn esn(&self) -> bool {
@@ -588,6 +611,7 @@ impl SecurityAssociation {
     /// local = this host) matches. A mismatch is counted as
     /// `PolicyMismatch` on this SA and returned as an error; on success the
     /// packet's key is returned for the caller's SPD checks.
+    #[inline]
     pub fn check_inbound_policy(
         &mut self,
         packet: &[u8],

@@ -369,8 +369,23 @@ fn update_endpoints_keeps_sequence_and_moves_the_outer_header() {
         (buf.data().to_vec(), sealed.seq)
     };
     let (_, seq1) = seal(&mut tx);
+    let ends = |a: [u8; 4], ap, b: [u8; 4], bp| {
+        Some((
+            std::net::SocketAddr::new(v4(a), ap),
+            std::net::SocketAddr::new(v4(b), bp),
+        ))
+    };
+    assert_eq!(
+        tx.udp_ends(),
+        ends([198, 51, 100, 1], 4500, [198, 51, 100, 2], 4500)
+    );
     tx.update_endpoints(tunnel([203, 0, 113, 9]), udp(20123))
         .unwrap();
+    // What a UDP socket sends a bare packet with moves too.
+    assert_eq!(
+        tx.udp_ends(),
+        ends([198, 51, 100, 1], 4500, [203, 0, 113, 9], 20123)
+    );
     let (pkt, seq2) = seal(&mut tx);
     assert_eq!(seq2, seq1 + 1, "the sequence number must continue");
     assert_eq!(&pkt[16..20], &[203, 0, 113, 9], "outer destination");

@@ -236,6 +236,7 @@ impl Trailer {
     /// with subsequent padding bytes making up a monotonically increasing
     /// sequence ... the receiver SHOULD inspect the Padding field." (RFC 4303
     /// 2.4) Errors name "ESP padding" with the first wrong byte.
+    #[inline]
     pub fn parse(plaintext: &[u8]) -> Result<Trailer> {
         let t = Self::parse_unchecked_padding(plaintext)?;
         let pad = plaintext
@@ -258,6 +259,7 @@ impl Trailer {
 
     /// Like [`parse`](Self::parse) but does not look at the padding bytes, for
     /// transforms that define their own padding contents.
+    #[inline]
     pub fn parse_unchecked_padding(plaintext: &[u8]) -> Result<Trailer> {
         let n = plaintext.len();
         let (pad_len, nh) = match plaintext.get(n.wrapping_sub(2)..) {
