@@ -267,6 +267,11 @@ fn tampered_unknown_spi_and_wrong_inner_addresses_are_dropped_and_counted() {
     wire[20..24].copy_from_slice(&0xdead_beefu32.to_be_bytes());
     assert_eq!(open(&mut b, &wire), InVerdict::Drop(DropReason::UnknownSpi));
 
+    // A good packet first, so that B's SA remembers an accepted flow (the
+    // spoof below differs from it only in its source address).
+    let wire = seal(&mut a, &udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"payload"));
+    assert_eq!(open(&mut b, &wire), InVerdict::Deliver);
+
     // A authentic packet whose inner addresses are outside the SA's selectors:
     // A's policy for 10.2/16 is widened to everything, B's SA still allows 10.1/16 only.
     let mut a_wide = a_from_anywhere(Encap::None);
