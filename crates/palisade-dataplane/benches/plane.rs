@@ -143,7 +143,7 @@ impl Pair {
     /// bytes start and how many.
     fn out(&mut self, storage: &mut [u8], pkt: &[u8]) -> (usize, usize) {
         let mut buf = PacketBuf::with_packet(storage, HEADROOM, pkt).unwrap();
-        if self.cut % SEGMENTS == 0 {
+        if self.cut.is_multiple_of(SEGMENTS) {
             self.flow = FlowHint::default();
         }
         self.cut += 1;
