@@ -161,7 +161,7 @@ impl Pair {
         let mut buf = PacketBuf::new(storage, start, len).unwrap();
         let v = self
             .b
-            .inbound_udp(Timestamp(1), &mut buf, self.from_a, self.b_local, 0);
+            .inbound_udp(Timestamp(1), &mut buf, &self.from_a, &self.b_local, 0);
         assert_eq!(v, InVerdict::Deliver);
     }
 }

@@ -699,7 +699,9 @@ impl Plane {
     }
 
     /// [`Self::inbound`] for a datagram from a UDP socket: `buf` holds the
-    /// UDP payload that `src` sent to `local`. ESP of a tunnel-mode SA is
+    /// UDP payload that `src` sent to `local` (by reference: the worker calls
+    /// this for each segment of a GRO datagram, and copies of a
+    /// `SocketAddr` per call showed as store-forwarding stalls). ESP of a tunnel-mode SA is
     /// opened as it is (the kernel has checked the IP and UDP headers); the
     /// rest (keepalives, IKE, transport mode, unknown SPIs) takes the general
     /// path on a rebuilt outer header. `outer_ecn` is the ECN field the
@@ -710,8 +712,8 @@ impl Plane {
         &mut self,
         now: Timestamp,
         buf: &mut PacketBuf<'_>,
-        src: SocketAddr,
-        local: SocketAddr,
+        src: &SocketAddr,
+        local: &SocketAddr,
         outer_ecn: u8,
     ) -> InVerdict {
         let data = buf.data();
@@ -722,20 +724,20 @@ impl Plane {
             [0, 0, 0, 0, ..] => return InVerdict::Ike,
             // Shorter than an ESP header: the general path names the fault.
             [a, b, c, d, _, _, _, _, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
-            _ => return self.inbound_rebuilt(now, buf, src, local),
+            _ => return self.inbound_rebuilt(now, buf, *src, *local),
         };
-        let (outer, hdr) = udp_outer(src, local);
+        let (outer, hdr) = udp_outer(*src, *local);
         let wire_len = data.len() + hdr;
         let Some((h, entry)) =
             self.sad
                 .inbound_mut(spi, SecurityProtocol::Esp, local.ip(), src.ip())
         else {
-            return self.inbound_rebuilt(now, buf, src, local);
+            return self.inbound_rebuilt(now, buf, *src, *local);
         };
         if !matches!(entry.sa.mode(), palisade_sa::sa::Mode::Tunnel { .. })
             || entry.sa.encap() == Encap::None
         {
-            return self.inbound_rebuilt(now, buf, src, local);
+            return self.inbound_rebuilt(now, buf, *src, *local);
         }
         let opened = entry.sa.open_udp_payload(now, buf, outer, outer_ecn);
         let verdict = match Self::after_open(&mut self.lifetime_hits, h, entry, opened, buf.data())

@@ -656,7 +656,7 @@ impl Worker {
                     };
                     let verdict = self
                         .plane
-                        .inbound_udp(now, &mut buf, src, local, tos & 0x03);
+                        .inbound_udp(now, &mut buf, &src, &local, tos & 0x03);
                     if let (InVerdict::Ike, Some(sink)) = (&verdict, self.ike_sink.as_mut()) {
                         sink(local, src, buf.data());
                         continue;

@@ -318,7 +318,7 @@ fn udp_payloads_open_without_an_outer_header() {
     let open = |b: &mut Plane, payload: &[u8]| {
         let mut storage = vec![0u8; 2048];
         let mut buf = PacketBuf::with_packet(&mut storage, 128, payload).unwrap();
-        let v = b.inbound_udp(Timestamp(2), &mut buf, from, local, 0);
+        let v = b.inbound_udp(Timestamp(2), &mut buf, &from, &local, 0);
         (v, buf.data().to_vec())
     };
     let original = udp_v4([10, 1, 0, 5], [10, 2, 0, 7], b"through the tunnel");
@@ -394,7 +394,7 @@ fn udp_payload_path_passes_the_outer_ce_mark_on() {
         let wire = buf.data().to_vec();
         let mut storage = vec![0u8; 2048];
         let mut buf = PacketBuf::with_packet(&mut storage, 128, &wire).unwrap();
-        let v = b.inbound_udp(Timestamp(2), &mut buf, from, local, outer_ecn);
+        let v = b.inbound_udp(Timestamp(2), &mut buf, &from, &local, outer_ecn);
         (v, buf.data().to_vec())
     };
     let (v, got) = through(0b10, 0b11);
