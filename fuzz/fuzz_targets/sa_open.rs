@@ -15,6 +15,9 @@
 //! * 6-7: the rest is an IP packet to seal (tunnel IPv4 / transport IPv6);
 //!   if seal accepts it, open must give back the same packet in tunnel mode.
 //!
+//! Every input (after the case byte) is also read as a cleartext packet by
+//! both readers of the inbound selector check, which must agree.
+//!
 //! Cases 2 and 4 also go through `open_udp_payload` (ESP-in-UDP as a UDP
 //! socket delivers it, no outer headers): 2 with the bytes as they come, 4
 //! with the authentic ESP part opened by a UDP-encapsulated twin of its SA.
@@ -26,6 +29,7 @@ use libfuzzer_sys::fuzz_target;
 use palisade_crypto::registry::{self, encr as e, integ_id as i};
 use palisade_crypto::{Policy, Secret};
 use palisade_sa::buf::PacketBuf;
+use palisade_sa::encap::{selector_key, tcp_udp_v4_flow};
 use palisade_sa::lifetime::Timestamp;
 use palisade_sa::sa::{
     Encap, EncrConfig, IntegConfig, Mode, Opened, Protocol, SaConfig, SecurityAssociation,
@@ -171,10 +175,33 @@ fn authentic(case: u8, plain: &[u8], ecn: u8) -> Vec<u8> {
     pkt
 }
 
+/// The inbound selector check's two readers of a cleartext packet agree:
+/// where `tcp_udp_v4_flow` gives a flow number, `selector_key` reads the
+/// packet too and finds exactly those fields (so an answer cached per flow
+/// is the answer for the key).
+fn flow_number_matches_selector_key(packet: &[u8]) {
+    let key = selector_key(packet);
+    let Some(flow) = tcp_udp_v4_flow(packet) else {
+        return;
+    };
+    let k = key.expect("a packet with a flow number has a selector key");
+    let (IpAddr::V4(src), IpAddr::V4(dst), Some(sp), Some(dp)) = (k.src, k.dst, k.sport, k.dport)
+    else {
+        panic!("a flow number for {k:?}");
+    };
+    let want = u128::from(k.proto) << 96
+        | u128::from(u32::from(src)) << 64
+        | u128::from(u32::from(dst)) << 32
+        | u128::from(sp) << 16
+        | u128::from(dp);
+    assert_eq!(flow, want);
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
+    flow_number_matches_selector_key(rest);
     let case = sel % 8;
     let mut s = sa(case);
     let mut storage = vec![0u8; rest.len() + 1024];

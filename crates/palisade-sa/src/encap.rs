@@ -650,9 +650,98 @@ pub fn classify(pkt: &[u8]) -> Result<(Inbound, IpAddr), Error> {
     Ok((kind, dst))
 }
 
+/// The selector fields of a TCP or UDP packet over IPv4, whole or a first
+/// fragment (so its ports are there), as one number: protocol, source,
+/// destination, source and destination port. Read only from a packet that
+/// [`selector_key`] reads the same way (version 4, a header of at least 20
+/// bytes, a total length covering it and the ports and within the bytes
+/// given); `None` for any other packet. Two packets with one flow number
+/// have one selector key, so an answer about the key (the inbound selector
+/// check) holds for every packet of the flow.
+pub fn tcp_udp_v4_flow(p: &[u8]) -> Option<u128> {
+    let word = |at: usize| {
+        p.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let head = word(0)?;
+    let (version, hl, total) = (
+        head >> 28,
+        ((head >> 24) & 0x0f) as usize * 4,
+        (head & 0xffff) as usize,
+    );
+    let (frag, proto) = (word(4)? & 0x1fff, (word(8)? >> 16) as u8);
+    if version != 4 || hl < 20 || total < hl + 4 || p.len() < total || frag != 0 {
+        return None;
+    }
+    if proto != 6 && proto != 17 {
+        return None;
+    }
+    Some(
+        u128::from(proto) << 96
+            | u128::from(word(12)?) << 64
+            | u128::from(word(16)?) << 32
+            | u128::from(word(hl)?),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The flow number is read only where `selector_key` reads the packet
+    /// too, and then holds exactly its fields: so two packets with one flow
+    /// number have one selector key, and the cached answer is the answer.
+    /// Every byte of the headers is varied through values around the
+    /// boundaries (versions, IHL, lengths, fragment offsets, protocols).
+    #[test]
+    fn the_v4_flow_number_is_the_selector_key() {
+        let mut base = vec![0u8; 60];
+        base[..24].copy_from_slice(&[
+            0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 1, 0, 1, 10, 2, 0, 1, 0x9c, 0x40, 0x14,
+            0x51,
+        ]);
+        let values = [
+            0u8, 1, 4, 5, 6, 17, 0x1f, 0x20, 0x3c, 0x40, 0x45, 0x46, 0x4f, 0x55, 0xff,
+        ];
+        let mut checked = 0;
+        for at in 0..28 {
+            for &v in &values {
+                for len in [23usize, 24, 40, 59, 60] {
+                    let mut p = base.clone();
+                    p[at] = v;
+                    p.truncate(len);
+                    let Some(flow) = tcp_udp_v4_flow(&p) else {
+                        continue;
+                    };
+                    let k = selector_key(&p).expect("read where selector_key reads");
+                    let (IpAddr::V4(src), IpAddr::V4(dst)) = (k.src, k.dst) else {
+                        panic!("{k:?}");
+                    };
+                    let (Some(sp), Some(dp)) = (k.sport, k.dport) else {
+                        panic!("{k:?}");
+                    };
+                    let want = u128::from(k.proto) << 96
+                        | u128::from(u32::from(src)) << 64
+                        | u128::from(u32::from(dst)) << 32
+                        | u128::from(sp) << 16
+                        | u128::from(dp);
+                    assert_eq!(flow, want, "byte {at} = {v:#x}, {len} bytes");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+        // Not for ICMP, a later fragment, or IPv6.
+        let mut icmp = base.clone();
+        icmp[9] = 1;
+        assert_eq!(tcp_udp_v4_flow(&icmp), None);
+        let mut frag = base.clone();
+        frag[7] = 1;
+        assert_eq!(tcp_udp_v4_flow(&frag), None);
+        let mut v6 = base.clone();
+        v6[0] = 0x60;
+        assert_eq!(tcp_udp_v4_flow(&v6), None);
+    }
 
     #[test]
     fn rfc6040_table() {
