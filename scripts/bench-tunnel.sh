@@ -11,12 +11,15 @@
 #   sw-gcm   strongSwan 5.9.8 kernel-libipsec, IKEv2 PSK, ESP aes256gcm16
 #   sw-cbc   strongSwan kernel-libipsec, IKEv2 PSK, ESP aes256-sha256
 # and prints Gbit/s (median of RUNS) with the ratios palisade/relay and
-# palisade/strongSwan.
+# palisade/strongSwan. The runs go round-robin (one of each case per round,
+# each tunnel set up afresh), so slow drift of a shared machine reaches every
+# case alike; CPU per GB is printed for each run.
 #
 #   scripts/bench-tunnel.sh [RUNS] [SECONDS]        default 3 x 10 s
 #   BENCH_CASES="relay gcm" scripts/bench-tunnel.sh 1 5
 #   BENCH_RAW=1 ...     palisade over raw IP protocol 50 instead of UDP 4500
-#   BENCH_PERF=1 ...    also record `perf record -g` of each palisade side
+#   BENCH_PERF=1 ...    also record `perf record -g` of each tunnel side (the
+#                       last round's run; $OUT/perf-LABEL-a|b.data)
 #   BENCH_PERF=stat ... count each side's syscalls, context switches and CPU time
 #                       instead (perf stat; $OUT/stat-LABEL-a|b.txt)
 #   PALISADE_NO_OFFLOAD=1  TUN without IFF_VNET_HDR (no TSO split / GRO coalescing)
@@ -138,21 +141,20 @@ wait_ping() {
   return 1
 }
 
-# measure LABEL NS_CLIENT NS_SERVER DST SRC
+# measure LABEL NS_CLIENT NS_SERVER DST SRC : one iperf3 run (number $ROUND)
 measure() {
-  local label=$1 nsc=$2 nss=$3 dst=$4 src=$5 i
+  local label=$1 nsc=$2 nss=$3 dst=$4 src=$5 i=$ROUND w
   spawn "$nss" "$OUT/iperf3-server-$label.log" iperf3 -s -p 5201
   local srv=${PIDS[-1]}
-  for i in $(seq 1 50); do
+  for w in $(seq 1 50); do
     ip netns exec "$nss" ss -ltn 2>/dev/null | grep -q ':5201 ' && break
     sleep 0.1
   done
-  for i in $(seq 1 "$RUNS"); do
-    local load; load=$(cut -d' ' -f1 /proc/loadavg)
-    local jf="$OUT/iperf-$label-$i.json"
-    # iperf3 3.12 can spin after a lost control exchange: bound it.
-    timeout -k 5 $((SECS + 30)) ip netns exec "$nsc" nice -n "$NICE" iperf3 -c "$dst" -B "$src" -p 5201 -t "$SECS" -J >"$jf" 2>&1
-    python3 - "$label" "$jf" "$load" >>"$OUT/results.tsv" <<'EOF'
+  local load; load=$(cut -d' ' -f1 /proc/loadavg)
+  local jf="$OUT/iperf-$label-$i.json"
+  # iperf3 3.12 can spin after a lost control exchange: bound it.
+  timeout -k 5 $((SECS + 30)) ip netns exec "$nsc" nice -n "$NICE" iperf3 -c "$dst" -B "$src" -p 5201 -t "$SECS" -J >"$jf" 2>&1
+  python3 - "$label" "$jf" "$load" >>"$OUT/results.tsv" <<'EOF'
 import json, sys
 label, jf, load = sys.argv[1:4]
 try:
@@ -164,10 +166,9 @@ try:
 except Exception as ex:
     print("%s\tNA\t-1\t%s" % (label, load))
 EOF
-    printf '   %-7s run %d: %s Gbit/s, retransmits %s, load %s\n' "$label" "$i" \
-      "$(tail -1 "$OUT/results.tsv" | cut -f2)" "$(tail -1 "$OUT/results.tsv" | cut -f3)" "$load"
-    sleep 1
-  done
+  printf '   %-7s run %d: %s Gbit/s, retransmits %s, load %s\n' "$label" "$i" \
+    "$(tail -1 "$OUT/results.tsv" | cut -f2)" "$(tail -1 "$OUT/results.tsv" | cut -f3)" "$load"
+  sleep 1
   kill -TERM "$srv" 2>/dev/null
   wait "$srv" 2>/dev/null
   unset 'PIDS[-1]'
@@ -217,9 +218,9 @@ tunnel() {
   ta1=$(ticks "$pa"); tb1=$(ticks "$pb")
   # CPU per byte is steadier than Gbit/s on a shared machine: it does not
   # depend on how much CPU the iperf3 ends and other work left over.
-  python3 - "$label" "$OUT" "$(getconf CLK_TCK)" "$t0" "$t1" "$ta0" "$ta1" "$tb0" "$tb1" <<'EOF2'
-import glob, json, sys
-label, out = sys.argv[1], sys.argv[2]
+  python3 - "$label" "$OUT/iperf-$label-$ROUND.json" "$(getconf CLK_TCK)" "$t0" "$t1" "$ta0" "$ta1" "$tb0" "$tb1" <<'EOF2'
+import json, sys
+label, run = sys.argv[1], sys.argv[2]
 hz, t0, t1 = map(float, sys.argv[3:6])
 ta0, ta1, tb0, tb1 = ([float(x) for x in a.split(",")] for a in sys.argv[6:10])
 el = (t1 - t0) / 1e9
@@ -228,12 +229,11 @@ def used(before, after):
     user, system = ((a - b) / hz for a, b in zip(after, before))
     return user, user + system
 (ua, sa), (ub, sb) = used(ta0, ta1), used(tb0, tb1)
-moved = 0
-for f in glob.glob("%s/iperf-%s-*.json" % (out, label)):
-    try:
-        moved += json.load(open(f))["end"]["sum_received"]["bytes"]
-    except Exception:
-        pass
+# this run's bytes (the CPU ticks are this run's too)
+try:
+    moved = json.load(open(run))["end"]["sum_received"]["bytes"]
+except Exception:
+    moved = 0
 line = "   %s: sender side %.0f%% CPU, receiver side %.0f%% CPU (of one core, incl. the idle gaps)" % (
     label, 100 * sa / el, 100 * sb / el)
 if moved:
@@ -288,18 +288,23 @@ strongswan() {
 echo "== $(date -u +%FT%TZ), $RUNS x ${SECS}s per case, nice $NICE, load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 echo "   commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet -- crates/palisade-dataplane 2>/dev/null || echo '+dirty')"
 net_up
-for c in $CASES; do
-  echo "== $c"
-  case "$c" in
-    veth) measure veth "$NSA" "$NSB" 192.0.2.2 192.0.2.1 ;;
-    relay) tunnel relay relay ;;
-    floor) tunnel floor relay -- --seal ;;
-    gcm) tunnel gcm esp gcm ;;
-    cbc) tunnel cbc esp cbc ;;
-    sw-gcm) strongswan sw-gcm aes256gcm16 ;;
-    sw-cbc) strongswan sw-cbc aes256-sha256 ;;
-    *) echo "   unknown case $c" ;;
-  esac
+# Round-robin: one run of every case per round, so that the machine's drift
+# over the minutes of a bench (other guests, load) falls on every case alike
+# and the ratios compare runs made close together.
+for ROUND in $(seq 1 "$RUNS"); do
+  for c in $CASES; do
+    echo "== $c (round $ROUND of $RUNS)"
+    case "$c" in
+      veth) measure veth "$NSA" "$NSB" 192.0.2.2 192.0.2.1 ;;
+      relay) tunnel relay relay ;;
+      floor) tunnel floor relay -- --seal ;;
+      gcm) tunnel gcm esp gcm ;;
+      cbc) tunnel cbc esp cbc ;;
+      sw-gcm) strongswan sw-gcm aes256gcm16 ;;
+      sw-cbc) strongswan sw-cbc aes256-sha256 ;;
+      *) echo "   unknown case $c" ;;
+    esac
+  done
 done
 
 python3 - "$OUT/results.tsv" <<'EOF'
