@@ -684,6 +684,26 @@ pub fn tcp_udp_v4_flow(p: &[u8]) -> Option<u128> {
     )
 }
 
+/// The flow number [`tcp_udp_v4_flow`] gives a packet with selector key
+/// `k`: its definition in terms of the key, for checking the two against
+/// each other. `None` unless TCP or UDP between IPv4 addresses with ports.
+pub fn key_flow(k: &SelectorKey) -> Option<u128> {
+    let (IpAddr::V4(src), IpAddr::V4(dst), Some(sp), Some(dp)) = (k.src, k.dst, k.sport, k.dport)
+    else {
+        return None;
+    };
+    if k.proto != 6 && k.proto != 17 {
+        return None;
+    }
+    Some(
+        u128::from(k.proto) << 96
+            | u128::from(u32::from(src)) << 64
+            | u128::from(u32::from(dst)) << 32
+            | u128::from(sp) << 16
+            | u128::from(dp),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -714,18 +734,7 @@ mod tests {
                         continue;
                     };
                     let k = selector_key(&p).expect("read where selector_key reads");
-                    let (IpAddr::V4(src), IpAddr::V4(dst)) = (k.src, k.dst) else {
-                        panic!("{k:?}");
-                    };
-                    let (Some(sp), Some(dp)) = (k.sport, k.dport) else {
-                        panic!("{k:?}");
-                    };
-                    let want = u128::from(k.proto) << 96
-                        | u128::from(u32::from(src)) << 64
-                        | u128::from(u32::from(dst)) << 32
-                        | u128::from(sp) << 16
-                        | u128::from(dp);
-                    assert_eq!(flow, want, "byte {at} = {v:#x}, {len} bytes");
+                    assert_eq!(key_flow(&k), Some(flow), "byte {at} = {v:#x}, {len} bytes");
                     checked += 1;
                 }
             }
