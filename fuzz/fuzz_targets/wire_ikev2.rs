@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         let bytes = m.to_vec().expect("a parsed message re-emits");
         let again = Message::parse(&bytes).expect("re-emitted message parses");
         assert_eq!(again, m);
-        assert_eq!(locate_encrypted(&bytes).expect("locate").is_some(), m.encrypted().is_some());
+        assert_eq!(
+            locate_encrypted(&bytes).expect("locate").is_some(),
+            m.encrypted().is_some()
+        );
     }
     let _ = locate_encrypted(data);
 
@@ -21,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(inner) = parse_inner_chain(first, rest) {
             let mut out = Vec::new();
             let f = emit_chain(&inner, &mut out).expect("a parsed chain re-emits");
-            assert_eq!(parse_inner_chain(f, &out).expect("re-emitted chain parses"), inner);
+            assert_eq!(
+                parse_inner_chain(f, &out).expect("re-emitted chain parses"),
+                inner
+            );
         }
     }
 });
