@@ -251,7 +251,7 @@ struct LastSeal {
 /// ESP-in-UDP payload between `a` and `b`: IPv4 (28) between IPv4
 /// addresses, else IPv6 (48, v4 addresses mapped), as `rebuild_udp_outer`
 /// builds them.
-fn udp_outer(a: SocketAddr, b: SocketAddr) -> (palisade_wire::ip::Version, usize) {
+fn udp_outer(a: &SocketAddr, b: &SocketAddr) -> (palisade_wire::ip::Version, usize) {
     if a.is_ipv4() && b.is_ipv4() {
         (palisade_wire::ip::Version::V4, 28)
     } else {
@@ -465,19 +465,13 @@ impl Plane {
         buf: &mut PacketBuf<'_>,
         flow: &mut FlowHint,
     ) -> OutVerdict {
-        let (verdict, wire_len) = self.outbound_inner(now, buf, flow);
-        match verdict {
-            OutVerdict::Send(Transmit::Udp { dst, src, .. }) => {
-                self.totals.count_out(wire_len as u64);
-                if !self.keepalives.is_empty() {
-                    self.note_sent(now, src.port(), dst);
-                }
-            }
-            OutVerdict::Send(_) => self.totals.count_out(wire_len as u64),
-            OutVerdict::TooBig { .. } => self.too_big += 1,
-            OutVerdict::Drop(reason) => self.drops.record(reason),
-        }
-        verdict
+        self.outbound_inner(now, buf, flow)
+    }
+
+    /// A dropped outbound packet, counted.
+    fn drop_out(&mut self, reason: DropReason) -> OutVerdict {
+        self.drops.record(reason);
+        OutVerdict::Drop(reason)
     }
 
     /// The verdict, and the length of the IP packet that goes on the wire
@@ -488,8 +482,7 @@ impl Plane {
         now: Timestamp,
         buf: &mut PacketBuf<'_>,
         flow: &mut FlowHint,
-    ) -> (OutVerdict, usize) {
-        let drop = |r| (OutVerdict::Drop(r), 0);
+    ) -> OutVerdict {
         // The selector key, when the SPD had to be asked (a trap's acquire
         // carries it).
         let mut asked = None;
@@ -497,19 +490,19 @@ impl Plane {
             Some(known) => known,
             None => {
                 let Ok(key) = selector_key(buf.data()) else {
-                    return drop(DropReason::Malformed);
+                    return self.drop_out(DropReason::Malformed);
                 };
                 let answer = match self.spd.lookup(Direction::Outbound, &key) {
                     Some(p) => match p.spec.action {
                         Action::Protect(pr) => (p.id, pr),
-                        Action::Discard => return drop(DropReason::PolicyDiscard),
+                        Action::Discard => return self.drop_out(DropReason::PolicyDiscard),
                         // A packet only reaches the TUN because a route sent
                         // it there to be protected; BYPASS policies are
                         // honoured by not routing traffic into the TUN at
                         // all, so one here is a configuration conflict.
-                        Action::Bypass => return drop(DropReason::PolicyDiscard),
+                        Action::Bypass => return self.drop_out(DropReason::PolicyDiscard),
                     },
-                    None => return drop(DropReason::PolicyDiscard),
+                    None => return self.drop_out(DropReason::PolicyDiscard),
                 };
                 let (first, then) = bundle_sas(answer.1.bundle);
                 if first.is_some() && then.is_none_or(|h| h.is_some()) {
@@ -538,12 +531,12 @@ impl Plane {
         // a list built per packet costs store-to-load stalls.
         let mut last = match self.seal_step(now, policy, first, asked.as_ref(), buf) {
             Ok(l) => l,
-            Err(r) => return drop(r),
+            Err(r) => return self.drop_out(r),
         };
         if let Some(outer) = then {
             last = match self.seal_step(now, policy, outer, asked.as_ref(), buf) {
                 Ok(l) => l,
-                Err(r) => return drop(r),
+                Err(r) => return self.drop_out(r),
             };
         }
         let LastSeal {
@@ -555,7 +548,7 @@ impl Plane {
         let (dst, wire_len, t) = match bare {
             Some((local, remote)) => (
                 remote.ip(),
-                buf.len() + udp_outer(local, remote).1,
+                buf.len() + udp_outer(&local, &remote).1,
                 Transmit::Udp {
                     dst: remote,
                     src: local,
@@ -565,7 +558,7 @@ impl Plane {
             ),
             None => {
                 let Some((src, dst, proto)) = outer_dst(buf.data()) else {
-                    return drop(DropReason::Malformed);
+                    return self.drop_out(DropReason::Malformed);
                 };
                 let t = match encap {
                     Encap::None => Transmit::Raw { dst, proto },
@@ -588,13 +581,22 @@ impl Plane {
                     let overhead = wire_len - inner_len;
                     let mtu = pmtu.saturating_sub(overhead + 15);
                     return match too_big(buf, quote, mtu) {
-                        Some(mtu) => (OutVerdict::TooBig { mtu }, 0),
-                        None => drop(DropReason::Malformed),
+                        Some(mtu) => {
+                            self.too_big += 1;
+                            OutVerdict::TooBig { mtu }
+                        }
+                        None => self.drop_out(DropReason::Malformed),
                     };
                 }
             }
         }
-        (OutVerdict::Send(t), wire_len)
+        self.totals.count_out(wire_len as u64);
+        if let Transmit::Udp { dst, src, .. } = &t {
+            if !self.keepalives.is_empty() {
+                self.note_sent(now, src.port(), *dst);
+            }
+        }
+        OutVerdict::Send(t)
     }
 
     /// Seal `buf` with the SA behind `handle`, one step of `policy`'s bundle:
@@ -694,7 +696,7 @@ impl Plane {
             [a, b, c, d, _, _, _, _, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return self.inbound_rebuilt(now, buf, *src, *local),
         };
-        let (outer, hdr) = udp_outer(*src, *local);
+        let (outer, hdr) = udp_outer(src, local);
         let wire_len = data.len() + hdr;
         let Some((h, entry)) =
             self.sad
