@@ -301,7 +301,7 @@ impl<S> Sad<S> {
 
     /// [`Self::lookup_inbound`] and borrow the SA mutably (replay window,
     /// counters, lifetime all change per packet).
-    #[inline]
+    #[inline(always)]
     pub fn inbound_mut(
         &mut self,
         spi: u32,
@@ -309,18 +309,34 @@ impl<S> Sad<S> {
         dst: IpAddr,
         src: IpAddr,
     ) -> Option<(SaHandle, &mut S)> {
-        let unicast_only = self.multicast_dst.is_empty() && self.multicast_dst_src.is_empty();
-        let k = unicast_key(spi, proto);
-        if let Some((last, h)) = self.last_unicast {
-            if unicast_only && last == k && self.get(h).is_some() {
-                return self.get_mut(h).map(|s| (h, s));
-            }
-        }
-        let h = self.lookup_inbound(spi, proto, dst, src)?;
-        if unicast_only {
-            self.last_unicast = Some((k, h));
-        }
+        let h = match self.remembered(spi, proto) {
+            Some(h) => h,
+            None => self.lookup_and_remember(spi, proto, dst, src)?,
+        };
         self.get_mut(h).map(|s| (h, s))
+    }
+
+    /// The remembered unicast SA for `spi`, if it is that and still there.
+    #[inline(always)]
+    fn remembered(&self, spi: u32, proto: SecurityProtocol) -> Option<SaHandle> {
+        let (last, h) = self.last_unicast?;
+        let unicast_only = self.multicast_dst.is_empty() && self.multicast_dst_src.is_empty();
+        (unicast_only && last == unicast_key(spi, proto) && self.get(h).is_some()).then_some(h)
+    }
+
+    /// [`Self::lookup_inbound`], remembering a unicast answer.
+    fn lookup_and_remember(
+        &mut self,
+        spi: u32,
+        proto: SecurityProtocol,
+        dst: IpAddr,
+        src: IpAddr,
+    ) -> Option<SaHandle> {
+        let h = self.lookup_inbound(spi, proto, dst, src)?;
+        if self.multicast_dst.is_empty() && self.multicast_dst_src.is_empty() {
+            self.last_unicast = Some((unicast_key(spi, proto), h));
+        }
+        Some(h)
     }
 
     /// The SA behind `h`, unless it was removed.
