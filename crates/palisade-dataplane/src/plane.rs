@@ -457,27 +457,18 @@ impl Plane {
         self.outbound_in_flow(now, buf, &mut FlowHint::default())
     }
 
-    /// [`Self::outbound`] for one segment of a super-packet: the SPD is
-    /// asked only when `flow` holds no answer yet (see [`FlowHint`]).
-    pub fn outbound_in_flow(
-        &mut self,
-        now: Timestamp,
-        buf: &mut PacketBuf<'_>,
-        flow: &mut FlowHint,
-    ) -> OutVerdict {
-        self.outbound_inner(now, buf, flow)
-    }
-
     /// A dropped outbound packet, counted.
     fn drop_out(&mut self, reason: DropReason) -> OutVerdict {
         self.drops.record(reason);
         OutVerdict::Drop(reason)
     }
 
-    /// The verdict, and the length of the IP packet that goes on the wire
-    /// (for ESP-in-UDP with the headers the socket adds).
-    #[inline(always)]
-    fn outbound_inner(
+    /// [`Self::outbound`] for one segment of a super-packet: the SPD is
+    /// asked only when `flow` holds no answer yet (see [`FlowHint`]). The
+    /// verdict is counted here: a drop by reason, a packet sent as the IP
+    /// packet that goes on the wire (for ESP-in-UDP with the headers the
+    /// socket adds).
+    pub fn outbound_in_flow(
         &mut self,
         now: Timestamp,
         buf: &mut PacketBuf<'_>,
