@@ -495,15 +495,15 @@ impl Plane {
                     },
                     None => return self.drop_out(DropReason::PolicyDiscard),
                 };
-                let (first, then) = bundle_sas(answer.1.bundle);
-                if first.is_some() && then.is_none_or(|h| h.is_some()) {
-                    flow.0 = Some(answer);
-                }
                 asked = Some(key);
                 answer
             }
         };
         let (first, then) = bundle_sas(protect.bundle);
+        // Keep a fresh answer for the flow only if no step of it is a trap.
+        if asked.is_some() && first.is_some() && then.is_none_or(|h| h.is_some()) {
+            flow.0 = Some((policy, protect));
+        }
         // With a path MTU learned, keep the start of the cleartext for an
         // ICMP too-big quote (it is encrypted in place); only then, as even
         // zeroing the buffer shows in the per-packet cost.
@@ -661,8 +661,8 @@ impl Plane {
 
     /// [`Self::inbound`] for a datagram from a UDP socket: `buf` holds the
     /// UDP payload that `src` sent to `local` (by reference: the worker calls
-    /// this for each segment of a GRO datagram, and copies of a
-    /// `SocketAddr` per call showed as store-forwarding stalls). ESP of a tunnel-mode SA is
+    /// this for each segment of a GRO datagram, and copies of a `SocketAddr`
+    /// per call showed as store-forwarding stalls). ESP of a tunnel-mode SA is
     /// opened as it is (the kernel has checked the IP and UDP headers); the
     /// rest (keepalives, IKE, transport mode, unknown SPIs) takes the general
     /// path on a rebuilt outer header. `outer_ecn` is the ECN field the

@@ -320,8 +320,14 @@ impl<S> Sad<S> {
     #[inline(always)]
     fn remembered(&self, spi: u32, proto: SecurityProtocol) -> Option<SaHandle> {
         let (last, h) = self.last_unicast?;
-        let unicast_only = self.multicast_dst.is_empty() && self.multicast_dst_src.is_empty();
-        (unicast_only && last == unicast_key(spi, proto) && self.get(h).is_some()).then_some(h)
+        (self.unicast_only() && last == unicast_key(spi, proto) && self.get(h).is_some())
+            .then_some(h)
+    }
+
+    /// No multicast SA is installed: SPI and protocol alone find an SA.
+    #[inline(always)]
+    fn unicast_only(&self) -> bool {
+        self.multicast_dst.is_empty() && self.multicast_dst_src.is_empty()
     }
 
     /// [`Self::lookup_inbound`], remembering a unicast answer.
@@ -333,7 +339,7 @@ impl<S> Sad<S> {
         src: IpAddr,
     ) -> Option<SaHandle> {
         let h = self.lookup_inbound(spi, proto, dst, src)?;
-        if self.multicast_dst.is_empty() && self.multicast_dst_src.is_empty() {
+        if self.unicast_only() {
             self.last_unicast = Some((unicast_key(spi, proto), h));
         }
         Some(h)

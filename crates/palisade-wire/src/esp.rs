@@ -243,8 +243,8 @@ impl Trailer {
             .get(t.payload_len..t.payload_len + usize::from(t.pad_len))
             .unwrap_or(&[]);
         // One compare for the usual case; the byte loop only to name a fault.
-        if pad != &DEFAULT_PADDING[..pad.len()] {
-            // ok: pad.len() <= 255
+        let want = &DEFAULT_PADDING[..pad.len()]; // ok: pad.len() <= pad_len, a u8
+        if pad != want {
             for (i, &b) in pad.iter().enumerate() {
                 if usize::from(b) != i + 1 {
                     return Err(Error::Invalid {
