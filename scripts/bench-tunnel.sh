@@ -179,6 +179,12 @@ ticks() {
   awk '{print $14","$15}' /proc/"$1"/stat
 }
 
+# machine_ticks: the "cpu" line of /proc/stat (user,nice,system,idle,iowait,
+# irq,softirq,steal), in clock ticks summed over all CPUs
+machine_ticks() {
+  awk '$1 == "cpu" {print $2","$3","$4","$5","$6","$7","$8","$9; exit}' /proc/stat
+}
+
 # tunnel LABEL ARGS... [-- OPTS...] : run tunnel_bench ARGS a|b OPTS in the
 # two namespaces
 tunnel() {
@@ -210,19 +216,20 @@ tunnel() {
     perf stat -e "$ev" -p "$pb" -o "$OUT/stat-$label-b.txt" >/dev/null 2>&1 &
     perfpids+=("$!")
   fi
-  local ta0 tb0 t0 t1 ta1 tb1
-  ta0=$(ticks "$pa"); tb0=$(ticks "$pb")
+  local ta0 tb0 t0 t1 ta1 tb1 m0 m1
+  ta0=$(ticks "$pa"); tb0=$(ticks "$pb"); m0=$(machine_ticks)
   t0=$(date +%s%N)
   measure "$label" "$NSA" "$NSB" 10.200.2.1 10.200.1.1
   t1=$(date +%s%N)
-  ta1=$(ticks "$pa"); tb1=$(ticks "$pb")
+  ta1=$(ticks "$pa"); tb1=$(ticks "$pb"); m1=$(machine_ticks)
   # CPU per byte is steadier than Gbit/s on a shared machine: it does not
   # depend on how much CPU the iperf3 ends and other work left over.
-  python3 - "$label" "$OUT/iperf-$label-$ROUND.json" "$(getconf CLK_TCK)" "$t0" "$t1" "$ta0" "$ta1" "$tb0" "$tb1" <<'EOF2'
+  python3 - "$label" "$OUT/iperf-$label-$ROUND.json" "$(getconf CLK_TCK)" "$t0" "$t1" "$ta0" "$ta1" "$tb0" "$tb1" "$m0" "$m1" <<'EOF2'
 import json, sys
 label, run = sys.argv[1], sys.argv[2]
 hz, t0, t1 = map(float, sys.argv[3:6])
 ta0, ta1, tb0, tb1 = ([float(x) for x in a.split(",")] for a in sys.argv[6:10])
+m0, m1 = ([float(x) for x in a.split(",")] for a in sys.argv[10:12])
 el = (t1 - t0) / 1e9
 # user seconds and user + system seconds of each side
 def used(before, after):
@@ -241,6 +248,13 @@ if moved:
     line += "; per GB moved: sender %.0f ms (user %.0f), receiver %.0f ms (user %.0f) of CPU" % (
         sa * g, ua * g, sb * g, ub * g)
 print(line)
+# The whole machine over the run (/proc/stat, all CPUs): a tunnel that leaves
+# CPUs idle is waiting, not working; steal is time the hypervisor took away.
+d = [b - a for a, b in zip(m0, m1)]
+tot = sum(d) or 1.0
+print("   %s: machine %.0f%% idle, %.0f%% steal, %.0f%% softirq, %.0f%% system, %.0f%% user" % (
+    label, 100 * (d[3] + d[4]) / tot, 100 * d[7] / tot, 100 * d[6] / tot,
+    100 * d[2] / tot, 100 * (d[0] + d[1]) / tot))
 EOF2
   local ns
   for ns in "$NSA" "$NSB"; do
