@@ -335,11 +335,44 @@ fn fold64(mut s: u64) -> u16 {
     s as u16
 }
 
+/// Where a [`Coalescer`] writes: a [`Tun`], or in tests and fuzzing
+/// anything that records the writes.
+pub trait TunSink {
+    /// Whether each write starts with a `virtio_net_hdr`.
+    fn offload(&self) -> bool;
+    /// Write one packet (behind an all-zero header when offloading: no
+    /// offload, checksums complete, the kernel checks them).
+    fn send(&self, packet: &[u8]) -> io::Result<usize>;
+    /// Write a `virtio_net_hdr` and the packet behind it, as they are.
+    fn send_offload(&self, hdr_and_packet: &[u8]) -> io::Result<usize>;
+}
+
+impl TunSink for Tun {
+    fn offload(&self) -> bool {
+        Tun::offload(self)
+    }
+
+    fn send(&self, packet: &[u8]) -> io::Result<usize> {
+        Tun::send(self, packet)
+    }
+
+    fn send_offload(&self, hdr_and_packet: &[u8]) -> io::Result<usize> {
+        (&self.file).write(hdr_and_packet)
+    }
+}
+
 /// Coalesces consecutive in-order TCP segments of one flow, about to be
 /// written to an offloading TUN ([`Tun::open_offload`]), into one
 /// super-packet with a GSO header (the receive-side mirror of [`Offload`]):
 /// the kernel's TCP stack then takes one packet where it would take dozens.
 /// Anything else is written as it is. Allocated once; no per-packet allocation.
+///
+/// The kernel does not check the TCP checksum of a super-packet (it comes
+/// with NEEDS_CSUM, as from a device that will fill it in), so a segment is
+/// only merged after its own checksum was checked here, as the kernel's GRO
+/// does; one that fails is written on its own and the kernel drops and
+/// counts it (`TcpInCsumErrors`). Nor are segments merged whose TOS (and so
+/// ECN: a CE mark must reach TCP), TTL or DF bit differ from the run's.
 pub struct Coalescer {
     buf: Vec<u8>,
     /// Bytes in `buf` (header included), 0 = empty.
@@ -379,7 +412,8 @@ impl Coalescer {
     }
 
     /// The TCP/IPv4 header length of `p` if it may be coalesced: no IP
-    /// options or fragments, TCP with only ACK (and PSH) set, a payload.
+    /// options or fragments, TCP with only ACK (and PSH) set, a payload, and
+    /// a TCP checksum that verifies.
     fn candidate(p: &[u8]) -> Option<usize> {
         if p.len() < 40 || p[0] != 0x45 || p[9] != 6 {
             return None;
@@ -394,12 +428,16 @@ impl Coalescer {
         if thl < 20 || hlen >= p.len() || p[33] & !0x18 != 0x00 || p[33] & 0x10 == 0 {
             return None;
         }
+        let pseudo = sum64(&p[12..20]) + 6 + (p.len() - 20) as u64;
+        if fold64(pseudo + sum64(&p[20..])) != 0xffff {
+            return None;
+        }
         Some(hlen)
     }
 
     /// Write `packet` to `tun`, merged with the ones before it when it
     /// continues their flow. Call [`Coalescer::flush`] at the end of a batch.
-    pub fn push(&mut self, tun: &Tun, packet: &[u8]) -> io::Result<()> {
+    pub fn push<S: TunSink + ?Sized>(&mut self, tun: &S, packet: &[u8]) -> io::Result<()> {
         if !tun.offload() {
             self.packets += 1;
             self.writes += 1;
@@ -415,9 +453,13 @@ impl Coalescer {
         let seq = u32::from_be_bytes([packet[24], packet[25], packet[26], packet[27]]);
         if self.len > 0 {
             let h = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.hlen];
-            // Same addresses, ports, header length, ACK number, window and
-            // options; in sequence; not larger than the first segment; room.
+            // Same TOS, DF, TTL, addresses, ports, header length, ACK
+            // number, window and options; in sequence; not larger than the
+            // first segment; room.
             let same = hlen == self.hlen
+                && h[1] == packet[1]
+                && h[6] == packet[6]
+                && h[8] == packet[8]
                 && h[12..24] == packet[12..24]
                 && h[28..32] == packet[28..32]
                 && h[34..36] == packet[34..36]
@@ -451,7 +493,7 @@ impl Coalescer {
     }
 
     /// Write what is being coalesced.
-    pub fn flush(&mut self, tun: &Tun) -> io::Result<()> {
+    pub fn flush<S: TunSink + ?Sized>(&mut self, tun: &S) -> io::Result<()> {
         if self.len == 0 {
             return Ok(());
         }
@@ -480,8 +522,7 @@ impl Coalescer {
         h[4..6].copy_from_slice(&(self.seg as u16).to_le_bytes());
         h[6..8].copy_from_slice(&20u16.to_le_bytes());
         h[8..10].copy_from_slice(&16u16.to_le_bytes());
-        (&tun.file)
-            .write(&self.buf[..VNET_HDR_LEN + len])
+        tun.send_offload(&self.buf[..VNET_HDR_LEN + len])
             .map(|_| ())
     }
 }
@@ -540,6 +581,121 @@ mod tests {
         assert_eq!(got, payload);
         assert!(o.segment(4, &mut [0u8; 2000]).is_none());
         assert!(o.segment(0, &mut [0u8; 100]).is_none());
+    }
+
+    /// Records every write as it would reach the kernel (header included).
+    struct Recorder(std::cell::RefCell<Vec<Vec<u8>>>);
+
+    impl TunSink for Recorder {
+        fn offload(&self) -> bool {
+            true
+        }
+        fn send(&self, packet: &[u8]) -> io::Result<usize> {
+            let mut w = vec![0u8; VNET_HDR_LEN];
+            w.extend_from_slice(packet);
+            self.0.borrow_mut().push(w);
+            Ok(packet.len())
+        }
+        fn send_offload(&self, hdr_and_packet: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().push(hdr_and_packet.to_vec());
+            Ok(hdr_and_packet.len())
+        }
+    }
+
+    /// Segment `k` of a TCP/IPv4 flow 10.0.0.1:1234 -> 10.0.0.2:80 with
+    /// `len` payload bytes, DF, ACK (PSH if `psh`), checksums complete.
+    fn segment(k: u16, len: usize, tos: u8, psh: bool) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x45;
+        p[1] = tos;
+        p[2..4].copy_from_slice(&((40 + len) as u16).to_be_bytes());
+        p[4..6].copy_from_slice(&(7 + k).to_be_bytes());
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        p[20..22].copy_from_slice(&1234u16.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[24..28].copy_from_slice(&(5000 + u32::from(k) * len as u32).to_be_bytes());
+        p[28..32].copy_from_slice(&99u32.to_be_bytes());
+        p[32] = 5 << 4;
+        p[33] = if psh { 0x18 } else { 0x10 };
+        p[34..36].copy_from_slice(&512u16.to_be_bytes());
+        p.extend((0..len).map(|i| (i as u16 ^ k.wrapping_mul(31)) as u8));
+        let c = !fold64(sum64(&p[..20]));
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        let c = !fold64(sum64(&p[12..20]) + 6 + (p.len() - 20) as u64 + sum64(&p[20..]));
+        p[36..38].copy_from_slice(&c.to_be_bytes());
+        assert!(checksum_ok(&p));
+        p
+    }
+
+    /// The packets one write stands for, as the kernel would see them.
+    fn expand(write: &[u8]) -> Vec<Vec<u8>> {
+        let o = Offload::parse(write).expect("a write the kernel takes");
+        (0..o.count())
+            .map(|k| {
+                let mut out = vec![0u8; 70000];
+                let n = o.segment(k, &mut out).expect("segment");
+                out.truncate(n);
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn coalesced_segments_expand_back_to_the_originals() {
+        let segs: Vec<Vec<u8>> = (0..5).map(|k| segment(k, 1000, 0, k == 4)).collect();
+        let rec = Recorder(Default::default());
+        let mut c = Coalescer::new();
+        for s in &segs {
+            c.push(&rec, s).unwrap();
+        }
+        c.flush(&rec).unwrap();
+        let writes = rec.0.into_inner();
+        assert_eq!(writes.len(), 1, "one super-packet");
+        assert_eq!(writes[0][1], GSO_TCPV4);
+        assert_eq!(expand(&writes[0]), segs);
+        assert_eq!((c.packets, c.writes), (5, 1));
+    }
+
+    #[test]
+    fn a_segment_whose_checksum_fails_is_never_merged() {
+        let mut segs: Vec<Vec<u8>> = (0..4).map(|k| segment(k, 1000, 0, false)).collect();
+        segs[2][500] ^= 0x40;
+        assert!(!checksum_ok(&segs[2]));
+        let rec = Recorder(Default::default());
+        let mut c = Coalescer::new();
+        for s in &segs {
+            c.push(&rec, s).unwrap();
+        }
+        c.flush(&rec).unwrap();
+        let writes = rec.0.into_inner();
+        assert_eq!(writes.len(), 3);
+        assert_eq!(expand(&writes[0]), segs[..2].to_vec());
+        // As it came, behind a header that leaves the check to the kernel.
+        assert_eq!(writes[1][..VNET_HDR_LEN], [0u8; VNET_HDR_LEN]);
+        assert_eq!(writes[1][VNET_HDR_LEN..], segs[2][..]);
+        assert_eq!(expand(&writes[2]), segs[3..].to_vec());
+    }
+
+    #[test]
+    fn a_change_of_ecn_ttl_or_df_ends_the_run() {
+        let rec = Recorder(Default::default());
+        let mut c = Coalescer::new();
+        let mut segs: Vec<Vec<u8>> = (0..5).map(|k| segment(k, 1000, 0x02, false)).collect();
+        // ECT(0) -> CE (the IP checksum is not part of the comparison).
+        segs[1] = segment(1, 1000, 0x03, false);
+        segs[3][8] = 63;
+        segs[4][6] = 0;
+        for s in &segs {
+            c.push(&rec, s).unwrap();
+        }
+        c.flush(&rec).unwrap();
+        let writes = rec.0.into_inner();
+        assert_eq!(writes.len(), 5, "no two of these may merge");
+        assert_eq!(expand(&writes[1])[0][1], 0x03, "the CE mark reaches TCP");
     }
 
     #[test]
