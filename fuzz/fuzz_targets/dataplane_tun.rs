@@ -7,11 +7,12 @@
 //!   that comes out carries checksums that verify, and the TSO segments'
 //!   payloads, put together, are the super-packet's payload.
 //! * odd: the rest is a list of decrypted packets for `Coalescer::push`,
-//!   each either raw bytes or a segment of one TCP/IPv4 flow that the input
-//!   shapes (payload length, sequence gaps, TOS, TTL, DF, PSH, ACK number, a
-//!   spoiled checksum). What reaches the kernel, with its super-packets cut
+//!   each either raw bytes or a segment of one TCP flow over IPv4 or IPv6
+//!   that the input shapes (payload length, sequence gaps, TOS or traffic
+//!   class, TTL or hop limit, DF or flow label, PSH, ACK number, a spoiled
+//!   checksum). What reaches the kernel, with its super-packets cut
 //!   as the kernel cuts them, must be the packets pushed, in order: merged
-//!   ones differ at most in IP ID and IP checksum, everything else is
+//!   IPv4 ones differ at most in IP ID and IP checksum, everything else is
 //!   written as it came.
 #![no_main]
 
@@ -116,37 +117,62 @@ fn offload(read: &[u8]) {
     }
 }
 
-/// One TCP/IPv4 segment of the fuzzed flow, shaped by 8 input bytes.
+/// One TCP segment of the fuzzed flow, over IPv4 or IPv6, shaped by 8
+/// input bytes.
 fn shaped(b: &[u8], seq: &mut u32) -> Vec<u8> {
     let len = usize::from(b[0]) * 8 + usize::from(b[1] & 7);
-    let mut p = vec![0u8; 40];
-    p[0] = 0x45;
-    p[1] = if b[2] & 1 != 0 { b[3] & 3 } else { 2 };
-    p[2..4].copy_from_slice(&((40 + len) as u16).to_be_bytes());
-    p[4..6].copy_from_slice(&u16::from(b[4]).to_be_bytes());
-    p[6] = if b[2] & 2 != 0 { 0 } else { 0x40 };
-    p[8] = if b[2] & 4 != 0 { 63 } else { 64 };
-    p[9] = 6;
-    p[12..16].copy_from_slice(&[10, 0, 0, 1]);
-    p[16..20].copy_from_slice(&[10, 0, 0, 2]);
-    p[20..22].copy_from_slice(&1234u16.to_be_bytes());
-    p[22..24].copy_from_slice(&80u16.to_be_bytes());
+    let ecn = if b[2] & 1 != 0 { b[3] & 3 } else { 2 };
+    let mut p = if b[2] & 64 == 0 {
+        let mut p = vec![0u8; 20];
+        p[0] = 0x45;
+        p[1] = ecn;
+        p[2..4].copy_from_slice(&((40 + len) as u16).to_be_bytes());
+        p[4..6].copy_from_slice(&u16::from(b[4]).to_be_bytes());
+        p[6] = if b[2] & 2 != 0 { 0 } else { 0x40 };
+        p[8] = if b[2] & 4 != 0 { 63 } else { 64 };
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let c = !fold(sum(&p[..20]));
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p
+    } else {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[1] = ecn << 4;
+        p[3] = if b[2] & 2 != 0 { 1 } else { 2 };
+        p[4..6].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+        p[6] = 6;
+        p[7] = if b[2] & 4 != 0 { 63 } else { 64 };
+        p[8..12].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        p[23] = 1;
+        p[24..28].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        p[39] = 2;
+        p
+    };
+    let l4 = p.len();
+    p.resize(l4 + 20, 0);
+    p[l4..l4 + 2].copy_from_slice(&1234u16.to_be_bytes());
+    p[l4 + 2..l4 + 4].copy_from_slice(&80u16.to_be_bytes());
     if b[2] & 8 != 0 {
         *seq = seq.wrapping_add(u32::from(b[5]));
     }
-    p[24..28].copy_from_slice(&seq.to_be_bytes());
+    p[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
     *seq = seq.wrapping_add(len as u32);
-    p[28..32].copy_from_slice(&u32::from(b[2] >> 7).to_be_bytes());
-    p[32] = 5 << 4;
-    p[33] = if b[2] & 16 != 0 { 0x18 } else { 0x10 };
-    p[34..36].copy_from_slice(&512u16.to_be_bytes());
+    p[l4 + 8..l4 + 12].copy_from_slice(&u32::from(b[2] >> 7).to_be_bytes());
+    p[l4 + 12] = 5 << 4;
+    p[l4 + 13] = if b[2] & 16 != 0 { 0x18 } else { 0x10 };
+    p[l4 + 14..l4 + 16].copy_from_slice(&512u16.to_be_bytes());
     p.extend((0..len).map(|i| (i as u8) ^ b[6]));
-    let c = !fold(sum(&p[..20]));
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    let c = !fold(sum(&p[12..20]) + 6 + (p.len() - 20) as u64 + sum(&p[20..]));
-    p[36..38].copy_from_slice(&c.to_be_bytes());
+    let addrs = if l4 == 20 {
+        sum(&p[12..20])
+    } else {
+        sum(&p[8..40])
+    };
+    let c = !fold(addrs + 6 + (p.len() - l4) as u64 + sum(&p[l4..]));
+    p[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
     if b[2] & 32 != 0 {
-        let at = 20 + usize::from(b[7]) % (p.len() - 20);
+        let at = l4 + usize::from(b[7]) % (p.len() - l4);
         p[at] ^= 0x5a;
     }
     p
@@ -194,6 +220,11 @@ fn coalesce(mut data: &[u8]) {
             continue;
         }
         assert_eq!(g.len(), p.len(), "packet {i}");
+        assert!(g.len() <= 65535, "packet {i}: more than an IP packet holds");
+        if p[0] >> 4 == 6 {
+            assert_eq!(g, p, "packet {i} merged and cut back");
+            continue;
+        }
         let same = |r: std::ops::Range<usize>| g[r.clone()] == p[r];
         assert!(
             same(0..4) && same(6..10) && same(12..p.len()),

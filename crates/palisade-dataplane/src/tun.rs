@@ -428,19 +428,24 @@ impl TunSink for Tun {
 /// written to an offloading TUN ([`Tun::open_offload`]), into one
 /// super-packet with a GSO header (the receive-side mirror of [`Offload`]):
 /// the kernel's TCP stack then takes one packet where it would take dozens.
-/// Anything else is written as it is. Allocated once; no per-packet allocation.
+/// TCP over IPv4 without options and over IPv6 without extension headers
+/// is merged; anything else is written as it is. Allocated once; no
+/// per-packet allocation.
 ///
 /// The kernel does not check the TCP checksum of a super-packet (it comes
 /// with NEEDS_CSUM, as from a device that will fill it in), so a segment is
 /// only merged after its own checksum was checked here, as the kernel's GRO
 /// does; one that fails is written on its own and the kernel drops and
-/// counts it (`TcpInCsumErrors`). Nor are segments merged whose TOS (and so
-/// ECN: a CE mark must reach TCP), TTL or DF bit differ from the run's.
+/// counts it (`TcpInCsumErrors`). Nor are segments merged whose TOS or
+/// traffic class (and so ECN: a CE mark must reach TCP), flow label, TTL or
+/// hop limit, or DF bit differ from the run's.
 pub struct Coalescer {
     buf: Vec<u8>,
     /// Bytes in `buf` (header included), 0 = empty.
     len: usize,
-    /// Header length through TCP, payload size of each segment, segments.
+    /// Where TCP starts (20: IPv4, 40: IPv6), header length through TCP,
+    /// payload size of each segment, segments.
+    l4: usize,
     hlen: usize,
     seg: usize,
     count: usize,
@@ -451,7 +456,8 @@ pub struct Coalescer {
     pub writes: u64,
 }
 
-/// Most bytes of one coalesced packet (the IPv4 total length is 16 bits).
+/// Most bytes of one coalesced packet (the IPv4 total length is 16 bits;
+/// IPv6 keeps to the same).
 const COALESCE_MAX: usize = 65535;
 
 impl Default for Coalescer {
@@ -465,6 +471,7 @@ impl Coalescer {
         Coalescer {
             buf: vec![0u8; VNET_HDR_LEN + COALESCE_MAX],
             len: 0,
+            l4: 0,
             hlen: 0,
             seg: 0,
             count: 0,
@@ -474,28 +481,44 @@ impl Coalescer {
         }
     }
 
-    /// The TCP/IPv4 header length of `p` if it may be coalesced: no IP
-    /// options or fragments, TCP with only ACK (and PSH) set, a payload, and
-    /// a TCP checksum that verifies.
-    fn candidate(p: &[u8]) -> Option<usize> {
-        if p.len() < 40 || p[0] != 0x45 || p[9] != 6 {
+    /// Where TCP starts in `p` and its header length through TCP, if `p`
+    /// may be coalesced: TCP right behind the IP header (IPv4 without
+    /// options or fragments, IPv6 without extension headers), only ACK (and
+    /// PSH) set, a payload, and a TCP checksum that verifies.
+    fn candidate(p: &[u8]) -> Option<(usize, usize)> {
+        let (l4, pseudo) = match p.first()? >> 4 {
+            4 => {
+                if p.len() < 40
+                    || p[0] != 0x45
+                    || p[9] != 6
+                    || u16::from_be_bytes([p[2], p[3]]) as usize != p.len()
+                    || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0
+                {
+                    return None;
+                }
+                (20, sum64(&p[12..20]))
+            }
+            6 => {
+                if p.len() < 60
+                    || p[6] != 6
+                    || u16::from_be_bytes([p[4], p[5]]) as usize != p.len() - 40
+                {
+                    return None;
+                }
+                (40, sum64(&p[8..40]))
+            }
+            _ => return None,
+        };
+        let thl = usize::from(p[l4 + 12] >> 4) * 4;
+        let hlen = l4 + thl;
+        let flags = p[l4 + 13];
+        if thl < 20 || hlen >= p.len() || flags & !0x18 != 0x00 || flags & 0x10 == 0 {
             return None;
         }
-        if u16::from_be_bytes([p[2], p[3]]) as usize != p.len()
-            || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0
-        {
+        if fold64(pseudo + 6 + (p.len() - l4) as u64 + sum64(&p[l4..])) != 0xffff {
             return None;
         }
-        let thl = usize::from(p[32] >> 4) * 4;
-        let hlen = 20 + thl;
-        if thl < 20 || hlen >= p.len() || p[33] & !0x18 != 0x00 || p[33] & 0x10 == 0 {
-            return None;
-        }
-        let pseudo = sum64(&p[12..20]) + 6 + (p.len() - 20) as u64;
-        if fold64(pseudo + sum64(&p[20..])) != 0xffff {
-            return None;
-        }
-        Some(hlen)
+        Some((l4, hlen))
     }
 
     /// Write `packet` to `tun`, merged with the ones before it when it
@@ -506,31 +529,43 @@ impl Coalescer {
             self.writes += 1;
             return tun.send(packet).map(|_| ());
         }
-        let Some(hlen) = Self::candidate(packet) else {
+        let Some((l4, hlen)) = Self::candidate(packet) else {
             self.flush(tun)?;
             self.packets += 1;
             self.writes += 1;
             return tun.send(packet).map(|_| ());
         };
         let payload = packet.len() - hlen;
-        let seq = u32::from_be_bytes([packet[24], packet[25], packet[26], packet[27]]);
+        let seq = u32::from_be_bytes([
+            packet[l4 + 4],
+            packet[l4 + 5],
+            packet[l4 + 6],
+            packet[l4 + 7],
+        ]);
         if self.len > 0 {
             let h = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.hlen];
-            // Same TOS, DF, TTL, addresses, ports, header length, ACK
-            // number, window and options; in sequence; not larger than the
-            // first segment; room.
-            let same = hlen == self.hlen
-                && h[1] == packet[1]
-                && h[6] == packet[6]
-                && h[8] == packet[8]
-                && h[12..24] == packet[12..24]
-                && h[28..32] == packet[28..32]
-                && h[34..36] == packet[34..36]
-                && h[40..hlen] == packet[40..hlen]
+            // The same IP header but for the lengths, IDs and checksums
+            // (IPv4: TOS, DF, TTL, protocol and addresses; IPv6: traffic
+            // class, flow label, next header, hop limit and addresses), the
+            // same ports, ACK number, window and options; in sequence; not
+            // larger than the first segment; room.
+            let same_ip = if l4 == 20 {
+                h[1] == packet[1] && h[6] == packet[6] && h[8..10] == packet[8..10]
+            } else {
+                h[..4] == packet[..4] && h[6..8] == packet[6..8]
+            };
+            let addrs = if l4 == 20 { 12 } else { 8 };
+            let same = l4 == self.l4
+                && hlen == self.hlen
+                && same_ip
+                && h[addrs..l4 + 4] == packet[addrs..l4 + 4]
+                && h[l4 + 8..l4 + 12] == packet[l4 + 8..l4 + 12]
+                && h[l4 + 14..l4 + 16] == packet[l4 + 14..l4 + 16]
+                && h[l4 + 20..hlen] == packet[l4 + 20..hlen]
                 && seq == self.next_seq
                 && payload <= self.seg
-                && self.len + payload <= VNET_HDR_LEN + COALESCE_MAX
-                && h[33] & 0x08 == 0;
+                && self.len + payload <= COALESCE_MAX
+                && h[l4 + 13] & 0x08 == 0;
             if same {
                 let at = VNET_HDR_LEN + self.len;
                 self.buf[at..at + payload].copy_from_slice(&packet[hlen..]);
@@ -538,8 +573,8 @@ impl Coalescer {
                 self.count += 1;
                 self.next_seq = seq.wrapping_add(payload as u32);
                 // PSH or a short segment ends the run.
-                self.buf[VNET_HDR_LEN + 33] |= packet[33] & 0x08;
-                if payload < self.seg || packet[33] & 0x08 != 0 {
+                self.buf[VNET_HDR_LEN + l4 + 13] |= packet[l4 + 13] & 0x08;
+                if payload < self.seg || packet[l4 + 13] & 0x08 != 0 {
                     return self.flush(tun);
                 }
                 return Ok(());
@@ -548,6 +583,7 @@ impl Coalescer {
         }
         self.buf[VNET_HDR_LEN..VNET_HDR_LEN + packet.len()].copy_from_slice(packet);
         self.len = packet.len();
+        self.l4 = l4;
         self.hlen = hlen;
         self.seg = payload;
         self.count = 1;
@@ -560,7 +596,7 @@ impl Coalescer {
         if self.len == 0 {
             return Ok(());
         }
-        let (len, count) = (self.len, self.count);
+        let (len, count, l4) = (self.len, self.count, self.l4);
         self.len = 0;
         self.packets += count as u64;
         self.writes += 1;
@@ -568,22 +604,29 @@ impl Coalescer {
         if count == 1 {
             return tun.send(p).map(|_| ());
         }
-        // IPv4 total length and header checksum.
-        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        p[10..12].fill(0);
-        let c = !fold64(sum64(&p[..20]));
-        p[10..12].copy_from_slice(&c.to_be_bytes());
+        let tcp_len = (len - l4) as u64;
+        let (gso, addrs) = if l4 == 20 {
+            // IPv4 total length and header checksum.
+            p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            p[10..12].fill(0);
+            let c = !fold64(sum64(&p[..20]));
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+            (GSO_TCPV4, sum64(&p[12..20]))
+        } else {
+            // IPv6 payload length.
+            p[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+            (GSO_TCPV6, sum64(&p[8..40]))
+        };
         // TCP checksum left partial: the pseudo-header sum, as a device
         // with checksum offload expects it (NEEDS_CSUM).
-        let tcp_len = (len - 20) as u64;
-        let pseudo = fold64(sum64(&p[12..20]) + 6 + tcp_len);
-        p[36..38].copy_from_slice(&pseudo.to_be_bytes());
+        let pseudo = fold64(addrs + 6 + tcp_len);
+        p[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
         let h = &mut self.buf[..VNET_HDR_LEN];
         h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-        h[1] = GSO_TCPV4;
+        h[1] = gso;
         h[2..4].copy_from_slice(&(self.hlen as u16).to_le_bytes());
         h[4..6].copy_from_slice(&(self.seg as u16).to_le_bytes());
-        h[6..8].copy_from_slice(&20u16.to_le_bytes());
+        h[6..8].copy_from_slice(&(l4 as u16).to_le_bytes());
         h[8..10].copy_from_slice(&16u16.to_le_bytes());
         tun.send_offload(&self.buf[..VNET_HDR_LEN + len])
             .map(|_| ())
@@ -668,7 +711,7 @@ mod tests {
     /// Segment `k` of a TCP/IPv4 flow 10.0.0.1:1234 -> 10.0.0.2:80 with
     /// `len` payload bytes, DF, ACK (PSH if `psh`), checksums complete.
     fn segment(k: u16, len: usize, tos: u8, psh: bool) -> Vec<u8> {
-        let mut p = vec![0u8; 40];
+        let mut p = vec![0u8; 20];
         p[0] = 0x45;
         p[1] = tos;
         p[2..4].copy_from_slice(&((40 + len) as u16).to_be_bytes());
@@ -678,19 +721,48 @@ mod tests {
         p[9] = 6;
         p[12..16].copy_from_slice(&[10, 0, 0, 1]);
         p[16..20].copy_from_slice(&[10, 0, 0, 2]);
-        p[20..22].copy_from_slice(&1234u16.to_be_bytes());
-        p[22..24].copy_from_slice(&80u16.to_be_bytes());
-        p[24..28].copy_from_slice(&(5000 + u32::from(k) * len as u32).to_be_bytes());
-        p[28..32].copy_from_slice(&99u32.to_be_bytes());
-        p[32] = 5 << 4;
-        p[33] = if psh { 0x18 } else { 0x10 };
-        p[34..36].copy_from_slice(&512u16.to_be_bytes());
-        p.extend((0..len).map(|i| (i as u16 ^ k.wrapping_mul(31)) as u8));
         let c = !fold64(sum64(&p[..20]));
         p[10..12].copy_from_slice(&c.to_be_bytes());
-        let c = !fold64(sum64(&p[12..20]) + 6 + (p.len() - 20) as u64 + sum64(&p[20..]));
-        p[36..38].copy_from_slice(&c.to_be_bytes());
-        assert!(checksum_ok(&p));
+        with_tcp(p, k, len, psh)
+    }
+
+    /// The same over IPv6 (2001:db8::1 -> 2001:db8::2), `tc` the traffic
+    /// class.
+    fn segment6(k: u16, len: usize, tc: u8, psh: bool) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60 | tc >> 4;
+        p[1] = tc << 4 | 0x1;
+        p[2..4].copy_from_slice(&0x2345u16.to_be_bytes());
+        p[4..6].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+        p[6] = 6;
+        p[7] = 64;
+        p[8..10].copy_from_slice(&[0x20, 0x01]);
+        p[10..12].copy_from_slice(&[0x0d, 0xb8]);
+        p[23] = 1;
+        p[24..28].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        p[39] = 2;
+        with_tcp(p, k, len, psh)
+    }
+
+    /// `ip` (an IPv4 or IPv6 header) with TCP segment `k` behind it.
+    fn with_tcp(mut p: Vec<u8>, k: u16, len: usize, psh: bool) -> Vec<u8> {
+        let l4 = p.len();
+        p.resize(l4 + 20, 0);
+        let t = &mut p[l4..];
+        t[0..2].copy_from_slice(&1234u16.to_be_bytes());
+        t[2..4].copy_from_slice(&80u16.to_be_bytes());
+        t[4..8].copy_from_slice(&(5000 + u32::from(k) * len as u32).to_be_bytes());
+        t[8..12].copy_from_slice(&99u32.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = if psh { 0x18 } else { 0x10 };
+        t[14..16].copy_from_slice(&512u16.to_be_bytes());
+        p.extend((0..len).map(|i| (i as u16 ^ k.wrapping_mul(31)) as u8));
+        let addrs = if l4 == 20 { &p[12..20] } else { &p[8..40] };
+        let c = !fold64(sum64(addrs) + 6 + (p.len() - l4) as u64 + sum64(&p[l4..]));
+        p[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+        if l4 == 20 {
+            assert!(checksum_ok(&p));
+        }
         p
     }
 
@@ -721,6 +793,64 @@ mod tests {
         assert_eq!(writes[0][1], GSO_TCPV4);
         assert_eq!(expand(&writes[0]), segs);
         assert_eq!((c.packets, c.writes), (5, 1));
+    }
+
+    #[test]
+    fn ipv6_segments_coalesce_and_expand_back() {
+        let segs: Vec<Vec<u8>> = (0..6).map(|k| segment6(k, 1200, 0, k == 5)).collect();
+        let rec = Recorder(Default::default());
+        let mut c = Coalescer::new();
+        for s in &segs {
+            c.push(&rec, s).unwrap();
+        }
+        c.flush(&rec).unwrap();
+        let writes = rec.0.into_inner();
+        assert_eq!(writes.len(), 1, "one super-packet");
+        assert_eq!(writes[0][1], GSO_TCPV6);
+        assert_eq!(expand(&writes[0]), segs);
+        // A CE mark (traffic class ECN bits 11), a bad checksum and a new
+        // flow label each end a run.
+        let mut segs: Vec<Vec<u8>> = (0..5).map(|k| segment6(k, 1200, 0x02, false)).collect();
+        segs[1] = segment6(1, 1200, 0x03, false);
+        segs[2][700] ^= 1;
+        segs[3][3] ^= 0x10;
+        let rec = Recorder(Default::default());
+        for s in &segs {
+            c.push(&rec, s).unwrap();
+        }
+        c.flush(&rec).unwrap();
+        let writes = rec.0.into_inner();
+        assert_eq!(writes.len(), 5);
+        for (w, s) in writes.iter().zip(&segs) {
+            assert_eq!(w[VNET_HDR_LEN..], s[..], "written as it came");
+        }
+    }
+
+    #[test]
+    fn a_run_stops_short_of_64_kib() {
+        // 40 + 131 x 500 = 65540 bytes would not fit the IPv4 total length.
+        for v6 in [false, true] {
+            let segs: Vec<Vec<u8>> = (0..140)
+                .map(|k| {
+                    if v6 {
+                        segment6(k, 500, 0, false)
+                    } else {
+                        segment(k, 500, 0, false)
+                    }
+                })
+                .collect();
+            let rec = Recorder(Default::default());
+            let mut c = Coalescer::new();
+            for s in &segs {
+                c.push(&rec, s).unwrap();
+            }
+            c.flush(&rec).unwrap();
+            let writes = rec.0.into_inner();
+            assert_eq!(writes.len(), 2, "v6 {v6}");
+            assert!(writes.iter().all(|w| w.len() - VNET_HDR_LEN <= 65535));
+            let back: Vec<Vec<u8>> = writes.iter().flat_map(|w| expand(w)).collect();
+            assert_eq!(back, segs, "v6 {v6}");
+        }
     }
 
     #[test]

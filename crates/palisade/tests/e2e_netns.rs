@@ -1686,7 +1686,8 @@ fn nat_keepalives_keep_an_idle_esp_in_udp_sa_alive() {
 /// Several MB of TCP each way through daemons whose TUN uses TCP segmentation
 /// offload: the kernel hands the TUN super-packets larger than its MTU (seen
 /// by a capture on the TUN itself), the data plane cuts and seals them, the
-/// peer opens and coalesces them, and every byte arrives intact.
+/// peer opens and coalesces them (seen too: larger packets from the peer's
+/// side), and every byte arrives intact.
 fn tcp_through_offload(v6: bool, tag: &str) {
     if !root_or_skip() {
         return;
@@ -1716,6 +1717,23 @@ fn tcp_through_offload(v6: bool, tag: &str) {
         biggest > 1400,
         "no super-packet crossed the TUN (largest {biggest} bytes): offload is not in use"
     );
+    // Packets from b's side were opened by a's data plane and written to
+    // its TUN: some must be segments it merged.
+    let from_b = |f: &Vec<u8>| match (b.inner, f.first().map(|v| v >> 4)) {
+        (IpAddr::V4(x), Some(4)) => f.get(12..16) == Some(&x.octets()[..]),
+        (IpAddr::V6(x), Some(6)) => f.get(8..24) == Some(&x.octets()[..]),
+        _ => false,
+    };
+    let merged = frames
+        .iter()
+        .filter(|f| from_b(f))
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        merged > 1400,
+        "no coalesced packet reached a's TUN (largest from b {merged} bytes)"
+    );
     for side in [&a, &b] {
         for row in status_json(side).as_array().cloned().unwrap_or_default() {
             let drops = total_drops(&row);
@@ -1723,7 +1741,7 @@ fn tcp_through_offload(v6: bool, tag: &str) {
         }
     }
     println!(
-        "{}: 2 x {} MiB of TCP intact (FNV-1a {up:#x} / {down:#x}) in {secs:.2} s; largest packet on the TUN {biggest} bytes",
+        "{}: 2 x {} MiB of TCP intact (FNV-1a {up:#x} / {down:#x}) in {secs:.2} s; largest packet on the TUN {biggest} bytes, largest merged {merged}",
         if v6 { "v6" } else { "v4" },
         len >> 20
     );
