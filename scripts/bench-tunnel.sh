@@ -7,6 +7,8 @@
 #            nothing else (`tunnel_bench relay --seal`): the crypto floor, what
 #            palisade GCM would reach if its own per-packet work cost nothing
 #   gcm      palisade ESP tunnel, AES-256-GCM-16, ESP-in-UDP 4500
+#   gcm6     the same tunnel, TCP over IPv6 inside (fd00:200:1::1 ->
+#            fd00:200:2::1; not in the default cases)
 #   cbc      palisade ESP tunnel, AES-256-CBC + HMAC-SHA-256-128, ESP-in-UDP 4500
 #   sw-gcm   strongSwan 5.9.8 kernel-libipsec, IKEv2 PSK, ESP aes256gcm16
 #   sw-cbc   strongSwan kernel-libipsec, IKEv2 PSK, ESP aes256-sha256
@@ -43,6 +45,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
 RUNS="${1:-3}"
 SECS="${2:-10}"
 CASES="${BENCH_CASES:-veth relay floor gcm cbc sw-gcm sw-cbc}"
+V6=0
+case " $CASES " in *" gcm6 "*) V6=1 ;; esac
 NSA=pbtA
 NSB=pbtB
 OUT="${BENCH_OUT:-/tmp/palisade-bench-tunnel}"
@@ -106,13 +110,21 @@ net_up() {
     ip netns del "$ns" 2>/dev/null
     ip netns add "$ns" || die "netns add $ns"
     ip -n "$ns" link set lo up
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+    if [ "$V6" = 1 ]; then
+      ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+    else
+      ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+    fi
   done
   ip -n "$NSA" link add pbtA0 type veth peer name pbtB0 netns "$NSB" || die "veth"
   ip -n "$NSA" addr add 192.0.2.1/24 dev pbtA0
   ip -n "$NSB" addr add 192.0.2.2/24 dev pbtB0
   ip -n "$NSA" addr add 10.200.1.1/32 dev lo
   ip -n "$NSB" addr add 10.200.2.1/32 dev lo
+  if [ "$V6" = 1 ]; then
+    ip -n "$NSA" addr add fd00:200:1::1/128 dev lo nodad
+    ip -n "$NSB" addr add fd00:200:2::1/128 dev lo nodad
+  fi
   ip -n "$NSA" link set pbtA0 up
   ip -n "$NSB" link set pbtB0 up
   local i
@@ -196,7 +208,9 @@ tunnel() {
   spawn "$NSA" "$OUT/$label-a.log" "$BIN" "${args[@]}" a "${opts[@]}"
   spawn "$NSB" "$OUT/$label-b.log" "$BIN" "${args[@]}" b "${opts[@]}"
   local pa=${PIDS[-2]} pb=${PIDS[-1]}
-  if ! wait_ping "$NSA" 10.200.1.1 10.200.2.1; then
+  local src=10.200.1.1 dst=10.200.2.1
+  if [ "$label" = gcm6 ]; then src=fd00:200:1::1; dst=fd00:200:2::1; fi
+  if ! wait_ping "$NSA" "$src" "$dst"; then
     echo "   $label: no ping through the tunnel; logs:" >&2
     cat "$OUT/$label-a.log" "$OUT/$label-b.log" >&2
     stop_pids
@@ -219,7 +233,7 @@ tunnel() {
   local ta0 tb0 t0 t1 ta1 tb1 m0 m1
   ta0=$(ticks "$pa"); tb0=$(ticks "$pb"); m0=$(machine_ticks)
   t0=$(date +%s%N)
-  measure "$label" "$NSA" "$NSB" 10.200.2.1 10.200.1.1
+  measure "$label" "$NSA" "$NSB" "$dst" "$src"
   t1=$(date +%s%N)
   ta1=$(ticks "$pa"); tb1=$(ticks "$pb"); m1=$(machine_ticks)
   # CPU per byte is steadier than Gbit/s on a shared machine: it does not
@@ -313,6 +327,7 @@ for ROUND in $(seq 1 "$RUNS"); do
       relay) tunnel relay relay ;;
       floor) tunnel floor relay -- --seal ;;
       gcm) tunnel gcm esp gcm ;;
+      gcm6) tunnel gcm6 esp gcm ;;
       cbc) tunnel cbc esp cbc ;;
       sw-gcm) strongswan sw-gcm aes256gcm16 ;;
       sw-cbc) strongswan sw-cbc aes256-sha256 ;;
@@ -333,7 +348,8 @@ def med(label):
     return statistics.median(v) if v else None
 names = {"veth": "plain veth", "relay": "TUN relay, no crypto (ceiling)",
          "floor": "TUN relay + AES-256-GCM only (crypto floor)",
-         "gcm": "palisade AES-256-GCM", "cbc": "palisade AES-256-CBC+HMAC-SHA-256",
+         "gcm": "palisade AES-256-GCM", "gcm6": "palisade AES-256-GCM, IPv6 inside",
+         "cbc": "palisade AES-256-CBC+HMAC-SHA-256",
          "sw-gcm": "strongSwan libipsec AES-256-GCM", "sw-cbc": "strongSwan libipsec AES-256-CBC+SHA-256"}
 print()
 print("| path | Gbit/s median (min-max) | runs | TCP retransmits (median) | load avg at start |")

@@ -15,7 +15,8 @@
 //!
 //! Side `a` is 192.0.2.1 with inner address 10.200.1.1, side `b` 192.0.2.2 with
 //! 10.200.2.1 (the addresses of `shared/peers`' basic topology); the script puts
-//! the inner addresses on `lo`. The TUN device is `pbt0`, MTU 1400 (as
+//! the inner addresses on `lo`. The `esp` cases also carry fd00:200:1::/64 <->
+//! fd00:200:2::/64 (inner fd00:200:1::1 and fd00:200:2::1), for TCP over IPv6. The TUN device is `pbt0`, MTU 1400 (as
 //! strongSwan's kernel-libipsec). The keys are fixed test keys: this is a
 //! benchmark, not a way to protect traffic.
 
@@ -43,6 +44,10 @@ struct Side {
     inner: IpAddr,
     remote_net: (IpAddr, u8),
     local_net: (IpAddr, u8),
+    /// The same for IPv6 inside the tunnel (the `esp` cases carry both).
+    inner6: IpAddr,
+    remote_net6: (IpAddr, u8),
+    local_net6: (IpAddr, u8),
 }
 
 fn side(name: &str) -> Option<Side> {
@@ -58,6 +63,9 @@ fn side(name: &str) -> Option<Side> {
         inner: ip(&format!("10.200.{l}.1"))?,
         local_net: (ip(&format!("10.200.{l}.0"))?, 24),
         remote_net: (ip(&format!("10.200.{r}.0"))?, 24),
+        inner6: ip(&format!("fd00:200:{l}::1"))?,
+        local_net6: (ip(&format!("fd00:200:{l}::"))?, 64),
+        remote_net6: (ip(&format!("fd00:200:{r}::"))?, 64),
     })
 }
 
@@ -139,8 +147,8 @@ fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
         ah_integ: None,
         keys_in: keys(kin, cbc),
         keys_out: keys(kout, cbc),
-        local_ts: vec![s.local_net],
-        remote_ts: vec![s.remote_net],
+        local_ts: vec![s.local_net, s.local_net6],
+        remote_ts: vec![s.remote_net, s.remote_net6],
         esn: false,
         replay_window: 1024,
         tfc_pad_to: 0,
@@ -155,14 +163,15 @@ fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
     let tun = open_tun()?;
     let mut net = NetConfig::new();
     net.link_up(TUN_NAME, TUN_MTU).map_err(|e| e.to_string())?;
-    let (addr, len) = s.remote_net;
-    net.route_add(
-        &format!("{addr}/{len}"),
-        TUN_NAME,
-        None,
-        Some(&s.inner.to_string()),
-    )
-    .map_err(|e| e.to_string())?;
+    for ((addr, len), src) in [(s.remote_net, s.inner), (s.remote_net6, s.inner6)] {
+        net.route_add(
+            &format!("{addr}/{len}"),
+            TUN_NAME,
+            None,
+            Some(&src.to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+    }
     let (worker, handle) = Worker::new(plane, tun, raw_eps, udp_eps).map_err(|e| e.to_string())?;
     let wait = block_signals();
     let h2 = handle.clone();
