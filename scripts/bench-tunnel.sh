@@ -354,7 +354,7 @@ names = {"veth": "plain veth", "relay": "TUN relay, no crypto (ceiling)",
 print()
 print("| path | Gbit/s median (min-max) | runs | TCP retransmits (median) | load avg at start |")
 print("| --- | --- | --- | --- | --- |")
-for k in ["veth", "relay", "floor", "gcm", "cbc", "sw-gcm", "sw-cbc"]:
+for k in ["veth", "relay", "floor", "gcm", "gcm6", "cbc", "sw-gcm", "sw-cbc"]:
     if k not in rows: continue
     v = [float(x[0]) for x in rows[k] if x[0] != "NA"]
     r = statistics.median([x[1] for x in rows[k]])
