@@ -17,29 +17,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade_dataplane::tun::{Coalescer, Offload, TunSink, VNET_HDR_LEN};
+use palisade_dataplane::tun::{Coalescer, Offload, WriteLog, VNET_HDR_LEN};
 use palisade_wire::ip::checksum;
-use std::cell::RefCell;
-use std::io;
-
-/// Records every write as the kernel would get it, header included.
-struct Recorder(RefCell<Vec<Vec<u8>>>);
-
-impl TunSink for Recorder {
-    fn offload(&self) -> bool {
-        true
-    }
-    fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        let mut w = vec![0u8; VNET_HDR_LEN];
-        w.extend_from_slice(packet);
-        self.0.borrow_mut().push(w);
-        Ok(packet.len())
-    }
-    fn send_offload(&self, hdr_and_packet: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().push(hdr_and_packet.to_vec());
-        Ok(hdr_and_packet.len())
-    }
-}
 
 fn fold(mut s: u64) -> u16 {
     while s >> 16 != 0 {
@@ -192,15 +171,15 @@ fn coalesce(mut data: &[u8]) {
             data = &rest[n..];
         }
     }
-    let rec = Recorder(RefCell::new(Vec::new()));
+    let log = WriteLog::new();
     let mut c = Coalescer::new();
     for p in &pushed {
-        c.push(&rec, p).expect("the recorder takes every write");
+        c.push(&log, p).expect("the log takes every write");
     }
-    c.flush(&rec).expect("the recorder takes every write");
+    c.flush(&log).expect("the log takes every write");
     let mut got = Vec::new();
     let mut out = vec![0u8; 70_000];
-    for w in rec.0.into_inner() {
+    for w in log.take() {
         if w[..VNET_HDR_LEN] == [0u8; VNET_HDR_LEN] {
             got.push((w[VNET_HDR_LEN..].to_vec(), false));
             continue;

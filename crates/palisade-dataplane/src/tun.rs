@@ -424,6 +424,40 @@ impl TunSink for Tun {
     }
 }
 
+/// A [`TunSink`] that keeps every write as the kernel would get it, header
+/// included (an offloading TUN), for tests and fuzzing.
+#[derive(Debug, Default)]
+pub struct WriteLog(std::cell::RefCell<Vec<Vec<u8>>>);
+
+impl WriteLog {
+    pub fn new() -> WriteLog {
+        WriteLog::default()
+    }
+
+    /// The writes so far, oldest first; the log is left empty.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        self.0.take()
+    }
+}
+
+impl TunSink for WriteLog {
+    fn offload(&self) -> bool {
+        true
+    }
+
+    fn send(&self, packet: &[u8]) -> io::Result<usize> {
+        let mut w = vec![0u8; VNET_HDR_LEN];
+        w.extend_from_slice(packet);
+        self.0.borrow_mut().push(w);
+        Ok(packet.len())
+    }
+
+    fn send_offload(&self, hdr_and_packet: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().push(hdr_and_packet.to_vec());
+        Ok(hdr_and_packet.len())
+    }
+}
+
 /// Coalesces consecutive in-order TCP segments of one flow, about to be
 /// written to an offloading TUN ([`Tun::open_offload`]), into one
 /// super-packet with a GSO header (the receive-side mirror of [`Offload`]):
@@ -689,23 +723,14 @@ mod tests {
         assert!(o.segment(0, &mut [0u8; 100]).is_none());
     }
 
-    /// Records every write as it would reach the kernel (header included).
-    struct Recorder(std::cell::RefCell<Vec<Vec<u8>>>);
-
-    impl TunSink for Recorder {
-        fn offload(&self) -> bool {
-            true
+    /// What `segs` pushed through `c` (and a flush) wrote.
+    fn written(c: &mut Coalescer, segs: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let log = WriteLog::new();
+        for s in segs {
+            c.push(&log, s).unwrap();
         }
-        fn send(&self, packet: &[u8]) -> io::Result<usize> {
-            let mut w = vec![0u8; VNET_HDR_LEN];
-            w.extend_from_slice(packet);
-            self.0.borrow_mut().push(w);
-            Ok(packet.len())
-        }
-        fn send_offload(&self, hdr_and_packet: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().push(hdr_and_packet.to_vec());
-            Ok(hdr_and_packet.len())
-        }
+        c.flush(&log).unwrap();
+        log.take()
     }
 
     /// Segment `k` of a TCP/IPv4 flow 10.0.0.1:1234 -> 10.0.0.2:80 with
@@ -782,13 +807,8 @@ mod tests {
     #[test]
     fn coalesced_segments_expand_back_to_the_originals() {
         let segs: Vec<Vec<u8>> = (0..5).map(|k| segment(k, 1000, 0, k == 4)).collect();
-        let rec = Recorder(Default::default());
         let mut c = Coalescer::new();
-        for s in &segs {
-            c.push(&rec, s).unwrap();
-        }
-        c.flush(&rec).unwrap();
-        let writes = rec.0.into_inner();
+        let writes = written(&mut c, &segs);
         assert_eq!(writes.len(), 1, "one super-packet");
         assert_eq!(writes[0][1], GSO_TCPV4);
         assert_eq!(expand(&writes[0]), segs);
@@ -798,13 +818,8 @@ mod tests {
     #[test]
     fn ipv6_segments_coalesce_and_expand_back() {
         let segs: Vec<Vec<u8>> = (0..6).map(|k| segment6(k, 1200, 0, k == 5)).collect();
-        let rec = Recorder(Default::default());
         let mut c = Coalescer::new();
-        for s in &segs {
-            c.push(&rec, s).unwrap();
-        }
-        c.flush(&rec).unwrap();
-        let writes = rec.0.into_inner();
+        let writes = written(&mut c, &segs);
         assert_eq!(writes.len(), 1, "one super-packet");
         assert_eq!(writes[0][1], GSO_TCPV6);
         assert_eq!(expand(&writes[0]), segs);
@@ -814,12 +829,7 @@ mod tests {
         segs[1] = segment6(1, 1200, 0x03, false);
         segs[2][700] ^= 1;
         segs[3][3] ^= 0x10;
-        let rec = Recorder(Default::default());
-        for s in &segs {
-            c.push(&rec, s).unwrap();
-        }
-        c.flush(&rec).unwrap();
-        let writes = rec.0.into_inner();
+        let writes = written(&mut c, &segs);
         assert_eq!(writes.len(), 5);
         for (w, s) in writes.iter().zip(&segs) {
             assert_eq!(w[VNET_HDR_LEN..], s[..], "written as it came");
@@ -839,13 +849,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let rec = Recorder(Default::default());
-            let mut c = Coalescer::new();
-            for s in &segs {
-                c.push(&rec, s).unwrap();
-            }
-            c.flush(&rec).unwrap();
-            let writes = rec.0.into_inner();
+            let writes = written(&mut Coalescer::new(), &segs);
             assert_eq!(writes.len(), 2, "v6 {v6}");
             assert!(writes.iter().all(|w| w.len() - VNET_HDR_LEN <= 65535));
             let back: Vec<Vec<u8>> = writes.iter().flat_map(|w| expand(w)).collect();
@@ -858,13 +862,8 @@ mod tests {
         let mut segs: Vec<Vec<u8>> = (0..4).map(|k| segment(k, 1000, 0, false)).collect();
         segs[2][500] ^= 0x40;
         assert!(!checksum_ok(&segs[2]));
-        let rec = Recorder(Default::default());
         let mut c = Coalescer::new();
-        for s in &segs {
-            c.push(&rec, s).unwrap();
-        }
-        c.flush(&rec).unwrap();
-        let writes = rec.0.into_inner();
+        let writes = written(&mut c, &segs);
         assert_eq!(writes.len(), 3);
         assert_eq!(expand(&writes[0]), segs[..2].to_vec());
         // As it came, behind a header that leaves the check to the kernel.
@@ -875,18 +874,12 @@ mod tests {
 
     #[test]
     fn a_change_of_ecn_ttl_or_df_ends_the_run() {
-        let rec = Recorder(Default::default());
-        let mut c = Coalescer::new();
         let mut segs: Vec<Vec<u8>> = (0..5).map(|k| segment(k, 1000, 0x02, false)).collect();
         // ECT(0) -> CE (the IP checksum is not part of the comparison).
         segs[1] = segment(1, 1000, 0x03, false);
         segs[3][8] = 63;
         segs[4][6] = 0;
-        for s in &segs {
-            c.push(&rec, s).unwrap();
-        }
-        c.flush(&rec).unwrap();
-        let writes = rec.0.into_inner();
+        let writes = written(&mut Coalescer::new(), &segs);
         assert_eq!(writes.len(), 5, "no two of these may merge");
         assert_eq!(expand(&writes[1])[0][1], 0x03, "the CE mark reaches TCP");
     }
