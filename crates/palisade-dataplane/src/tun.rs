@@ -319,14 +319,13 @@ impl<'a> Offload<'a> {
     }
 }
 
-/// One's-complement sum of big-endian 16-bit words, not folded; 32 bits at
-/// a time into a 64-bit accumulator (no carry is lost below 2^32 words).
-/// RFC 1071 sum of `data` as big-endian words, widened so that callers can
-/// add pseudo-header parts before folding. Every TCP segment cut from a
-/// super-packet and every one merged into one is summed whole, so on
-/// x86-64 with AVX2 long inputs take a vector path (32 bytes a step, about
-/// 3x palisade-wire's eight-bytes-at-a-time sum on 1400 bytes); the two
-/// agree after folding (`sum64_matches_the_scalar_sum`).
+/// RFC 1071 sum of `data` as big-endian words, not folded, widened so that
+/// callers can add pseudo-header parts before folding. Every TCP segment
+/// cut from a super-packet and every one merged into one is summed whole,
+/// so on x86-64 with AVX2 inputs of 64 bytes or more take a vector path
+/// (128 bytes a step; 2.2-2.8x palisade-wire's sum on 64 KiB, 1.0-1.7x on
+/// 1400 bytes, on this noisy machine); the two agree after folding
+/// (`sum64_matches_the_scalar_sum`).
 fn sum64(data: &[u8]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if data.len() >= 64 && std::arch::is_x86_feature_detected!("avx2") {
@@ -342,7 +341,7 @@ fn sum64(data: &[u8]) -> u64 {
 /// step into four pairs of accumulators (low and high word of each 32-bit
 /// lane), so that no add waits on the one before; each step adds at most
 /// 0xffff to a lane, and the lanes are emptied into a u64 every 16 KiB,
-/// long before they (or the sum of all eight) could overflow.
+/// long before they could overflow.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn sum64_avx2(data: &[u8]) -> u64 {
@@ -381,8 +380,8 @@ unsafe fn sum64_avx2(data: &[u8]) -> u64 {
             acc[1] = _mm256_add_epi32(acc[1], _mm256_srli_epi32(v, 16));
         }
         rest = tail.remainder();
-        // A lane holds at most 512 x 0xffff per accumulator, so the eight
-        // add up in 32 bits.
+        // A lane of one accumulator holds at most 131 x 0xffff (128 steps
+        // and 3 tail loads), so the eight add up in 32 bits.
         total += lanes(acc.iter().fold(zero, |s, &a| _mm256_add_epi32(s, a)));
     }
     // Fold the little-endian sum to 16 bits, then swap it into big-endian
@@ -533,7 +532,10 @@ impl Coalescer {
                 (20, sum64(&p[12..20]))
             }
             6 => {
+                // The payload length allows 40 bytes more than a run may
+                // hold (COALESCE_MAX); such a packet is written alone.
                 if p.len() < 60
+                    || p.len() > COALESCE_MAX
                     || p[6] != 6
                     || u16::from_be_bytes([p[4], p[5]]) as usize != p.len() - 40
                 {
@@ -834,6 +836,15 @@ mod tests {
         for (w, s) in writes.iter().zip(&segs) {
             assert_eq!(w[VNET_HDR_LEN..], s[..], "written as it came");
         }
+    }
+
+    #[test]
+    fn an_ipv6_packet_longer_than_a_run_is_written_alone() {
+        let big = segment6(0, 65_496, 0, false);
+        assert_eq!(big.len(), 65_556);
+        let writes = written(&mut Coalescer::new(), &[big.clone()]);
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0][VNET_HDR_LEN..], big[..]);
     }
 
     #[test]
