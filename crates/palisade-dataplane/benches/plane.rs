@@ -45,32 +45,19 @@ fn plane(me: &str, peer: &str, me_net: u8, peer_net: u8, out_key: u8, in_key: u8
         esp_auth: None,
         ah_auth: None,
     };
+    let wire = Wire::EspUdp {
+        local_port: 4500,
+        remote_port: 4500,
+    };
     let spec = ManualSpec {
-        name: "bench".into(),
-        tunnel: true,
-        local: ip(me),
-        remote: ip(peer),
-        wire: Wire::EspUdp {
-            local_port: 4500,
-            remote_port: 4500,
-        },
         spi_in: 0x100 + u32::from(in_key),
         spi_out: 0x100 + u32::from(out_key),
-        ah_spi_in: 0,
-        ah_spi_out: 0,
         encr: Some((20, Some(256))), // ENCR_AES_GCM_16
-        esp_integ: None,
-        ah_integ: None,
         keys_in: keys(in_key),
         keys_out: keys(out_key),
         local_ts: vec![(ip(&format!("10.{me_net}.0.0")), 16)],
         remote_ts: vec![(ip(&format!("10.{peer_net}.0.0")), 16)],
-        esn: false,
-        replay_window: 1024,
-        tfc_pad_to: 0,
-        tfc_pad_to_mtu: false,
-        allow_insecure: false,
-        lifetime: Default::default(),
+        ..ManualSpec::esp_tunnel("bench", ip(me), ip(peer), wire)
     };
     let mut p = Plane::new();
     manual::install(&mut p, &spec, 1).unwrap();

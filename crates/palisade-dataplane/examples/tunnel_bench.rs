@@ -128,15 +128,8 @@ fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
         (0xa000_0001, 0xb000_0001)
     };
     let spec = ManualSpec {
-        name: "bench".into(),
-        tunnel: true,
-        local: s.local,
-        remote: s.remote,
-        wire,
         spi_in,
         spi_out,
-        ah_spi_in: 0,
-        ah_spi_out: 0,
         // ENCR_AES_GCM_16 (20) or ENCR_AES_CBC (12) with AUTH_HMAC_SHA2_256_128 (12).
         encr: Some(if cbc {
             (12, Some(256))
@@ -144,17 +137,11 @@ fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
             (20, Some(256))
         }),
         esp_integ: cbc.then_some(12),
-        ah_integ: None,
         keys_in: keys(kin, cbc),
         keys_out: keys(kout, cbc),
         local_ts: vec![s.local_net, s.local_net6],
         remote_ts: vec![s.remote_net, s.remote_net6],
-        esn: false,
-        replay_window: 1024,
-        tfc_pad_to: 0,
-        tfc_pad_to_mtu: false,
-        allow_insecure: false,
-        lifetime: Default::default(),
+        ..ManualSpec::esp_tunnel("bench", s.local, s.remote, wire)
     };
     let mut plane = Plane::new();
     manual::install(&mut plane, &spec, 1).map_err(|e| e.to_string())?;

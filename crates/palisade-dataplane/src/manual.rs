@@ -159,6 +159,38 @@ fn prefixes(
 }
 
 impl ManualSpec {
+    /// An ESP tunnel-mode pair between `local` and `remote` over `wire`
+    /// with nothing chosen yet: no SPIs, transforms, keys or selectors;
+    /// replay window 1024, no ESN, TFC padding or lifetimes. For code that
+    /// builds its own pairs (benches, fuzzing) to complete with struct
+    /// update syntax; the daemon builds its specs from the config.
+    pub fn esp_tunnel(name: &str, local: IpAddr, remote: IpAddr, wire: Wire) -> ManualSpec {
+        ManualSpec {
+            name: name.into(),
+            tunnel: true,
+            local,
+            remote,
+            wire,
+            spi_in: 0,
+            spi_out: 0,
+            ah_spi_in: 0,
+            ah_spi_out: 0,
+            encr: None,
+            esp_integ: None,
+            ah_integ: None,
+            keys_in: DirKeys::default(),
+            keys_out: DirKeys::default(),
+            local_ts: Vec::new(),
+            remote_ts: Vec::new(),
+            esn: false,
+            replay_window: 1024,
+            tfc_pad_to: 0,
+            tfc_pad_to_mtu: false,
+            allow_insecure: false,
+            lifetime: Default::default(),
+        }
+    }
+
     fn sa_config(&self, protocol: Protocol, spi: u32, inbound: bool) -> SaConfig {
         let (src, dst) = if inbound {
             (self.remote, self.local)

@@ -842,7 +842,7 @@ mod tests {
     fn an_ipv6_packet_longer_than_a_run_is_written_alone() {
         let big = segment6(0, 65_496, 0, false);
         assert_eq!(big.len(), 65_556);
-        let writes = written(&mut Coalescer::new(), &[big.clone()]);
+        let writes = written(&mut Coalescer::new(), std::slice::from_ref(&big));
         assert_eq!(writes.len(), 1);
         assert_eq!(writes[0][VNET_HDR_LEN..], big[..]);
     }
