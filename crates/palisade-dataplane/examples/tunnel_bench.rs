@@ -150,14 +150,18 @@ fn run_esp(s: &Side, cbc: bool, raw: bool, a: bool) -> Result<(), String> {
     let tun = open_tun()?;
     let mut net = NetConfig::new();
     net.link_up(TUN_NAME, TUN_MTU).map_err(|e| e.to_string())?;
-    for ((addr, len), src) in [(s.remote_net, s.inner), (s.remote_net6, s.inner6)] {
+    let route = |net: &mut NetConfig, (addr, len): (IpAddr, u8), src: IpAddr| {
         net.route_add(
             &format!("{addr}/{len}"),
             TUN_NAME,
             None,
             Some(&src.to_string()),
         )
-        .map_err(|e| e.to_string())?;
+    };
+    route(&mut net, s.remote_net, s.inner).map_err(|e| e.to_string())?;
+    // IPv6 inside only where the script enabled IPv6 (the gcm6 case).
+    if let Err(e) = route(&mut net, s.remote_net6, s.inner6) {
+        eprintln!("tunnel_bench: no IPv6 inside ({e})");
     }
     let (worker, handle) = Worker::new(plane, tun, raw_eps, udp_eps).map_err(|e| e.to_string())?;
     let wait = block_signals();
