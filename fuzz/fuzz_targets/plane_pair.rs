@@ -4,16 +4,19 @@
 //! SPD's answer, the SAD remembering the last inbound SA, the SA
 //! remembering the last flow that passed its selector check) against what
 //! the policies say, packet by packet:
-//! * A protects any source to 10.2.0.0/16 (ESP-in-UDP, AES-256-GCM), so it
-//!   seals exactly the packets for 10.2/16 and sends nothing else;
-//! * B's inbound SA allows only 10.1.0.0/16 -> 10.2.0.0/16 (RFC 4301 5.2
-//!   step 4), so of what A seals it delivers exactly those from 10.1/16,
-//!   byte for byte, and counts the rest as policy mismatches.
+//! * A protects any source to 10.2.0.0/16 and fd00:2::/32 (ESP-in-UDP,
+//!   AES-256-GCM), so it seals exactly the packets for those and sends
+//!   nothing else;
+//! * B's inbound SA allows only 10.1.0.0/16 -> 10.2.0.0/16 and fd00:1::/32
+//!   -> fd00:2::/32 (RFC 4301 5.2 step 4), so of what A seals it delivers
+//!   exactly those from 10.1/16 or fd00:1::/32, byte for byte, and counts
+//!   the rest as policy mismatches.
 //!
-//! Each 6 input bytes make one packet: byte 0 picks the protocol (TCP, UDP,
-//! ICMP, GRE), a source inside or outside 10.1/16, a destination inside or
-//! outside 10.2/16, a non-first fragment (no ports), and whether the flow
-//! hint is dropped even though the flow goes on; bytes 1-5 are the hosts,
+//! Each 6 input bytes make one packet: byte 0 picks IPv4 or IPv6, the
+//! protocol (TCP, UDP, ICMP, GRE), a source inside or outside B's selectors,
+//! a destination inside or outside A's, a non-first fragment (no ports;
+//! over IPv6 behind a Fragment header), and whether the flow hint is
+//! dropped even though the flow goes on; bytes 1-5 are the hosts,
 //! ports and payload length. As the worker does, the hint is always dropped
 //! when the packet's selector key differs from the one before.
 #![no_main]
@@ -41,7 +44,13 @@ fn keys(byte: u8) -> DirKeys {
 }
 
 /// One gateway's manual SA pair, as the daemon installs it.
-fn gateway(me: &str, peer: &str, local: (&str, u8), remote: (&str, u8), a: bool) -> Plane {
+fn gateway(
+    me: &str,
+    peer: &str,
+    local: [(&str, u8); 2],
+    remote: [(&str, u8); 2],
+    a: bool,
+) -> Plane {
     let (spi_in, spi_out) = if a {
         (0x2000, 0x1000)
     } else {
@@ -59,8 +68,8 @@ fn gateway(me: &str, peer: &str, local: (&str, u8), remote: (&str, u8), a: bool)
         encr: Some((20, Some(256))),
         keys_in: keys(kin),
         keys_out: keys(kout),
-        local_ts: vec![(ip(local.0), local.1)],
-        remote_ts: vec![(ip(remote.0), remote.1)],
+        local_ts: local.iter().map(|&(a, l)| (ip(a), l)).collect(),
+        remote_ts: remote.iter().map(|&(a, l)| (ip(a), l)).collect(),
         ..ManualSpec::esp_tunnel("fuzz", ip(me), ip(peer), wire)
     };
     let mut plane = Plane::new();
@@ -69,41 +78,64 @@ fn gateway(me: &str, peer: &str, local: (&str, u8), remote: (&str, u8), a: bool)
 }
 
 /// The cleartext packet 6 input bytes describe, and whether its source is
-/// in 10.1/16 and its destination in 10.2/16.
+/// in 10.1/16 (fd00:1::/32) and its destination in 10.2/16 (fd00:2::/32).
 fn packet(b: &[u8]) -> (Vec<u8>, bool, bool) {
-    let proto = [6u8, 17, 1, 47][usize::from(b[0] & 3)];
+    let v6 = b[0] & 64 != 0;
+    let proto = [6u8, 17, if v6 { 58 } else { 1 }, 47][usize::from(b[0] & 3)];
     let src_in = b[0] & 4 == 0;
     let dst_in = b[0] & 8 == 0;
+    // Over IPv6 a non-first fragment behind a Fragment header.
     let fragment = b[0] & 16 != 0;
     let l4 = match proto {
         6 => 20,
-        17 => 8,
-        1 => 8,
+        17 | 1 | 58 => 8,
         _ => 4,
     };
-    let len = 20 + l4 + usize::from(b[5]);
+    let ip_len = match (v6, fragment) {
+        (false, _) => 20,
+        (true, false) => 40,
+        (true, true) => 48,
+    };
+    let len = ip_len + l4 + usize::from(b[5]);
     let mut p = vec![0u8; len];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    if fragment {
-        p[6..8].copy_from_slice(&0x0010u16.to_be_bytes()); // offset 128 bytes
+    let (src_net, dst_net) = (if src_in { 1 } else { 9 }, if dst_in { 2 } else { 3 });
+    if v6 {
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+        p[6] = if fragment { 44 } else { proto };
+        p[7] = 64;
+        p[8..12].copy_from_slice(&[0xfd, 0, 0, src_net]);
+        p[23] = b[1];
+        p[24..28].copy_from_slice(&[0xfd, 0, 0, dst_net]);
+        p[39] = b[2];
+        if fragment {
+            p[40] = proto;
+            p[42..44].copy_from_slice(&(16u16 << 3).to_be_bytes()); // offset 128
+        }
+    } else {
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        if fragment {
+            p[6..8].copy_from_slice(&0x0010u16.to_be_bytes()); // offset 128 bytes
+        }
+        p[8] = 64;
+        p[9] = proto;
+        p[12..16].copy_from_slice(&[10, src_net, 0, b[1]]);
+        p[16..20].copy_from_slice(&[10, dst_net, 0, b[2]]);
+        ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
     }
-    p[8] = 64;
-    p[9] = proto;
-    p[12..16].copy_from_slice(&[10, if src_in { 1 } else { 9 }, 0, b[1]]);
-    p[16..20].copy_from_slice(&[10, if dst_in { 2 } else { 3 }, 0, b[2]]);
-    p[20] = b[3];
-    p[21] = 1;
-    p[22] = b[4];
-    p[23] = 2;
+    let t = &mut p[ip_len..];
+    t[0] = b[3];
+    t[1] = 1;
+    t[2] = b[4];
+    t[3] = 2;
     if proto == 6 {
-        p[32] = 5 << 4;
-        p[33] = 0x10;
+        t[12] = 5 << 4;
+        t[13] = 0x10;
     }
-    for (i, x) in p[20 + l4..].iter_mut().enumerate() {
+    for (i, x) in t[l4..].iter_mut().enumerate() {
         *x = i as u8 ^ b[3];
     }
-    ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
     (p, src_in, dst_in)
 }
 
@@ -111,15 +143,15 @@ fuzz_target!(|data: &[u8]| {
     let mut a = gateway(
         "192.0.2.1",
         "192.0.2.2",
-        ("0.0.0.0", 0),
-        ("10.2.0.0", 16),
+        [("0.0.0.0", 0), ("::", 0)],
+        [("10.2.0.0", 16), ("fd00:2::", 32)],
         true,
     );
     let mut b = gateway(
         "192.0.2.2",
         "192.0.2.1",
-        ("10.2.0.0", 16),
-        ("10.1.0.0", 16),
+        [("10.2.0.0", 16), ("fd00:2::", 32)],
+        [("10.1.0.0", 16), ("fd00:1::", 32)],
         false,
     );
     let from: SocketAddr = "192.0.2.1:4500".parse().expect("a literal address");
