@@ -15,15 +15,18 @@
 //! Each 6 input bytes make one packet: byte 0 picks IPv4 or IPv6, the
 //! protocol (TCP, UDP, ICMP, GRE), a source inside or outside B's selectors,
 //! a destination inside or outside A's, a non-first fragment (no ports;
-//! over IPv6 behind a Fragment header), and whether the flow hint is
-//! dropped even though the flow goes on; bytes 1-5 are the hosts,
-//! ports and payload length. As the worker does, the hint is always dropped
-//! when the packet's selector key differs from the one before.
+//! over IPv6 behind a Fragment header), whether the flow hint is dropped
+//! even though the flow goes on, and whether B is reloaded first (its pair
+//! uninstalled and installed again, same SPIs, with 10.1.0.0/24 or /16 as
+//! the IPv4 source selector: the remembered SA and flow must not outlive
+//! it); bytes 1-5 are the hosts, ports and payload length. As the worker
+//! does, the hint is always dropped when the packet's selector key differs
+//! from the one before.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use palisade_crypto::Secret;
-use palisade_dataplane::manual::{self, DirKeys, ManualSpec, Wire};
+use palisade_dataplane::manual::{self, DirKeys, Installed, ManualSpec, Wire};
 use palisade_dataplane::plane::{FlowHint, InVerdict, OutVerdict, Plane, Transmit};
 use palisade_sa::buf::PacketBuf;
 use palisade_sa::counters::DropReason;
@@ -43,14 +46,14 @@ fn keys(byte: u8) -> DirKeys {
     }
 }
 
-/// One gateway's manual SA pair, as the daemon installs it.
+/// One gateway's manual SA pair, as the daemon's config describes it.
 fn gateway(
     me: &str,
     peer: &str,
     local: [(&str, u8); 2],
     remote: [(&str, u8); 2],
     a: bool,
-) -> Plane {
+) -> ManualSpec {
     let (spi_in, spi_out) = if a {
         (0x2000, 0x1000)
     } else {
@@ -61,7 +64,7 @@ fn gateway(
         local_port: 4500,
         remote_port: 4500,
     };
-    let spec = ManualSpec {
+    ManualSpec {
         spi_in,
         spi_out,
         // ENCR_AES_GCM_16, 256-bit key.
@@ -71,14 +74,19 @@ fn gateway(
         local_ts: local.iter().map(|&(a, l)| (ip(a), l)).collect(),
         remote_ts: remote.iter().map(|&(a, l)| (ip(a), l)).collect(),
         ..ManualSpec::esp_tunnel("fuzz", ip(me), ip(peer), wire)
-    };
-    let mut plane = Plane::new();
-    manual::install(&mut plane, &spec, 1).expect("the fuzz SAs install");
-    plane
+    }
 }
 
-/// The cleartext packet 6 input bytes describe, and whether its source is
-/// in 10.1/16 (fd00:1::/32) and its destination in 10.2/16 (fd00:2::/32).
+/// A plane with `spec` installed, and what was installed.
+fn plane(spec: &ManualSpec) -> (Plane, Installed) {
+    let mut plane = Plane::new();
+    let installed = manual::install(&mut plane, spec, 1).expect("the fuzz SAs install");
+    (plane, installed)
+}
+
+/// The cleartext packet 6 input bytes describe, whether its source is in
+/// 10.1/16 (fd00:1::/32) and its destination in 10.2/16 (fd00:2::/32); an
+/// IPv4 source is in 10.1.0.0/24 when `b[1]` is even.
 fn packet(b: &[u8]) -> (Vec<u8>, bool, bool) {
     let v6 = b[0] & 64 != 0;
     let proto = [6u8, 17, if v6 { 58 } else { 1 }, 47][usize::from(b[0] & 3)];
@@ -120,7 +128,7 @@ fn packet(b: &[u8]) -> (Vec<u8>, bool, bool) {
         }
         p[8] = 64;
         p[9] = proto;
-        p[12..16].copy_from_slice(&[10, src_net, 0, b[1]]);
+        p[12..16].copy_from_slice(&[10, src_net, b[1] & 1, b[1]]);
         p[16..20].copy_from_slice(&[10, dst_net, 0, b[2]]);
         ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
     }
@@ -140,20 +148,24 @@ fn packet(b: &[u8]) -> (Vec<u8>, bool, bool) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut a = gateway(
+    let (mut a, _) = plane(&gateway(
         "192.0.2.1",
         "192.0.2.2",
         [("0.0.0.0", 0), ("::", 0)],
         [("10.2.0.0", 16), ("fd00:2::", 32)],
         true,
-    );
-    let mut b = gateway(
-        "192.0.2.2",
-        "192.0.2.1",
-        [("10.2.0.0", 16), ("fd00:2::", 32)],
-        [("10.1.0.0", 16), ("fd00:1::", 32)],
-        false,
-    );
+    ));
+    let b_spec = |narrow: bool| {
+        gateway(
+            "192.0.2.2",
+            "192.0.2.1",
+            [("10.2.0.0", 16), ("fd00:2::", 32)],
+            [("10.1.0.0", if narrow { 24 } else { 16 }), ("fd00:1::", 32)],
+            false,
+        )
+    };
+    let mut narrow = false;
+    let (mut b, mut b_installed) = plane(&b_spec(narrow));
     let from: SocketAddr = "192.0.2.1:4500".parse().expect("a literal address");
     let local: SocketAddr = "192.0.2.2:4500".parse().expect("a literal address");
     let mut hint = FlowHint::default();
@@ -161,7 +173,17 @@ fuzz_target!(|data: &[u8]| {
     let (mut sent, mut delivered, mut mismatched) = (0u64, 0u64, 0u64);
     for (n, b6) in data.chunks_exact(6).enumerate() {
         let now = Timestamp(n as u64);
+        if b6[0] & 128 != 0 {
+            // A reload of B between two of the worker's batches: the pair
+            // goes and comes back with the same SPIs but other selectors
+            // (10.1.0.0/24 or /16), as a changed config would have it.
+            manual::uninstall(&mut b, &b_installed);
+            narrow = b6[5] & 1 != 0;
+            b_installed =
+                manual::install(&mut b, &b_spec(narrow), 1).expect("the fuzz SAs install again");
+        }
         let (original, src_in, dst_in) = packet(b6);
+        let src_in = src_in && !(narrow && original[0] >> 4 == 4 && original[14] != 0);
         let key = selector_key(&original).expect("a shaped packet has a selector key");
         if last_key != Some(key) || b6[0] & 32 != 0 {
             hint = FlowHint::default();
