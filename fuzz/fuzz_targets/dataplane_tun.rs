@@ -31,6 +31,16 @@ fn sum(b: &[u8]) -> u64 {
     u64::from(checksum::sum(b))
 }
 
+/// The TCP pseudo-header sum of `ip` (IPv4, else IPv6) for `tcp_len` bytes.
+fn pseudo(ip: &[u8], tcp_len: usize) -> u64 {
+    let addrs = if ip[0] >> 4 == 4 {
+        &ip[12..20]
+    } else {
+        &ip[8..40]
+    };
+    sum(addrs) + 6 + tcp_len as u64
+}
+
 /// The header fields of a read that `Offload` works from.
 struct Hdr {
     gso: u8,
@@ -71,14 +81,8 @@ fn offload(read: &[u8]) {
             assert_eq!(fold(sum(&seg[..ihl])), 0xffff, "IPv4 header checksum");
             assert_eq!(usize::from(u16::from_be_bytes([seg[2], seg[3]])), n);
         }
-        let pseudo = if seg[0] >> 4 == 4 {
-            sum(&seg[12..20])
-        } else {
-            sum(&seg[8..40])
-        } + 6
-            + (n - l4) as u64;
         assert_eq!(
-            fold(pseudo + sum(&seg[l4..])),
+            fold(pseudo(seg, n - l4) + sum(&seg[l4..])),
             0xffff,
             "TCP checksum of segment {k}"
         );
@@ -143,12 +147,7 @@ fn shaped(b: &[u8], seq: &mut u32) -> Vec<u8> {
     p[l4 + 13] = if b[2] & 16 != 0 { 0x18 } else { 0x10 };
     p[l4 + 14..l4 + 16].copy_from_slice(&512u16.to_be_bytes());
     p.extend((0..len).map(|i| (i as u8) ^ b[6]));
-    let addrs = if l4 == 20 {
-        sum(&p[12..20])
-    } else {
-        sum(&p[8..40])
-    };
-    let c = !fold(addrs + 6 + (p.len() - l4) as u64 + sum(&p[l4..]));
+    let c = !fold(pseudo(&p, p.len() - l4) + sum(&p[l4..]));
     p[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
     if b[2] & 32 != 0 {
         let at = l4 + usize::from(b[7]) % (p.len() - l4);

@@ -16,9 +16,10 @@
 //! Side `a` is 192.0.2.1 with inner address 10.200.1.1, side `b` 192.0.2.2 with
 //! 10.200.2.1 (the addresses of `shared/peers`' basic topology); the script puts
 //! the inner addresses on `lo`. The `esp` cases also carry fd00:200:1::/64 <->
-//! fd00:200:2::/64 (inner fd00:200:1::1 and fd00:200:2::1), for TCP over IPv6. The TUN device is `pbt0`, MTU 1400 (as
-//! strongSwan's kernel-libipsec). The keys are fixed test keys: this is a
-//! benchmark, not a way to protect traffic.
+//! fd00:200:2::/64 (inner fd00:200:1::1 and fd00:200:2::1), for TCP over
+//! IPv6. The TUN device is `pbt0`, MTU 1400 (as strongSwan's
+//! kernel-libipsec). The keys are fixed test keys: this is a benchmark, not a
+//! way to protect traffic.
 
 use palisade_crypto::aead::Aead;
 use palisade_crypto::Secret;

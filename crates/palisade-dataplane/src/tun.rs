@@ -307,13 +307,7 @@ impl<'a> Offload<'a> {
         }
         // Full checksum: pseudo-header of this segment, then the segment.
         tcp[16..18].fill(0);
-        let tcp_len = (len - l4) as u64;
-        let pseudo = if out[0] >> 4 == 4 {
-            sum64(&out[12..20]) + 6 + tcp_len
-        } else {
-            sum64(&out[8..40]) + 6 + tcp_len
-        };
-        let c = !fold64(pseudo + sum64(&out[l4..]));
+        let c = !fold64(tcp_pseudo_sum(out, len - l4) + sum64(&out[l4..]));
         out[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
         Some(len)
     }
@@ -388,6 +382,18 @@ unsafe fn sum64_avx2(data: &[u8]) -> u64 {
     // order; the rest (an even offset, fewer than 32 bytes) is summed as is.
     let swapped = u64::from(fold64(total).swap_bytes());
     swapped + u64::from(palisade_wire::ip::checksum::sum(rest))
+}
+
+/// The sum of the TCP pseudo-header (RFC 9293 3.1, RFC 8200 8.1) of `ip`,
+/// an IPv4 packet (at least 20 bytes) or else an IPv6 one (at least 40),
+/// for `tcp_len` bytes of TCP header and data.
+fn tcp_pseudo_sum(ip: &[u8], tcp_len: usize) -> u64 {
+    let addrs = if ip[0] >> 4 == 4 {
+        &ip[12..20]
+    } else {
+        &ip[8..40]
+    };
+    sum64(addrs) + 6 + tcp_len as u64
 }
 
 fn fold64(mut s: u64) -> u16 {
@@ -519,7 +525,7 @@ impl Coalescer {
     /// options or fragments, IPv6 without extension headers), only ACK (and
     /// PSH) set, a payload, and a TCP checksum that verifies.
     fn candidate(p: &[u8]) -> Option<(usize, usize)> {
-        let (l4, pseudo) = match p.first()? >> 4 {
+        let l4 = match p.first()? >> 4 {
             4 => {
                 if p.len() < 40
                     || p[0] != 0x45
@@ -529,7 +535,7 @@ impl Coalescer {
                 {
                     return None;
                 }
-                (20, sum64(&p[12..20]))
+                20
             }
             6 => {
                 // The payload length allows 40 bytes more than a run may
@@ -541,7 +547,7 @@ impl Coalescer {
                 {
                     return None;
                 }
-                (40, sum64(&p[8..40]))
+                40
             }
             _ => return None,
         };
@@ -551,7 +557,7 @@ impl Coalescer {
         if thl < 20 || hlen >= p.len() || flags & !0x18 != 0x00 || flags & 0x10 == 0 {
             return None;
         }
-        if fold64(pseudo + 6 + (p.len() - l4) as u64 + sum64(&p[l4..])) != 0xffff {
+        if fold64(tcp_pseudo_sum(p, p.len() - l4) + sum64(&p[l4..])) != 0xffff {
             return None;
         }
         Some((l4, hlen))
@@ -640,22 +646,22 @@ impl Coalescer {
         if count == 1 {
             return tun.send(p).map(|_| ());
         }
-        let tcp_len = (len - l4) as u64;
-        let (gso, addrs) = if l4 == 20 {
+        let tcp_len = len - l4;
+        let gso = if l4 == 20 {
             // IPv4 total length and header checksum.
             p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
             p[10..12].fill(0);
             let c = !fold64(sum64(&p[..20]));
             p[10..12].copy_from_slice(&c.to_be_bytes());
-            (GSO_TCPV4, sum64(&p[12..20]))
+            GSO_TCPV4
         } else {
             // IPv6 payload length.
             p[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
-            (GSO_TCPV6, sum64(&p[8..40]))
+            GSO_TCPV6
         };
         // TCP checksum left partial: the pseudo-header sum, as a device
         // with checksum offload expects it (NEEDS_CSUM).
-        let pseudo = fold64(addrs + 6 + tcp_len);
+        let pseudo = fold64(tcp_pseudo_sum(p, tcp_len));
         p[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
         let h = &mut self.buf[..VNET_HDR_LEN];
         h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
@@ -676,8 +682,7 @@ mod tests {
     fn checksum_ok(p: &[u8]) -> bool {
         let ihl = usize::from(p[0] & 0x0f) * 4;
         let ip_ok = fold64(sum64(&p[..ihl])) == 0xffff;
-        let tcp_len = (p.len() - ihl) as u64;
-        let tcp_ok = fold64(sum64(&p[12..20]) + 6 + tcp_len + sum64(&p[ihl..])) == 0xffff;
+        let tcp_ok = fold64(tcp_pseudo_sum(p, p.len() - ihl) + sum64(&p[ihl..])) == 0xffff;
         ip_ok && tcp_ok
     }
 
@@ -784,8 +789,7 @@ mod tests {
         t[13] = if psh { 0x18 } else { 0x10 };
         t[14..16].copy_from_slice(&512u16.to_be_bytes());
         p.extend((0..len).map(|i| (i as u16 ^ k.wrapping_mul(31)) as u8));
-        let addrs = if l4 == 20 { &p[12..20] } else { &p[8..40] };
-        let c = !fold64(sum64(addrs) + 6 + (p.len() - l4) as u64 + sum64(&p[l4..]));
+        let c = !fold64(tcp_pseudo_sum(&p, p.len() - l4) + sum64(&p[l4..]));
         p[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
         if l4 == 20 {
             assert!(checksum_ok(&p));
