@@ -12,16 +12,25 @@
 //!   exactly those from 10.1/16 or fd00:1::/32, byte for byte, and counts
 //!   the rest as policy mismatches.
 //!
-//! Each 6 input bytes make one packet: byte 0 picks IPv4 or IPv6, the
+//! * A rekey (RFC 7296 2.8) goes one step at a time, as IKE takes them: B
+//!   installs the new pair, A installs it and must seal with it from then
+//!   on (it ranks first, as the daemon ranks a new CHILD_SA), and each side
+//!   deletes its oldest pair on its own time; packets wait on the wire for
+//!   up to 7 others, so they overtake one another across all of this, and
+//!   B must deliver each one whose SA it still has (and whose source its
+//!   selectors allow) and count the others as unknown SPIs.
+//!
+//! Each 7 input bytes make one step. Byte 0 picks IPv4 or IPv6, the
 //! protocol (TCP, UDP, ICMP, GRE), a source inside or outside B's selectors,
 //! a destination inside or outside A's, a non-first fragment (no ports;
 //! over IPv6 behind a Fragment header), whether the flow hint is dropped
-//! even though the flow goes on, and whether B is reloaded first (its pair
+//! even though the flow goes on, and whether B is reloaded first (its pairs
 //! uninstalled and installed again, same SPIs, with 10.1.0.0/24 or /16 as
 //! the IPv4 source selector: the remembered SA and flow must not outlive
-//! it); bytes 1-5 are the hosts, ports and payload length. As the worker
-//! does, the hint is always dropped when the packet's selector key differs
-//! from the one before.
+//! it); bytes 1-5 are the hosts, ports and payload length; byte 6 is a
+//! rekey step (low 3 bits) and how many packets this one waits for on the
+//! wire (next 3). As the worker does, the hint is always dropped when the
+//! packet's selector key differs from the one before.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -53,38 +62,36 @@ fn gateway(
     local: [(&str, u8); 2],
     remote: [(&str, u8); 2],
     a: bool,
+    generation: u8,
 ) -> ManualSpec {
     let (spi_in, spi_out) = if a {
-        (0x2000, 0x1000)
-    } else {
         (0x1000, 0x2000)
+    } else {
+        (0x2000, 0x1000)
     };
+    let g = u32::from(generation);
+    // Each generation has keys of its own: a packet opened with another
+    // generation's SA fails its ICV.
     let (kin, kout) = if a { (0xb0, 0xa0) } else { (0xa0, 0xb0) };
+    let (kin, kout) = (kin ^ generation, kout ^ generation);
     let wire = Wire::EspUdp {
         local_port: 4500,
         remote_port: 4500,
     };
     ManualSpec {
-        spi_in,
-        spi_out,
+        spi_in: spi_in + g,
+        spi_out: spi_out + g,
         // ENCR_AES_GCM_16, 256-bit key.
         encr: Some((20, Some(256))),
         keys_in: keys(kin),
         keys_out: keys(kout),
         local_ts: local.iter().map(|&(a, l)| (ip(a), l)).collect(),
         remote_ts: remote.iter().map(|&(a, l)| (ip(a), l)).collect(),
-        ..ManualSpec::esp_tunnel("fuzz", ip(me), ip(peer), wire)
+        ..ManualSpec::esp_tunnel(&format!("fuzz-{generation}"), ip(me), ip(peer), wire)
     }
 }
 
-/// A plane with `spec` installed, and what was installed.
-fn plane(spec: &ManualSpec) -> (Plane, Installed) {
-    let mut plane = Plane::new();
-    let installed = manual::install(&mut plane, spec, 1).expect("the fuzz SAs install");
-    (plane, installed)
-}
-
-/// The cleartext packet 6 input bytes describe, whether its source is in
+/// The cleartext packet the first 6 bytes of a step describe, whether its source is in
 /// 10.1/16 (fd00:1::/32) and its destination in 10.2/16 (fd00:2::/32); an
 /// IPv4 source is in 10.1.0.0/24 when `b[1]` is even.
 fn packet(b: &[u8]) -> (Vec<u8>, bool, bool) {
@@ -147,81 +154,181 @@ fn packet(b: &[u8]) -> (Vec<u8>, bool, bool) {
     (p, src_in, dst_in)
 }
 
+/// One side's installed SA pairs, oldest first, by generation.
+type Pairs = Vec<(u8, Installed)>;
+
+/// Install generation `generation` of a side's pair, ranked before every
+/// older one (as the daemon ranks a new CHILD_SA before the one it rekeys).
+fn add_pair(plane: &mut Plane, pairs: &mut Pairs, spec: &ManualSpec, generation: u8) {
+    let installed =
+        manual::install(plane, spec, 1000 - u32::from(generation)).expect("the fuzz SAs install");
+    pairs.push((generation, installed));
+}
+
+/// A packet on the wire between A and B, delivered once `due` packets have
+/// been sent (so packets overtake one another, across rekeys and reloads).
+struct InFlight {
+    due: usize,
+    n: usize,
+    wire: Vec<u8>,
+    original: Vec<u8>,
+    src_in: bool,
+}
+
 fuzz_target!(|data: &[u8]| {
-    let (mut a, _) = plane(&gateway(
-        "192.0.2.1",
-        "192.0.2.2",
-        [("0.0.0.0", 0), ("::", 0)],
-        [("10.2.0.0", 16), ("fd00:2::", 32)],
-        true,
-    ));
-    let b_spec = |narrow: bool| {
+    let a_spec = |generation: u8| {
+        gateway(
+            "192.0.2.1",
+            "192.0.2.2",
+            [("0.0.0.0", 0), ("::", 0)],
+            [("10.2.0.0", 16), ("fd00:2::", 32)],
+            true,
+            generation,
+        )
+    };
+    let b_spec = |narrow: bool, generation: u8| {
         gateway(
             "192.0.2.2",
             "192.0.2.1",
             [("10.2.0.0", 16), ("fd00:2::", 32)],
             [("10.1.0.0", if narrow { 24 } else { 16 }), ("fd00:1::", 32)],
             false,
+            generation,
         )
     };
+    let (mut a, mut b) = (Plane::new(), Plane::new());
+    let (mut a_pairs, mut b_pairs) = (Pairs::new(), Pairs::new());
     let mut narrow = false;
-    let (mut b, mut b_installed) = plane(&b_spec(narrow));
+    add_pair(&mut a, &mut a_pairs, &a_spec(0), 0);
+    add_pair(&mut b, &mut b_pairs, &b_spec(narrow, 0), 0);
     let from: SocketAddr = "192.0.2.1:4500".parse().expect("a literal address");
     let local: SocketAddr = "192.0.2.2:4500".parse().expect("a literal address");
     let mut hint = FlowHint::default();
     let mut last_key = None;
-    let (mut sent, mut delivered, mut mismatched) = (0u64, 0u64, 0u64);
-    for (n, b6) in data.chunks_exact(6).enumerate() {
+    let mut wire: Vec<InFlight> = Vec::new();
+    let (mut sent, mut delivered, mut mismatched, mut unknown) = (0u64, 0u64, 0u64, 0u64);
+    let chunks = data.chunks_exact(7);
+    let steps = chunks.len();
+    for (n, b7) in chunks
+        .map(Some)
+        .chain(std::iter::repeat_n(None, 8))
+        .enumerate()
+    {
         let now = Timestamp(n as u64);
-        if b6[0] & 128 != 0 {
-            // A reload of B between two of the worker's batches: the pair
-            // goes and comes back with the same SPIs but other selectors
+        let control = b7.map_or(0, |b| b[6]);
+        if b7.is_some_and(|b| b[0] & 128 != 0) {
+            // A reload of B between two of the worker's batches: its pairs
+            // go and come back with the same SPIs but other selectors
             // (10.1.0.0/24 or /16), as a changed config would have it.
-            manual::uninstall(&mut b, &b_installed);
-            narrow = b6[5] & 1 != 0;
-            b_installed =
-                manual::install(&mut b, &b_spec(narrow), 1).expect("the fuzz SAs install again");
-        }
-        let (original, src_in, dst_in) = packet(b6);
-        let src_in = src_in && !(narrow && original[0] >> 4 == 4 && original[14] != 0);
-        let key = selector_key(&original).expect("a shaped packet has a selector key");
-        if last_key != Some(key) || b6[0] & 32 != 0 {
-            hint = FlowHint::default();
-        }
-        last_key = Some(key);
-        let mut storage = vec![0u8; 2048];
-        let mut buf = PacketBuf::with_packet(&mut storage, 128, &original).expect("room");
-        let wire = match a.outbound_in_flow(now, &mut buf, &mut hint) {
-            OutVerdict::Send(Transmit::Udp { offset, dst, .. }) => {
-                assert!(dst_in, "packet {n} to outside 10.2/16 was sealed");
-                assert_eq!(dst, local);
-                buf.data()[offset..].to_vec()
-            }
-            other => {
-                assert!(!dst_in, "packet {n} for 10.2/16 not sent: {other:?}");
-                continue;
-            }
-        };
-        sent += 1;
-        let mut storage = vec![0u8; 2048];
-        let mut buf = PacketBuf::with_packet(&mut storage, 128, &wire).expect("room");
-        match b.inbound_udp(now, &mut buf, &from, &local, 0) {
-            InVerdict::Deliver => {
-                assert!(src_in, "packet {n} from outside 10.1/16 was delivered");
-                assert_eq!(buf.data(), &original[..], "packet {n} changed on the way");
-                delivered += 1;
-            }
-            InVerdict::Drop(DropReason::PolicyMismatch) => {
-                assert!(
-                    !src_in,
-                    "packet {n} from 10.1/16 refused by the selector check"
+            narrow = b7.is_some_and(|b| b[5] & 1 != 0);
+            for (generation, installed) in std::mem::take(&mut b_pairs) {
+                manual::uninstall(&mut b, &installed);
+                add_pair(
+                    &mut b,
+                    &mut b_pairs,
+                    &b_spec(narrow, generation),
+                    generation,
                 );
-                mismatched += 1;
             }
-            other => panic!("packet {n}: unexpected {other:?}"),
+        }
+        // A rekey, one step at a time as IKE takes them (RFC 7296 2.8): B
+        // (the responder) installs the new pair before it answers, A
+        // installs it when the answer arrives and seals with it from then
+        // on, and each side deletes the old pair on its own time, while
+        // packets sealed with it may still be on the wire. The worker
+        // applies such changes between reads, so A's flow hint starts over.
+        let newest = |pairs: &Pairs| pairs.last().map_or(0, |p| p.0);
+        match control & 7 {
+            4 if newest(&b_pairs) == newest(&a_pairs) && newest(&b_pairs) < 200 => {
+                let g = newest(&b_pairs) + 1;
+                add_pair(&mut b, &mut b_pairs, &b_spec(narrow, g), g);
+            }
+            5 if newest(&b_pairs) > newest(&a_pairs) => {
+                let g = newest(&b_pairs);
+                add_pair(&mut a, &mut a_pairs, &a_spec(g), g);
+                hint = FlowHint::default();
+            }
+            6 if a_pairs.len() > 1 => {
+                manual::uninstall(&mut a, &a_pairs.remove(0).1);
+                hint = FlowHint::default();
+            }
+            7 if b_pairs.len() > 1 => manual::uninstall(&mut b, &b_pairs.remove(0).1),
+            _ => {}
+        }
+        if let Some(b7) = b7 {
+            let (original, src_in, dst_in) = packet(b7);
+            let key = selector_key(&original).expect("a shaped packet has a selector key");
+            if last_key != Some(key) || b7[0] & 32 != 0 {
+                hint = FlowHint::default();
+            }
+            last_key = Some(key);
+            let mut storage = vec![0u8; 2048];
+            let mut buf = PacketBuf::with_packet(&mut storage, 128, &original).expect("room");
+            match a.outbound_in_flow(now, &mut buf, &mut hint) {
+                OutVerdict::Send(Transmit::Udp { offset, dst, .. }) => {
+                    assert!(dst_in, "packet {n} to outside 10.2/16 was sealed");
+                    assert_eq!(dst, local);
+                    let esp = &buf.data()[offset..];
+                    let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
+                    assert_eq!(
+                        spi,
+                        0x2000 + u32::from(newest(&a_pairs)),
+                        "packet {n} not sealed with A's newest SA"
+                    );
+                    sent += 1;
+                    wire.push(InFlight {
+                        due: n + usize::from(control >> 3 & 7),
+                        n,
+                        wire: esp.to_vec(),
+                        original,
+                        src_in,
+                    });
+                }
+                other => assert!(!dst_in, "packet {n} for 10.2/16 not sent: {other:?}"),
+            }
+        }
+        // Deliver what is due, in the order it falls due.
+        wire.sort_by_key(|p| p.due);
+        let ready = wire.partition_point(|p| p.due <= n || n >= steps + 7);
+        for p in wire.drain(..ready) {
+            let spi = u32::from_be_bytes([p.wire[0], p.wire[1], p.wire[2], p.wire[3]]);
+            let known = b_pairs.iter().any(|(g, _)| 0x2000 + u32::from(*g) == spi);
+            let src_in = p.src_in && !(narrow && p.original[0] >> 4 == 4 && p.original[14] != 0);
+            let sent_as = p.n;
+            let mut storage = vec![0u8; 2048];
+            let mut buf = PacketBuf::with_packet(&mut storage, 128, &p.wire).expect("room");
+            match b.inbound_udp(now, &mut buf, &from, &local, 0) {
+                InVerdict::Deliver => {
+                    assert!(known, "packet {sent_as} delivered by a deleted SA");
+                    assert!(
+                        src_in,
+                        "packet {sent_as} from outside 10.1/16 was delivered"
+                    );
+                    assert_eq!(
+                        buf.data(),
+                        &p.original[..],
+                        "packet {sent_as} changed on the way"
+                    );
+                    delivered += 1;
+                }
+                InVerdict::Drop(DropReason::PolicyMismatch) => {
+                    assert!(
+                        known && !src_in,
+                        "packet {sent_as} from 10.1/16 refused by the selector check"
+                    );
+                    mismatched += 1;
+                }
+                InVerdict::Drop(DropReason::UnknownSpi) => {
+                    assert!(!known, "packet {sent_as} refused though B has its SA");
+                    unknown += 1;
+                }
+                other => panic!("packet {sent_as}: unexpected {other:?}"),
+            }
         }
     }
+    assert!(wire.is_empty());
     assert_eq!(a.totals.packets_out, sent);
     assert_eq!(b.totals.packets_in, delivered);
     assert_eq!(b.drops.get(DropReason::PolicyMismatch), mismatched);
+    assert_eq!(b.drops.get(DropReason::UnknownSpi), unknown);
 });
