@@ -285,6 +285,8 @@ pub mod ikev1 {
     /// ```
     /// `g_qm_xy` is `Some` with PFS. `spi` is the SPI of the SA being keyed
     /// (the receiver's SPI for each direction); `protocol` its ISAKMP protocol ID.
+    // One argument per input of the RFC's formula, in its order.
+    #[allow(clippy::too_many_arguments)]
     pub fn quick_mode_keymat(
         prf: &dyn Prf,
         skeyid_d: &[u8],

@@ -258,7 +258,7 @@ impl SeqCounter {
     /// The sequence number for the next packet (full 64 bits; the packet
     /// carries the low 32, ESN ICVs cover the high 32 too).
     #[inline]
-    pub fn next(&mut self) -> Result<u64, SeqExhausted> {
+    pub fn take_next(&mut self) -> Result<u64, SeqExhausted> {
         if self.last >= self.max() {
             return Err(SeqExhausted {
                 last: self.last,
@@ -394,10 +394,10 @@ mod tests {
     #[test]
     fn counter_never_cycles() {
         let mut c = SeqCounter::new(false);
-        assert_eq!(c.next(), Ok(1));
+        assert_eq!(c.take_next(), Ok(1));
         c.advance_to(u64::from(u32::MAX) - 1);
-        assert_eq!(c.next(), Ok(u64::from(u32::MAX)));
-        let e = c.next().unwrap_err();
+        assert_eq!(c.take_next(), Ok(u64::from(u32::MAX)));
+        let e = c.take_next().unwrap_err();
         assert_eq!(
             e,
             SeqExhausted {
@@ -411,10 +411,10 @@ mod tests {
 
         let mut c = SeqCounter::new(true);
         c.advance_to(u64::from(u32::MAX));
-        assert_eq!(c.next(), Ok(1 << 32));
+        assert_eq!(c.take_next(), Ok(1 << 32));
         c.advance_to(u64::MAX - 1);
-        assert_eq!(c.next(), Ok(u64::MAX));
-        assert!(c.next().unwrap_err().to_string().contains("64-bit"));
+        assert_eq!(c.take_next(), Ok(u64::MAX));
+        assert!(c.take_next().unwrap_err().to_string().contains("64-bit"));
         c.advance_to(3);
         assert_eq!(c.last(), u64::MAX);
     }

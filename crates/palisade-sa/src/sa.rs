@@ -500,13 +500,13 @@ impl SecurityAssociation {
     ) -> Result<(u64, LifetimeEvent), SealError> {
         // Sequence first: an exhausted counter must not charge the lifetime.
         if self.seq.remaining() == 0 {
-            return Err(match self.seq.clone().next() {
+            return Err(match self.seq.clone().take_next() {
                 Err(e) => SealError::SequenceExhausted(e),
                 Ok(_) => SealError::WrongUse("sequence"),
             });
         }
         let ev = self.lifetime.charge(now, bytes as u64)?;
-        let seq = self.seq.next()?;
+        let seq = self.seq.take_next()?;
         Ok((seq, ev))
     }
 

@@ -400,6 +400,10 @@ impl Level {
     }
 }
 
+/// What [`Intervals::build`]'s sweep calls with the policies active over each
+/// elementary interval; `false` stops the sweep.
+type SweepVisit<'a> = Box<dyn FnMut(&BTreeSet<u32>) -> bool + 'a>;
+
 impl Intervals {
     /// Sweep over the cut points. `None` if the lists would total more than
     /// `budget` entries.
@@ -426,7 +430,7 @@ impl Intervals {
         items.sort_unstable_by_key(|&(_, s, _)| s);
 
         // Pass 1 counts, pass 2 fills: never materialise an oversized index.
-        let sweep = |mut visit: Box<dyn FnMut(&BTreeSet<u32>) -> bool + '_>| -> bool {
+        let sweep = |mut visit: SweepVisit<'_>| -> bool {
             let mut active = BTreeSet::new();
             let mut ends: BinaryHeap<core::cmp::Reverse<(u128, u32)>> = BinaryHeap::new();
             let mut next_item = 0;

@@ -1095,7 +1095,7 @@ fn run_scenario(s: Scenario, tag: &str) {
                 "{}: {dir} packets in {}: {row}",
                 s.name, side.ns
             );
-            let drops = total_drops(&row);
+            let drops = total_drops(row);
             assert_eq!(drops, 0, "{}: drops on {dir} SA: {row}", s.name);
         }
     }

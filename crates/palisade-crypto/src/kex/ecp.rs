@@ -25,7 +25,7 @@ fn algorithm(info: &GroupInfo) -> Result<&'static agreement::Algorithm, Error> {
 
 pub(super) fn generate(info: &'static GroupInfo) -> Result<Box<dyn KeyExchange>, Error> {
     let key = PrivateKey::generate(algorithm(info)?).map_err(|_| Error::Library(info.name))?;
-    EcExchange::new(info, key)
+    EcExchange::boxed(info, key)
 }
 
 pub(super) fn from_scalar(
@@ -38,7 +38,7 @@ pub(super) fn from_scalar(
             got: scalar.len(),
             expected: info.shared_len,
         })?;
-    EcExchange::new(info, key)
+    EcExchange::boxed(info, key)
 }
 
 struct EcExchange {
@@ -49,7 +49,7 @@ struct EcExchange {
 }
 
 impl EcExchange {
-    fn new(info: &'static GroupInfo, key: PrivateKey) -> Result<Box<dyn KeyExchange>, Error> {
+    fn boxed(info: &'static GroupInfo, key: PrivateKey) -> Result<Box<dyn KeyExchange>, Error> {
         let public = key
             .compute_public_key()
             .map_err(|_| Error::Library(info.name))?;

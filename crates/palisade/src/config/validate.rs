@@ -1353,6 +1353,8 @@ fn manual_proposal(
 
 /// A key given inline (`<name>`) or by file (`<name>_file`), checked against
 /// the length `need` (bytes) with `why` explaining it.
+// The two spellings of the field and what the error must say about it.
+#[allow(clippy::too_many_arguments)]
 fn key(
     v: &mut V,
     ctx: &str,
