@@ -6,7 +6,9 @@
 //! the payload again. Every scenario also moves TCP both ways through the
 //! offloading TUN, byte-checked. Also: the daemons' counters agree; captured
 //! ESP replayed and tampered with by scapy (`scripts/checks/esp_inject.py`)
-//! is dropped and counted by reason; NAT keepalives; path MTU (the TUN MTU
+//! is dropped and counted by reason; TCP through a wire (a router's TUN)
+//! that drops, duplicates, reorders and corrupts ESP, with every duplicate
+//! and corrupted packet counted as what it is; NAT keepalives; path MTU (the TUN MTU
 //! accounts for SA overhead, senders get ICMP too-big); TFC padding to the
 //! MTU; a reload leaves untouched SAs alone, opens and closes the sockets
 //! the SAs need and recomputes the TUN MTU; status counts what the data
@@ -76,6 +78,9 @@ struct Scenario {
     /// unless `wire` says so) whose link to B has this MTU, smaller than
     /// A's own link: a path MTU A learns only from ICMP.
     router_mtu: u16,
+    /// A and B talk through the router namespace `<tag>r` even without NAT
+    /// or a smaller MTU (e.g. to impair the wire there).
+    router: bool,
 }
 
 /// Raw ESP, tunnel mode, IPv4, AES-256-GCM, one link: what a scenario
@@ -91,6 +96,7 @@ const BASE: Scenario = Scenario {
     lan: false,
     wire_mtu: 0,
     router_mtu: 0,
+    router: false,
 };
 
 /// The lab: namespaces `<tag>a`, `<tag>b` (and `<tag>r`), daemons, temp dir.
@@ -265,7 +271,7 @@ fn setup(s: &Scenario, tag: &str) -> (Lab, Side, Side, Keys) {
     };
     let (na, nb, nr) = (ns_name(tag, "a"), ns_name(tag, "b"), ns_name(tag, "r"));
     let nh = ns_name(tag, "h");
-    let routed = s.wire == Wire::EspUdpNat || s.router_mtu != 0;
+    let routed = s.wire == Wire::EspUdpNat || s.router_mtu != 0 || s.router;
     let mut names: Vec<&String> = if routed {
         vec![&na, &nb, &nr]
     } else {
@@ -2293,4 +2299,201 @@ fn path_mtu_learned_beyond_the_first_hop() {
 #[test]
 fn path_mtu_learned_beyond_the_first_hop_v6() {
     path_mtu_learned(true, "pdpm8", 1400, 1305);
+}
+
+/// What [`Impairer`] did to the ESP packets toward one side.
+#[derive(Debug, Default, Clone, Copy)]
+struct Impaired {
+    dropped: u64,
+    duplicated: u64,
+    reordered: u64,
+    corrupted: u64,
+    passed: u64,
+}
+
+/// A bad wire in the router namespace: every packet it forwards goes
+/// through a TUN device (`imp0`, by policy routing on the incoming veth) and
+/// this thread, which drops, duplicates, holds back behind the next packet
+/// or corrupts (one ciphertext byte of ESP) a share of them, from a fixed
+/// seed, and counts what it did to the ESP toward each side. `clean` makes
+/// it pass everything from then on.
+struct Impairer {
+    stop: Arc<AtomicBool>,
+    clean: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<[Impaired; 2]>>,
+}
+
+impl Impairer {
+    /// Start it in router namespace `nr` between A (`a_outer`) and B.
+    fn start(nr: &str, a_outer: IpAddr) -> Impairer {
+        // Packets that come in on either veth are routed into imp0; what the
+        // thread writes back comes in on imp0 and takes the main table out.
+        let tun = in_ns(nr, || {
+            palisade_dataplane::Tun::open("imp0").expect("a TUN in the router")
+        });
+        for cmd in [
+            "ip link set imp0 up",
+            "ip route add default dev imp0 table 100",
+            "ip rule add iif veth-ra lookup 100 pref 100",
+            "ip rule add iif veth-rb lookup 100 pref 101",
+            "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.imp0.rp_filter=0",
+        ] {
+            let mut args = vec!["ip", "netns", "exec", nr];
+            args.extend(cmd.split(' '));
+            sh(&args);
+        }
+        tun.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let clean = Arc::new(AtomicBool::new(false));
+        let (stop2, clean2) = (stop.clone(), clean.clone());
+        let thread = std::thread::spawn(move || {
+            let mut seen = [Impaired::default(); 2];
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+            let mut held: Option<Vec<u8>> = None;
+            let mut buf = vec![0u8; 2048];
+            let mut fds = [libc::pollfd {
+                fd: tun.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            while !stop2.load(Ordering::SeqCst) {
+                // SAFETY: fds is a live array of one pollfd.
+                if unsafe { libc::poll(fds.as_mut_ptr(), 1, 20) } <= 0 {
+                    // Nothing came for a while: let a held packet go.
+                    if let Some(p) = held.take() {
+                        let _ = tun.send(&p);
+                    }
+                    continue;
+                }
+                while let Ok(n) = tun.recv(&mut buf) {
+                    let p = &mut buf[..n];
+                    let esp = n > 36 && p[0] >> 4 == 4 && p[9] == 50;
+                    let to = usize::from(esp && p[16..20] == ip_octets(a_outer));
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let roll = if clean2.load(Ordering::SeqCst) || !esp {
+                        100
+                    } else {
+                        rng % 100
+                    };
+                    let ihl = usize::from(p[0] & 15) * 4;
+                    match roll {
+                        0 => seen[to].dropped += 1,
+                        1 | 2 => {
+                            seen[to].duplicated += 1;
+                            let _ = tun.send(p);
+                            let _ = tun.send(p);
+                        }
+                        3..=5 => {
+                            seen[to].reordered += 1;
+                            if let Some(old) = held.replace(p.to_vec()) {
+                                let _ = tun.send(&old);
+                            }
+                            continue;
+                        }
+                        6 => {
+                            // Past the SPI and sequence number: only the ICV
+                            // can tell.
+                            seen[to].corrupted += 1;
+                            let at = ihl + 8 + (rng >> 8) as usize % (n - ihl - 8);
+                            p[at] ^= 0x5a;
+                            let _ = tun.send(p);
+                        }
+                        _ => {
+                            if esp {
+                                seen[to].passed += 1;
+                            }
+                            let _ = tun.send(p);
+                        }
+                    }
+                    // A held packet goes after the one that came next.
+                    if let Some(old) = held.take() {
+                        let _ = tun.send(&old);
+                    }
+                }
+            }
+            seen
+        });
+        Impairer {
+            stop,
+            clean,
+            thread: Some(thread),
+        }
+    }
+
+    /// Pass everything from now on (after a packet held back, if any).
+    fn clean(&self) {
+        self.clean.store(true, Ordering::SeqCst);
+    }
+
+    /// Stop; what was done to the ESP toward B (`[0]`) and toward A (`[1]`).
+    fn finish(mut self) -> [Impaired; 2] {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Impairer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn ip_octets(a: IpAddr) -> [u8; 4] {
+    match a {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(_) => panic!("the impairer handles IPv4 only"),
+    }
+}
+
+/// TCP both ways through a tunnel whose wire drops, duplicates, reorders
+/// and corrupts ESP (1 %, 2 %, 3 % and 1 % of the packets): the streams
+/// arrive whole (TCP repairs the loss), each side counts exactly the
+/// duplicates it was sent as replays and exactly the corrupted packets as
+/// ICV failures, nothing else is dropped (a packet overtaken by the next
+/// one is inside the anti-replay window), and once the wire is clean again
+/// traffic flows as before: no state was lost on the way.
+#[test]
+fn tcp_survives_a_lossy_reordering_corrupting_wire() {
+    if !root_or_skip() {
+        return;
+    }
+    let s = Scenario {
+        name: "impaired_wire",
+        router: true,
+        ..BASE
+    };
+    let tag = "pdpi1";
+    let (lab, a, b, _) = setup(&s, tag);
+    let imp = Impairer::start(&ns_name(tag, "r"), a.outer);
+    let before = [inbound_drops(&b), inbound_drops(&a)];
+    tcp_transfer(&a, &b, 2 << 20).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    imp.clean();
+    exchange(&a, &b, 5).unwrap_or_else(|e| panic!("after the bad wire: {e}\n{}", logs(&lab)));
+    let seen = imp.finish();
+    let after = [inbound_drops(&b), inbound_drops(&a)];
+    for (k, side) in ["B", "A"].iter().enumerate() {
+        let delta = |r: &str| {
+            after[k].get(r).copied().unwrap_or(0) - before[k].get(r).copied().unwrap_or(0)
+        };
+        let what = format!("{side}: wire {:?}, drops {:?}", seen[k], after[k]);
+        assert!(
+            seen[k].duplicated > 0 && seen[k].corrupted > 0 && seen[k].reordered > 0,
+            "the wire was not bad enough to test anything: {what}"
+        );
+        assert_eq!(delta("replay"), seen[k].duplicated, "{what}");
+        assert_eq!(delta("icv_failure"), seen[k].corrupted, "{what}");
+        for reason in after[k]
+            .keys()
+            .filter(|r| *r != "replay" && *r != "icv_failure")
+        {
+            assert_eq!(delta(reason), 0, "`{reason}` moved: {what}");
+        }
+        println!(
+            "impaired wire toward {side}: {:?}; drops counted {:?}",
+            seen[k], after[k]
+        );
+    }
+    drop(lab);
 }
