@@ -52,7 +52,10 @@ fn in_ns<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) ->
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Wire {
     Esp,
+    /// ESP in UDP 4500 through the router, which MASQUERADEs A.
     EspUdpNat,
+    /// ESP in UDP 4500 without NAT.
+    EspUdp,
     Ah,
     AhEsp,
 }
@@ -208,12 +211,12 @@ fn config(
     );
     let enc = match s.wire {
         Wire::Esp => "esp",
-        Wire::EspUdpNat => "esp-udp",
+        Wire::EspUdpNat | Wire::EspUdp => "esp-udp",
         Wire::Ah => "ah",
         Wire::AhEsp => "ah+esp",
     };
     c += &format!("encapsulation = \"{enc}\"\nspi_in = {spi_in}\nspi_out = {spi_out}\n");
-    if s.wire == Wire::EspUdpNat {
+    if matches!(s.wire, Wire::EspUdpNat | Wire::EspUdp) {
         c += "udp_ports = { local = 4500, remote = 4500 }\n";
     }
     if s.wire != Wire::Ah {
@@ -1043,7 +1046,7 @@ fn run_scenario(s: Scenario, tag: &str) {
     //    integrity only, so its payload is visible by design).
     let want: u8 = match s.wire {
         Wire::Esp => 50,
-        Wire::EspUdpNat => 17,
+        Wire::EspUdpNat | Wire::EspUdp => 17,
         Wire::Ah | Wire::AhEsp => 51,
     };
     let mut protected = 0;
@@ -2367,7 +2370,16 @@ impl Impairer {
                 }
                 while let Ok(n) = tun.recv(&mut buf) {
                     let p = &mut buf[..n];
-                    let esp = n > 36 && p[0] >> 4 == 4 && p[9] == 50;
+                    let ihl = usize::from(p[0] & 15) * 4;
+                    // Where the ESP header is: raw, or in UDP 4500 (not a
+                    // one-byte NAT keepalive).
+                    let esp_at = match p[9] {
+                        50 => Some(ihl),
+                        17 if p[ihl + 2..ihl + 4] == 4500u16.to_be_bytes() => Some(ihl + 8),
+                        _ => None,
+                    }
+                    .filter(|&at| p[0] >> 4 == 4 && n > at + 24);
+                    let esp = esp_at.is_some();
                     let to = usize::from(esp && p[16..20] == ip_octets(a_outer));
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
@@ -2377,7 +2389,6 @@ impl Impairer {
                     } else {
                         rng % 100
                     };
-                    let ihl = usize::from(p[0] & 15) * 4;
                     match roll {
                         0 => seen[to].dropped += 1,
                         1 | 2 => {
@@ -2394,10 +2405,15 @@ impl Impairer {
                         }
                         6 => {
                             // Past the SPI and sequence number: only the ICV
-                            // can tell.
+                            // can tell. A UDP checksum would catch it first,
+                            // so it goes (zero: none, RFC 768).
                             seen[to].corrupted += 1;
-                            let at = ihl + 8 + (rng >> 8) as usize % (n - ihl - 8);
+                            let start = esp_at.unwrap_or(ihl) + 8;
+                            let at = start + (rng >> 8) as usize % (n - start);
                             p[at] ^= 0x5a;
+                            if p[9] == 17 {
+                                p[ihl + 6..ihl + 8].fill(0);
+                            }
                             let _ = tun.send(p);
                         }
                         _ => {
@@ -2454,17 +2470,16 @@ fn ip_octets(a: IpAddr) -> [u8; 4] {
 /// ICV failures, nothing else is dropped (a packet overtaken by the next
 /// one is inside the anti-replay window), and once the wire is clean again
 /// traffic flows as before: no state was lost on the way.
-#[test]
-fn tcp_survives_a_lossy_reordering_corrupting_wire() {
+fn impaired_wire(wire: Wire, tag: &str) {
     if !root_or_skip() {
         return;
     }
     let s = Scenario {
         name: "impaired_wire",
         router: true,
+        wire,
         ..BASE
     };
-    let tag = "pdpi1";
     let (lab, a, b, _) = setup(&s, tag);
     let imp = Impairer::start(&ns_name(tag, "r"), a.outer);
     let before = [inbound_drops(&b), inbound_drops(&a)];
@@ -2477,7 +2492,7 @@ fn tcp_survives_a_lossy_reordering_corrupting_wire() {
         let delta = |r: &str| {
             after[k].get(r).copied().unwrap_or(0) - before[k].get(r).copied().unwrap_or(0)
         };
-        let what = format!("{side}: wire {:?}, drops {:?}", seen[k], after[k]);
+        let what = format!("{wire:?}, {side}: wire {:?}, drops {:?}", seen[k], after[k]);
         assert!(
             seen[k].duplicated > 0 && seen[k].corrupted > 0 && seen[k].reordered > 0,
             "the wire was not bad enough to test anything: {what}"
@@ -2491,9 +2506,19 @@ fn tcp_survives_a_lossy_reordering_corrupting_wire() {
             assert_eq!(delta(reason), 0, "`{reason}` moved: {what}");
         }
         println!(
-            "impaired wire toward {side}: {:?}; drops counted {:?}",
+            "{wire:?}: impaired wire toward {side}: {:?}; drops counted {:?}",
             seen[k], after[k]
         );
     }
     drop(lab);
+}
+
+#[test]
+fn tcp_survives_a_bad_wire_raw_esp() {
+    impaired_wire(Wire::Esp, "pdpi1");
+}
+
+#[test]
+fn tcp_survives_a_bad_wire_esp_in_udp() {
+    impaired_wire(Wire::EspUdp, "pdpi2");
 }
