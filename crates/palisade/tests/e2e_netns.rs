@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::{link_mtu, netns_prefix, root_or_skip, sh};
+use common::{in_ns, link_mtu, netns_prefix, root_or_skip, sh, Impairer, Rates};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -34,20 +34,6 @@ use std::time::{Duration, Instant};
 
 const MARKER: &[u8] = b"E2E-CLEARTEXT-MARKER";
 const EXE: &str = env!("CARGO_BIN_EXE_palisade");
-
-fn in_ns<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        assert_eq!(
-            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        f()
-    })
-    .join()
-    .unwrap()
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Wire {
@@ -2304,165 +2290,6 @@ fn path_mtu_learned_beyond_the_first_hop_v6() {
     path_mtu_learned(true, "pdpm8", 1400, 1305);
 }
 
-/// What [`Impairer`] did to the ESP packets toward one side.
-#[derive(Debug, Default, Clone, Copy)]
-struct Impaired {
-    dropped: u64,
-    duplicated: u64,
-    reordered: u64,
-    corrupted: u64,
-    passed: u64,
-}
-
-/// A bad wire in the router namespace: every packet it forwards goes
-/// through a TUN device (`imp0`, by policy routing on the incoming veth) and
-/// this thread, which drops, duplicates, holds back behind the next packet
-/// or corrupts (one ciphertext byte of ESP) a share of them, from a fixed
-/// seed, and counts what it did to the ESP toward each side. `clean` makes
-/// it pass everything from then on.
-struct Impairer {
-    stop: Arc<AtomicBool>,
-    clean: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<[Impaired; 2]>>,
-}
-
-impl Impairer {
-    /// Start it in router namespace `nr` between A (`a_outer`) and B.
-    fn start(nr: &str, a_outer: IpAddr) -> Impairer {
-        // Packets that come in on either veth are routed into imp0; what the
-        // thread writes back comes in on imp0 and takes the main table out.
-        let tun = in_ns(nr, || {
-            palisade_dataplane::Tun::open("imp0").expect("a TUN in the router")
-        });
-        for cmd in [
-            "ip link set imp0 up",
-            "ip route add default dev imp0 table 100",
-            "ip rule add iif veth-ra lookup 100 pref 100",
-            "ip rule add iif veth-rb lookup 100 pref 101",
-            "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.imp0.rp_filter=0",
-        ] {
-            let mut args = vec!["ip", "netns", "exec", nr];
-            args.extend(cmd.split(' '));
-            sh(&args);
-        }
-        tun.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let clean = Arc::new(AtomicBool::new(false));
-        let (stop2, clean2) = (stop.clone(), clean.clone());
-        let thread = std::thread::spawn(move || {
-            let mut seen = [Impaired::default(); 2];
-            let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-            let mut held: Option<Vec<u8>> = None;
-            let mut buf = vec![0u8; 2048];
-            let mut fds = [libc::pollfd {
-                fd: tun.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            while !stop2.load(Ordering::SeqCst) {
-                // SAFETY: fds is a live array of one pollfd.
-                if unsafe { libc::poll(fds.as_mut_ptr(), 1, 20) } <= 0 {
-                    // Nothing came for a while: let a held packet go.
-                    if let Some(p) = held.take() {
-                        let _ = tun.send(&p);
-                    }
-                    continue;
-                }
-                while let Ok(n) = tun.recv(&mut buf) {
-                    let p = &mut buf[..n];
-                    let ihl = usize::from(p[0] & 15) * 4;
-                    // Where the ESP header is: raw, or in UDP 4500 (not a
-                    // one-byte NAT keepalive).
-                    let esp_at = match p[9] {
-                        50 => Some(ihl),
-                        17 if p[ihl + 2..ihl + 4] == 4500u16.to_be_bytes() => Some(ihl + 8),
-                        _ => None,
-                    }
-                    .filter(|&at| p[0] >> 4 == 4 && n > at + 24);
-                    let esp = esp_at.is_some();
-                    let to = usize::from(esp && p[16..20] == ip_octets(a_outer));
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let roll = if clean2.load(Ordering::SeqCst) || !esp {
-                        100
-                    } else {
-                        rng % 100
-                    };
-                    match roll {
-                        0 => seen[to].dropped += 1,
-                        1 | 2 => {
-                            seen[to].duplicated += 1;
-                            let _ = tun.send(p);
-                            let _ = tun.send(p);
-                        }
-                        3..=5 => {
-                            seen[to].reordered += 1;
-                            if let Some(old) = held.replace(p.to_vec()) {
-                                let _ = tun.send(&old);
-                            }
-                            continue;
-                        }
-                        6 => {
-                            // Past the SPI and sequence number: only the ICV
-                            // can tell. A UDP checksum would catch it first,
-                            // so it goes (zero: none, RFC 768).
-                            seen[to].corrupted += 1;
-                            let start = esp_at.unwrap_or(ihl) + 8;
-                            let at = start + (rng >> 8) as usize % (n - start);
-                            p[at] ^= 0x5a;
-                            if p[9] == 17 {
-                                p[ihl + 6..ihl + 8].fill(0);
-                            }
-                            let _ = tun.send(p);
-                        }
-                        _ => {
-                            if esp {
-                                seen[to].passed += 1;
-                            }
-                            let _ = tun.send(p);
-                        }
-                    }
-                    // A held packet goes after the one that came next.
-                    if let Some(old) = held.take() {
-                        let _ = tun.send(&old);
-                    }
-                }
-            }
-            seen
-        });
-        Impairer {
-            stop,
-            clean,
-            thread: Some(thread),
-        }
-    }
-
-    /// Pass everything from now on (after a packet held back, if any).
-    fn clean(&self) {
-        self.clean.store(true, Ordering::SeqCst);
-    }
-
-    /// Stop; what was done to the ESP toward B (`[0]`) and toward A (`[1]`).
-    fn finish(mut self) -> [Impaired; 2] {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Impairer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn ip_octets(a: IpAddr) -> [u8; 4] {
-    match a {
-        IpAddr::V4(a) => a.octets(),
-        IpAddr::V6(_) => panic!("the impairer handles IPv4 only"),
-    }
-}
-
 /// TCP both ways through a tunnel whose wire drops, duplicates, reorders
 /// and corrupts ESP (1 %, 2 %, 3 % and 1 % of the packets): the streams
 /// arrive whole (TCP repairs the loss), each side counts exactly the
@@ -2481,7 +2308,27 @@ fn impaired_wire(wire: Wire, tag: &str) {
         ..BASE
     };
     let (lab, a, b, _) = setup(&s, tag);
-    let imp = Impairer::start(&ns_name(tag, "r"), a.outer);
+    // 1 % lost, 2 % duplicated, 3 % overtaken by the next packet, 1 %
+    // corrupted past the SPI and sequence number: only the ICV can tell.
+    let rates = Rates {
+        drop: 1,
+        duplicate: 2,
+        reorder: 3,
+        corrupt: 1,
+    };
+    let imp = Impairer::start(
+        &ns_name(tag, "r"),
+        ["veth-ra", "veth-rb"],
+        a.outer,
+        rates,
+        |p, ihl| match p[9] {
+            50 => Some(Some(ihl + 8)),
+            17 if p[ihl + 2..ihl + 4] == 4500u16.to_be_bytes() && p.len() > ihl + 16 => {
+                Some(Some(ihl + 16))
+            }
+            _ => None,
+        },
+    );
     let before = [inbound_drops(&b), inbound_drops(&a)];
     tcp_transfer(&a, &b, 2 << 20).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     imp.clean();

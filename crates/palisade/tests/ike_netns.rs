@@ -4,15 +4,16 @@
 //! `start_action = "start"`, or with `palisade up`), ping passes, both sides'
 //! ESP counters move, `palisade down` removes the SAs and routes on both
 //! sides, reload adds and removes connections, a NAT in between moves
-//! everything to UDP 4500, and a connection the daemon cannot run is shown
-//! with the reason.
+//! everything to UDP 4500, a connection the daemon cannot run is shown
+//! with the reason, and a wire that loses, repeats and reorders IKE
+//! messages while CHILD_SAs rekey leaves both sides with the same SAs.
 //!
 //! Needs root; skips otherwise unless PALISADE_REQUIRE_NETNS=1. Each test
 //! makes and removes its own namespaces (prefix `pik`, or PALISADE_NETNS_PREFIX).
 
 mod common;
 
-use common::{link_mtu, netns_prefix, ns_sh, root_or_skip, run, sh};
+use common::{link_mtu, netns_prefix, ns_sh, root_or_skip, run, sh, Impairer, Rates};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -176,7 +177,18 @@ const V6: Addrs = Addrs {
     b_net: "fd00:2::/64",
 };
 
-fn lab(tag: &str, ad: &Addrs, nat: bool) -> Lab {
+/// How A and B are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// One veth pair.
+    Direct,
+    /// Through router namespace `pik<tag>r`, which MASQUERADEs A.
+    Nat,
+    /// Through the same router, without NAT (A 198.51.100.10, B 203.0.113.2).
+    Routed,
+}
+
+fn lab(tag: &str, ad: &Addrs, path: Path) -> Lab {
     let p = netns_prefix("pik");
     let (na, nb, nr) = (
         format!("{p}{tag}a"),
@@ -212,8 +224,8 @@ fn lab(tag: &str, ad: &Addrs, nat: bool) -> Lab {
     let v6 = ad.a_outer.contains(':');
     let plen = if v6 { "64" } else { "24" };
     let (va, vb) = (format!("{p}{tag}a0"), format!("{p}{tag}b0"));
-    if nat {
-        // A (198.51.100.10) -> R (masquerade) -> B (203.0.113.2).
+    if path != Path::Direct {
+        // A (198.51.100.10) -> R (masquerade if Nat) -> B (203.0.113.2).
         sh(&["ip", "netns", "add", &nr]);
         namespaces.push(nr.clone());
         let (ra, rb) = (format!("{p}{tag}ra"), format!("{p}{tag}rb"));
@@ -237,13 +249,23 @@ fn lab(tag: &str, ad: &Addrs, nat: bool) -> Lab {
             &["ip", "route", "add", "default", "via", "198.51.100.1"],
         );
         ns_sh(&nr, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        if path == Path::Routed {
+            ns_sh(
+                &nb,
+                &["ip", "route", "add", "default", "via", "203.0.113.1"],
+            );
+        }
+    }
+    if path == Path::Nat {
+        let (rb, nr) = (format!("{p}{tag}rb"), &nr);
         let rules = format!(
             "table ip piknat {{\n chain post {{\n  type nat hook postrouting priority 100;\n  oifname \"{rb}\" meta l4proto udp masquerade to :20000-20999 random\n  oifname \"{rb}\" masquerade\n }}\n}}\n"
         );
         let file = lab.a.dir.join("nat.nft");
         std::fs::write(&file, rules).unwrap();
-        ns_sh(&nr, &["nft", "-f", &file.display().to_string()]);
-    } else {
+        ns_sh(nr, &["nft", "-f", &file.display().to_string()]);
+    }
+    if path == Path::Direct {
         sh(&[
             "ip", "link", "add", &va, "netns", &na, "type", "veth", "peer", "name", &vb, "netns",
             &nb,
@@ -366,10 +388,11 @@ fn routes(ns: &str) -> String {
 }
 
 /// What differs between the tunnel tests: A's start action, lines added to
-/// A's `[daemon]`, A's connection and both children.
+/// both `[daemon]`s and to A's, A's connection and both children.
 #[derive(Default)]
 struct Opts<'a> {
     a_start: &'a str,
+    daemon: &'a str,
     a_daemon: &'a str,
     a_conn: &'a str,
     child: &'a str,
@@ -378,13 +401,18 @@ struct Opts<'a> {
 /// A lab (`nat`: A behind the MASQUERADE router) with a tunnel connection
 /// `name` between the two LANs configured on both sides and both daemons
 /// running; B only responds.
-fn tunnel_pair(tag: &str, ad: &Addrs, nat: bool, name: &str, o: Opts) -> Lab {
-    let mut l = lab(tag, ad, nat);
-    let (a_local, a_remote, b_local, b_remote) = if nat {
+fn tunnel_pair(tag: &str, ad: &Addrs, path: Path, name: &str, o: Opts) -> Lab {
+    let mut l = lab(tag, ad, path);
+    let (a_local, a_remote, b_local, b_remote) = match path {
         // B cannot know the NAT's address: it accepts any peer.
-        ("198.51.100.10", "203.0.113.2", "203.0.113.2", "%any")
-    } else {
-        (ad.a_outer, ad.b_outer, ad.b_outer, ad.a_outer)
+        Path::Nat => ("198.51.100.10", "203.0.113.2", "203.0.113.2", "%any"),
+        Path::Routed => (
+            "198.51.100.10",
+            "203.0.113.2",
+            "203.0.113.2",
+            "198.51.100.10",
+        ),
+        Path::Direct => (ad.a_outer, ad.b_outer, ad.b_outer, ad.a_outer),
     };
     let a_child = child("net", ad.a_net, ad.b_net, "tunnel") + o.child;
     let b_child = child("net", ad.b_net, ad.a_net, "tunnel") + o.child;
@@ -403,7 +431,11 @@ fn tunnel_pair(tag: &str, ad: &Addrs, nat: bool, name: &str, o: Opts) -> Lab {
         &a_child,
         o.a_conn,
     )
-    .replacen("[daemon]\n", &format!("[daemon]\n{}", o.a_daemon), 1);
+    .replacen(
+        "[daemon]\n",
+        &format!("[daemon]\n{}{}", o.daemon, o.a_daemon),
+        1,
+    );
     let b_cfg = conn_toml(
         &l.b,
         name,
@@ -413,7 +445,8 @@ fn tunnel_pair(tag: &str, ad: &Addrs, nat: bool, name: &str, o: Opts) -> Lab {
         "none",
         &b_child,
         "",
-    );
+    )
+    .replacen("[daemon]\n", &format!("[daemon]\n{}", o.daemon), 1);
     l.b.start(&b_cfg);
     l.a.start(&a_cfg);
     l
@@ -421,7 +454,7 @@ fn tunnel_pair(tag: &str, ad: &Addrs, nat: bool, name: &str, o: Opts) -> Lab {
 
 /// Both sides up (A starts it), traffic, then down from B and up again from B.
 fn tunnel_round_trip(tag: &str, ad: &Addrs) {
-    let l = tunnel_pair(tag, ad, false, "ab", Opts::default());
+    let l = tunnel_pair(tag, ad, Path::Direct, "ab", Opts::default());
     l.a.wait_state("ab", "established", Duration::from_secs(15));
     l.b.wait_state("ab", "established", Duration::from_secs(5));
     assert!(
@@ -505,7 +538,7 @@ fn ikev2_transport_mode_v4() {
     if !root_or_skip() {
         return;
     }
-    let mut l = lab("t", &V4, false);
+    let mut l = lab("t", &V4, Path::Direct);
     let host = |a: &str| format!("{a}/32");
     let a_cfg = conn_toml(
         &l.a,
@@ -553,7 +586,7 @@ fn ikev2_through_nat_uses_udp_4500() {
     if !root_or_skip() {
         return;
     }
-    let l = tunnel_pair("n", &V4, true, "nat", Opts::default());
+    let l = tunnel_pair("n", &V4, Path::Nat, "nat", Opts::default());
     l.a.wait_state("nat", "established", Duration::from_secs(15));
     assert!(
         ping(&l.a.ns, V4.a_inner, V4.b_inner, 3),
@@ -593,7 +626,7 @@ fn reload_adds_and_removes_connections_and_refuses_what_it_cannot_run() {
     if !root_or_skip() {
         return;
     }
-    let mut l = lab("r", &V4, false);
+    let mut l = lab("r", &V4, Path::Direct);
     let ch_a = child("net", V4.a_net, V4.b_net, "tunnel");
     let ch_b = child("net", V4.b_net, V4.a_net, "tunnel");
     let a_cfg = conn_toml(
@@ -680,7 +713,7 @@ fn ikev2_trap_negotiates_on_the_first_packet() {
     let l = tunnel_pair(
         "p",
         &V4,
-        false,
+        Path::Direct,
         "tp",
         Opts {
             a_start: "trap",
@@ -734,7 +767,7 @@ fn ikev2_rekey_on_packet_count_without_loss() {
     let l = tunnel_pair(
         "k",
         &V4,
-        false,
+        Path::Direct,
         "rk",
         Opts {
             child: "  rekey_packets = 20\n  life_packets = 100000\n",
@@ -778,7 +811,7 @@ fn ikev2_dpd_notices_a_dead_peer_and_restarts() {
     let mut l = tunnel_pair(
         "d",
         &V4,
-        false,
+        Path::Direct,
         "dp",
         Opts {
             a_daemon: "retransmit_timeout = \"200ms\"\nretransmit_limit = \"400ms\"\nretransmit_tries = 3\n",
@@ -838,7 +871,7 @@ fn ikev2_nat_rebinding_moves_the_child_sa() {
     let l = tunnel_pair(
         "m",
         &V4,
-        true,
+        Path::Nat,
         "nat",
         Opts {
             a_conn: "dpd_delay = \"1s\"",
@@ -940,7 +973,7 @@ fn child_sa_sets_tun_mtu(tag: &str, nat: bool) -> u64 {
     let l = tunnel_pair(
         tag,
         &V4,
-        nat,
+        if nat { Path::Nat } else { Path::Direct },
         "mtu",
         Opts {
             a_start: "none",
@@ -1050,4 +1083,154 @@ fn ikev2_child_sa_sets_the_tun_mtu() {
     let esp = child_sa_sets_tun_mtu("mt", false);
     let udp = child_sa_sets_tun_mtu("mu", true);
     println!("TUN MTU with a CHILD_SA over a 1420 link: ESP {esp}, ESP-in-UDP {udp}; 1400 without");
+}
+
+/// IKEv2 across a wire that loses, duplicates and reorders a tenth of the
+/// IKE messages each (and of the ESP, 2 % of which it also corrupts), with
+/// CHILD_SAs rekeyed every 30 packets under traffic, so rekeys run into
+/// one another (RFC 7296 2.8.1) and their messages cross, go missing and
+/// come twice: the connection comes up by retransmission, and once the wire
+/// is clean again both sides settle on one IKE SA and the same CHILD_SAs
+/// (A's inbound SPIs are B's outbound ones and the reverse), with no SA
+/// left half-installed, and traffic flows.
+#[test]
+fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let l = tunnel_pair(
+        "w",
+        &V4,
+        Path::Routed,
+        "bw",
+        Opts {
+            a_start: "none",
+            daemon:
+                "retransmit_timeout = \"200ms\"\nretransmit_limit = \"1s\"\nretransmit_tries = 12\n",
+            child: "  rekey_packets = 30\n  life_packets = 100000\n",
+            ..Opts::default()
+        },
+    );
+    let p = netns_prefix("pik");
+    let imp = Impairer::start(
+        &format!("{p}wr"),
+        [&format!("{p}wra"), &format!("{p}wrb")],
+        "198.51.100.10".parse().unwrap(),
+        Rates {
+            drop: 10,
+            duplicate: 10,
+            reorder: 10,
+            corrupt: 2,
+        },
+        |p, ihl| {
+            let port = |at: usize| u16::from_be_bytes([p[ihl + at], p[ihl + at + 1]]);
+            match p[9] {
+                // ESP: corrupt past the SPI and sequence number.
+                50 => Some(Some(ihl + 8)),
+                // IKE: lose, repeat or reorder, never corrupt (a changed
+                // IKE_SA_INIT is an authentication failure, not a bad wire).
+                17 if [500, 4500].contains(&port(0)) || [500, 4500].contains(&port(2)) => {
+                    Some(None)
+                }
+                _ => None,
+            }
+        },
+    );
+    let up = l.a.cli(&["up", "bw"]);
+    assert!(
+        up.status.success(),
+        "up: {}\nA:\n{}\nB:\n{}",
+        String::from_utf8_lossy(&up.stderr),
+        l.a.log(),
+        l.b.log()
+    );
+    let first = l.a.status()["ike_sas"][0]["children"].clone();
+    // 300 pings in 3 s: about ten rekeys on each side, most of them
+    // started by both at once.
+    run(&[
+        "ip", "netns", "exec", &l.a.ns, "ping", "-q", "-c", "300", "-i", "0.01", "-W", "1", "-I",
+        V4.a_inner, V4.b_inner,
+    ]);
+    imp.clean();
+    let seen = imp.finish();
+    // Settle: one IKE SA each, mirrored CHILD_SAs, none of them replaced.
+    let children = |st: &serde_json::Value| -> Vec<(String, String)> {
+        st["ike_sas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["children"].as_array().unwrap().clone())
+            .map(|c| {
+                let c = c.as_str().unwrap().to_string();
+                let spis = c.split(' ').nth(1).unwrap_or_default();
+                let (i, o) = spis.split_once('/').unwrap_or_default();
+                (
+                    i.to_string(),
+                    o.to_string() + if c.contains("rekeyed") { "*" } else { "" },
+                )
+            })
+            .collect()
+    };
+    let t0 = Instant::now();
+    let (mut sa, mut sb);
+    loop {
+        // A ping keeps the SAs' traffic going while the last exchanges
+        // finish.
+        let _ = ping(&l.a.ns, V4.a_inner, V4.b_inner, 1);
+        sa = l.a.status();
+        sb = l.b.status();
+        let (ca, cb) = (children(&sa), children(&sb));
+        let mirrored: Vec<(String, String)> =
+            cb.iter().map(|(i, o)| (o.clone(), i.clone())).collect();
+        let settled = sa["ike_sas"].as_array().unwrap().len() == 1
+            && sb["ike_sas"].as_array().unwrap().len() == 1
+            && !ca.is_empty()
+            && ca.iter().all(|(_, o)| !o.ends_with('*'))
+            && cb.iter().all(|(_, o)| !o.ends_with('*'))
+            && {
+                let (mut x, mut y) = (ca.clone(), mirrored);
+                x.sort();
+                y.sort();
+                x == y
+            };
+        if settled {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the sides did not settle on the same SAs after the wire ({seen:?}) was clean:\nA: {sa}\nB: {sb}\nA log:\n{}\nB log:\n{}",
+            l.a.log(),
+            l.b.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(sa["ike_sas"][0]["state"], "established", "{sa}");
+    assert_ne!(
+        sa["ike_sas"][0]["children"], first,
+        "no CHILD_SA was rekeyed: {sa}"
+    );
+    for (k, side) in ["B", "A"].iter().enumerate() {
+        assert!(
+            seen[k].dropped > 0 && seen[k].duplicated > 0 && seen[k].reordered > 0,
+            "the wire toward {side} was not bad enough to test anything: {:?}",
+            seen[k]
+        );
+    }
+    assert!(
+        ping(&l.a.ns, V4.a_inner, V4.b_inner, 5),
+        "no traffic on the settled SAs: A: {sa}\nB: {sb}"
+    );
+    let installs = |log: String| {
+        log.lines()
+            .filter(|l| l.contains("CHILD_SA") && l.contains("installed"))
+            .count()
+    };
+    println!(
+        "bad wire toward B {:?}, toward A {:?}; CHILD_SAs installed: A {}, B {}; settled on {:?}",
+        seen[0],
+        seen[1],
+        installs(l.a.log()),
+        installs(l.b.log()),
+        children(&sa)
+    );
 }
