@@ -1107,6 +1107,11 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
             a_start: "none",
             daemon:
                 "retransmit_timeout = \"200ms\"\nretransmit_limit = \"1s\"\nretransmit_tries = 12\n",
+            // A rekeys the IKE SA after 2 s too, so the CHILD_SAs move to
+            // its successor while they rekey themselves (in most runs: B
+            // turns the rekey down with TEMPORARY_FAILURE when a CHILD_SA
+            // rekey is under way, and A tries again only 10-15 s later).
+            a_conn: "rekey_time = \"2s\"\nover_time = \"60s\"\n",
             child: "  rekey_packets = 30\n  life_packets = 100000\n",
             ..Opts::default()
         },
@@ -1220,17 +1225,14 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
         ping(&l.a.ns, V4.a_inner, V4.b_inner, 5),
         "no traffic on the settled SAs: A: {sa}\nB: {sb}"
     );
-    let installs = |log: String| {
-        log.lines()
-            .filter(|l| l.contains("CHILD_SA") && l.contains("installed"))
-            .count()
-    };
+    let count = |log: String, what: &str| log.lines().filter(|l| l.contains(what)).count();
+    let ike_rekeys = count(l.a.log(), "rekeyed, now");
     println!(
-        "bad wire toward B {:?}, toward A {:?}; CHILD_SAs installed: A {}, B {}; settled on {:?}",
+        "bad wire toward B {:?}, toward A {:?}; CHILD_SAs installed: A {}, B {}; IKE SA rekeys {ike_rekeys}; settled on {:?}",
         seen[0],
         seen[1],
-        installs(l.a.log()),
-        installs(l.b.log()),
+        count(l.a.log(), "installed, SPIs"),
+        count(l.b.log(), "installed, SPIs"),
         children(&sa)
     );
 }
