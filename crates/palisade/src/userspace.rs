@@ -538,8 +538,16 @@ impl Dataplane for Userspace {
                 out.insert(k.to_string(), v);
             }
         }
-        if let Ok(n) = running.handle.query(|plane: &mut Plane| plane.too_big) {
-            out.insert("too_big_sent".to_string(), n);
+        if let Ok((too_big, sas, policies)) = running
+            .handle
+            .query(|plane: &mut Plane| (plane.too_big, plane.sad.len(), plane.spd.len()))
+        {
+            out.insert("too_big_sent".to_string(), too_big);
+            // What the data plane holds, whoever put it there (manual SAs,
+            // CHILD_SAs, traps): after rekeys and deletes these must come
+            // back to what the live SAs and policies need.
+            out.insert("sad_entries".to_string(), sas as u64);
+            out.insert("spd_entries".to_string(), policies as u64);
         }
         let mtu = running
             .mtu

@@ -1150,6 +1150,17 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
         l.b.log()
     );
     let first = l.a.status()["ike_sas"][0]["children"].clone();
+    // What the data planes hold for one CHILD_SA, to hold them to after.
+    let held = |st: &serde_json::Value| {
+        let dp = &st["data_plane"];
+        (dp["sad_entries"].as_u64(), dp["spd_entries"].as_u64())
+    };
+    let one_child = (held(&l.a.status()), held(&l.b.status()));
+    assert!(
+        one_child.0 .0.is_some_and(|n| n >= 2),
+        "no SAD size in status: {}",
+        l.a.status()
+    );
     // 300 pings in 3 s: about ten rekeys on each side, most of them
     // started by both at once.
     run(&[
@@ -1210,6 +1221,11 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(sa["ike_sas"][0]["state"], "established", "{sa}");
+    assert_eq!(
+        (held(&sa), held(&sb)),
+        one_child,
+        "the data planes hold more (or less) than one CHILD_SA needs after the rekeys: A: {sa}\nB: {sb}"
+    );
     assert_ne!(
         sa["ike_sas"][0]["children"], first,
         "no CHILD_SA was rekeyed: {sa}"

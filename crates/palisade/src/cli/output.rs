@@ -54,7 +54,7 @@ pub fn status(st: &Status) -> String {
         let n = |k: &str| st.data_plane.get(k).copied().unwrap_or(0);
         let _ = writeln!(
             o,
-            "\nData plane: TUN MTU {} ({}); TUN {} in, {} out; wire {} in, {} out",
+            "\nData plane: TUN MTU {} ({}); TUN {} in, {} out; wire {} in, {} out; holds {} SAs, {} policies",
             n("tun_mtu"),
             if n("tun_offload") == 1 {
                 "TCP offload"
@@ -65,6 +65,8 @@ pub fn status(st: &Status) -> String {
             n("tun_out"),
             n("wire_in"),
             n("wire_out"),
+            n("sad_entries"),
+            n("spd_entries"),
         );
         let _ = writeln!(
             o,
