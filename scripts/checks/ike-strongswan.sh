@@ -53,6 +53,12 @@
 #               on each side, SPIs mirrored (SAs only lingering for their
 #               Delete or inbound stragglers allowed). Prints the rekey and
 #               collision counts of both logs.
+#   daemon-lossy the daemon behind the NAT router, strongSwan rekeying the
+#               CHILD_SA (3 s) and the IKE SA (5 s), while the router loses
+#               and repeats 20 % of the IKE messages each way (nftables
+#               numgen; ESP untouched) under 15 s of ping: both retransmit
+#               and answer repeats from their caches; at most 1 ping lost,
+#               then one IKE SA and one CHILD_SA each, SPIs mirrored.
 #   daemon-pi daemon-si daemon-v6 daemon-si-v6 daemon-nat
 #               `palisade daemon` against strongSwan (AES-256-GCM, CBC+HMAC,
 #               over IPv6 ChaCha20-Poly1305 and AES-128-GCM/ECP-384, behind
@@ -65,8 +71,9 @@
 #               UDP 4500 every ~2 s while idle (skipped without tshark
 #               unless PALISADE_REQUIRE_TSHARK=1).
 #
-# Whole run: about 100 s here (23 cases, 2 vCPUs) once the binaries are built;
-# daemon-collide (~17 s) and daemon-dpd (~15 s) are the long ones.
+# Whole run: about 120 s here (24 cases, 2 vCPUs) once the binaries are built;
+# daemon-collide (~17 s), daemon-lossy (~17 s) and daemon-dpd (~15 s) are the
+# long ones.
 #
 # Environment:
 #   PALISADE_REQUIRE_STRONGSWAN=1  fail (instead of skipping) when this cannot
@@ -849,6 +856,89 @@ for t,n in re.findall(r"\[([0-9.]+)\] no answer yet for icmp_seq=(\d+)", open(sy
     echo "  ok: one IKE SA and one installed CHILD_SA on each side, SPIs mirrored ($COLLIDE_STATE)"
 }
 
+# lossy_router on|off: in the NAT router, lose and repeat 20 % of the IKE
+# messages each way (nftables numgen random; UDP 500, and UDP 4500 with the
+# non-ESP marker; ESP is left alone). Repeats are made after the NAT, so
+# they carry the mapped address. `off` removes the rules and sets LOSSY to
+# what they did.
+lossy_router() {
+    local r=${SS_NS}R ra=${SS_NS}Ra rb=${SS_NS}Rb chain
+    if [ "$1" = on ]; then
+        ip netns exec "$r" nft -f - <<NFT
+table ip pislossy {
+  chain lose {
+    type filter hook forward priority filter; policy accept;
+    iifname "$ra" udp dport 500 numgen random mod 100 < 20 counter drop
+    iifname "$ra" udp dport 4500 @th,64,32 0 numgen random mod 100 < 20 counter drop
+    iifname "$rb" udp sport 500 numgen random mod 100 < 20 counter drop
+    iifname "$rb" udp sport 4500 @th,64,32 0 numgen random mod 100 < 20 counter drop
+  }
+  chain repeat {
+    type filter hook postrouting priority 200; policy accept;
+    oifname "$rb" udp dport 500 numgen random mod 100 < 20 counter dup to 203.0.113.2 device "$rb"
+    oifname "$rb" udp dport 4500 @th,64,32 0 numgen random mod 100 < 20 counter dup to 203.0.113.2 device "$rb"
+    oifname "$ra" udp sport 500 numgen random mod 100 < 20 counter dup to 198.51.100.10 device "$ra"
+    oifname "$ra" udp sport 4500 @th,64,32 0 numgen random mod 100 < 20 counter dup to 198.51.100.10 device "$ra"
+  }
+}
+NFT
+        return
+    fi
+    LOSSY=""
+    for chain in lose repeat; do
+        LOSSY="$LOSSY $chain $(ip netns exec "$r" nft list chain ip pislossy "$chain" |
+            grep -o 'packets [0-9]*' | awk '{n += $2} END {print n + 0}')"
+    done
+    ip netns exec "$r" nft delete table ip pislossy
+}
+
+# The daemon behind the NAT router against strongSwan, which rekeys the
+# CHILD_SA every 3 s and the IKE SA every 5 s, while the router loses and
+# repeats 20 % of the IKE messages each way (lossy_router) and a ping runs
+# for 15 s: both sides must retransmit what is lost and answer a repeat from
+# their cache (RFC 7296 2.1) rather than act on it twice, so at most 1 ping
+# is lost, and afterwards there is one IKE SA and one CHILD_SA on each side,
+# SPIs mirrored.
+case_daemon_lossy() {
+    local ike=aes256gcm16-prfsha256-x25519 esp=aes256gcm16 sent recv lost i lose repeat
+    local PAL_DAEMON_EXTRA='retransmit_timeout = "250ms"
+retransmit_limit = "1s"
+retransmit_tries = 10'
+    # strongSwan runs one exchange at a time, so a rekey waits behind a
+    # Delete being retransmitted: its SAs get a minute past their rekey time
+    # (not 10 s) before they expire, and 6 resends instead of 2.
+    local SS_RETRANSMIT_TRIES=6 SS_LIFE_SLACK=60
+    IP_A=198.51.100.10 IP_B=203.0.113.2 TS_A=10.200.1.0/24 TS_B=10.200.2.0/24
+    daemon_up pi "$ike" "$esp" --rekey 3 --ike-rekey 5 || return 1
+    lossy_router on || { echo "  nftables rules for the lossy router failed"; return 1; }
+    ip netns exec "$A" ping -D -O -c 75 -i 0.2 -W 1 -I 10.200.1.1 10.200.2.1 >"$LOG/$CASE.ping" 2>&1
+    lossy_router off
+    read -r _ lose _ repeat <<<"$LOSSY"
+    read -r sent recv < <(sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$LOG/$CASE.ping")
+    lost=$(( ${sent:-0} - ${recv:-0} ))
+    echo "  the router lost $lose and repeated $repeat IKE messages;" \
+        "strongSwan retransmitted $(grep -c 'retransmit [0-9]* of request' "$SS_DIR/charon.log") times," \
+        "palisade $(pald_query "s['ike_stats'].get('retransmits', '?')") times and answered" \
+        "$(pald_query "s['ike_stats'].get('duplicate_requests', '?')") repeated requests from its cache"
+    [ "${lose:-0}" -ge 1 ] && [ "${repeat:-0}" -ge 1 ] || {
+        echo "  the wire was not bad enough to test anything"; return 1; }
+    if [ "${sent:-0}" -lt 75 ] || [ "$lost" -gt 1 ]; then
+        echo "  $lost of ${sent:-0} pings lost"; sed -n 1p "$LOG/$CASE.ping"; tail -n 2 "$LOG/$CASE.ping"; return 1
+    fi
+    echo "  ok: $lost of $sent pings lost; strongSwan made $(grep -c 'CHILD_SA net{[0-9]*} established' "$SS_DIR/charon.log") CHILD_SAs and $(grep -c 'IKE_SA pal\[[0-9]*\] rekeyed' "$SS_DIR/charon.log") IKE SA rekeys"
+    # Exchanges cut short by the losses finish by retransmission.
+    local seen="" settled=0
+    for i in $(seq 60); do
+        if collide_settled; then settled=1; break; fi
+        seen="$seen    $(date +%T.%N | cut -c1-12) $COLLIDE_STATE"$'\n'
+        sleep 0.2
+    done
+    [ "$settled" = 1 ] || {
+        echo "  never one IKE SA and one CHILD_SA on each side with SPIs mirrored in 12 s:"
+        printf '%s' "$seen" | tail -n 5; pald status; ss_list_sas; return 1; }
+    echo "  ok: one IKE SA and one installed CHILD_SA on each side, SPIs mirrored ($COLLIDE_STATE)"
+}
+
 # The [[connection]] configs the daemon would run for these cases must pass
 # `palisade check-config` (keeps palisade_daemon_toml honest until it is used).
 case_daemon_configs() {
@@ -921,13 +1011,16 @@ if begin palisade-rekeys "palisade rekeys CHILD_SA with PFS (3 s) and IKE SA (5 
     case_palisade_rekeys; end_case $?
 fi
 ss_net_down
-if [[ nat =~ $only ]] || [[ daemon-nat =~ $only ]]; then
+if [[ nat =~ $only ]] || [[ daemon-nat =~ $only ]] || [[ daemon-lossy =~ $only ]]; then
     ss_net nat || cannot_run "could not create the NAT topology"
     if begin nat "palisade behind an nftables MASQUERADE router -> strongSwan responder"; then
         case_nat; end_case $?
     fi
     if begin daemon-nat "palisade daemon behind the MASQUERADE router -> strongSwan, ping through"; then
         case_daemon pi nat aes256gcm16-prfsha256-x25519 aes256gcm16; end_case $?
+    fi
+    if begin daemon-lossy "daemon behind the NAT, strongSwan rekeys (3 s, 5 s), 20 % of IKE lost and 20 % repeated"; then
+        case_daemon_lossy; end_case $?
     fi
 fi
 

@@ -164,9 +164,10 @@ ss_start() {
     # strongSwan's default hard limit is 10 % over the rekey time, in whole
     # seconds: 0 s for short test times, and the SA would expire instead of
     # being rekeyed. No random jitter either, so a test knows when to expect it.
-    local ike_life="" child_life=""
-    [ "$ikerekey" = 0 ] || ike_life=$'\n    over_time = 10s\n    rand_time = 0s'
-    [ "$rekey" = 0 ] || child_life=$'\n        life_time = '"$((rekey + 10))"$'s\n        rand_time = 0s'
+    # SS_LIFE_SLACK (default 10 s) is how much longer the hard limit is.
+    local ike_life="" child_life="" slack=${SS_LIFE_SLACK:-10}
+    [ "$ikerekey" = 0 ] || ike_life=$'\n    over_time = '"$slack"$'s\n    rand_time = 0s'
+    [ "$rekey" = 0 ] || child_life=$'\n        life_time = '"$((rekey + slack))"$'s\n        rand_time = 0s'
     local d=$SS_DIR
     rm -rf "$d/run" "$d/swanctl" "$d/charon.log" "$d/charon.vici"
     mkdir -p "$d/run" "$d"/swanctl/{conf.d,x509,x509ca,x509ocsp,x509aa,x509ac,x509crl,pubkey,private,rsa,ecdsa,bliss,pkcs8,pkcs12}
@@ -175,10 +176,11 @@ ss_start() {
 charon {
   load_modular = no
   load = $SS_PLUGINS
-  # a dead peer is given up after 1 + 1.4 + 2 s, not minutes
+  # a dead peer is given up after 1 + 1.4 + 2 s, not minutes (more sends
+  # with SS_RETRANSMIT_TRIES, for a lossy wire)
   retransmit_timeout = 1.0
   retransmit_base = 1.4
-  retransmit_tries = 2
+  retransmit_tries = ${SS_RETRANSMIT_TRIES:-2}
   plugins {
     vici { socket = unix://$d/charon.vici }
   }
