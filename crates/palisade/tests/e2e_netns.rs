@@ -2297,7 +2297,7 @@ fn path_mtu_learned_beyond_the_first_hop_v6() {
 /// ICV failures, nothing else is dropped (a packet overtaken by the next
 /// one is inside the anti-replay window), and once the wire is clean again
 /// traffic flows as before: no state was lost on the way.
-fn impaired_wire(wire: Wire, tag: &str) {
+fn impaired_wire(wire: Wire, v6: bool, tag: &str) {
     if !root_or_skip() {
         return;
     }
@@ -2305,9 +2305,11 @@ fn impaired_wire(wire: Wire, tag: &str) {
         name: "impaired_wire",
         router: true,
         wire,
+        v6,
         ..BASE
     };
     let (lab, a, b, _) = setup(&s, tag);
+    let fam = if v6 { " over IPv6" } else { "" };
     // 1 % lost, 2 % duplicated, 3 % overtaken by the next packet, 1 %
     // corrupted past the SPI and sequence number: only the ICV can tell.
     let rates = Rates {
@@ -2321,10 +2323,10 @@ fn impaired_wire(wire: Wire, tag: &str) {
         ["veth-ra", "veth-rb"],
         a.outer,
         rates,
-        |p, ihl| match p[9] {
-            50 => Some(Some(ihl + 8)),
-            17 if p[ihl + 2..ihl + 4] == 4500u16.to_be_bytes() && p.len() > ihl + 16 => {
-                Some(Some(ihl + 16))
+        |p, proto, l4| match proto {
+            50 => Some(Some(l4 + 8)),
+            17 if p[l4 + 2..l4 + 4] == 4500u16.to_be_bytes() && p.len() > l4 + 16 => {
+                Some(Some(l4 + 16))
             }
             _ => None,
         },
@@ -2339,7 +2341,10 @@ fn impaired_wire(wire: Wire, tag: &str) {
         let delta = |r: &str| {
             after[k].get(r).copied().unwrap_or(0) - before[k].get(r).copied().unwrap_or(0)
         };
-        let what = format!("{wire:?}, {side}: wire {:?}, drops {:?}", seen[k], after[k]);
+        let what = format!(
+            "{wire:?}{fam}, {side}: wire {:?}, drops {:?}",
+            seen[k], after[k]
+        );
         assert!(
             seen[k].duplicated > 0 && seen[k].corrupted > 0 && seen[k].reordered > 0,
             "the wire was not bad enough to test anything: {what}"
@@ -2353,7 +2358,7 @@ fn impaired_wire(wire: Wire, tag: &str) {
             assert_eq!(delta(reason), 0, "`{reason}` moved: {what}");
         }
         println!(
-            "{wire:?}: impaired wire toward {side}: {:?}; drops counted {:?}",
+            "{wire:?}{fam}: impaired wire toward {side}: {:?}; drops counted {:?}",
             seen[k], after[k]
         );
     }
@@ -2362,10 +2367,15 @@ fn impaired_wire(wire: Wire, tag: &str) {
 
 #[test]
 fn tcp_survives_a_bad_wire_raw_esp() {
-    impaired_wire(Wire::Esp, "pdpi1");
+    impaired_wire(Wire::Esp, false, "pdpi1");
 }
 
 #[test]
 fn tcp_survives_a_bad_wire_esp_in_udp() {
-    impaired_wire(Wire::EspUdp, "pdpi2");
+    impaired_wire(Wire::EspUdp, false, "pdpi2");
+}
+
+#[test]
+fn tcp_survives_a_bad_wire_ipv6() {
+    impaired_wire(Wire::Esp, true, "pdpi3");
 }

@@ -1127,11 +1127,11 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
             reorder: 10,
             corrupt: 2,
         },
-        |p, ihl| {
-            let port = |at: usize| u16::from_be_bytes([p[ihl + at], p[ihl + at + 1]]);
-            match p[9] {
+        |p, proto, l4| {
+            let port = |at: usize| u16::from_be_bytes([p[l4 + at], p[l4 + at + 1]]);
+            match proto {
                 // ESP: corrupt past the SPI and sequence number.
-                50 => Some(Some(ihl + 8)),
+                50 => Some(Some(l4 + 8)),
                 // IKE: lose, repeat or reorder, never corrupt (a changed
                 // IKE_SA_INIT is an authentication failure, not a bad wire).
                 17 if [500, 4500].contains(&port(0)) || [500, 4500].contains(&port(2)) => {

@@ -91,7 +91,7 @@ pub struct Rates {
     /// Held back and sent after the packet that comes next.
     pub reorder: u64,
     /// One byte flipped (where the picker allows it), the UDP checksum
-    /// removed so that only the protocol's own integrity check can tell.
+    /// made anew so that only the protocol's own integrity check can tell.
     pub corrupt: u64,
 }
 
@@ -105,11 +105,30 @@ pub struct Impaired {
     pub passed: u64,
 }
 
-/// Which IPv4 packets [`Impairer`] works on: `None` to pass the packet
+/// Which packets [`Impairer`] works on: `None` to pass the packet
 /// untouched, `Some(None)` to impair it but never corrupt it, `Some(Some(at))`
 /// to impair it and allow a flipped byte from offset `at` on. Called with the
-/// packet and its IP header length.
-pub type Pick = fn(&[u8], usize) -> Option<Option<usize>>;
+/// packet, its IP protocol (for IPv6 the first next header) and where the
+/// header of that protocol starts.
+pub type Pick = fn(&[u8], u8, usize) -> Option<Option<usize>>;
+
+/// The IP protocol and its header's offset of an IPv4 or IPv6 packet (for
+/// IPv6 the first next header: the ones here carry no extension headers),
+/// with the source and destination addresses.
+fn ip_parts(p: &[u8]) -> Option<(u8, usize, IpAddr, IpAddr)> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 20 => {
+            let ihl = usize::from(p[0] & 15) * 4;
+            let a = |at: usize| IpAddr::from(<[u8; 4]>::try_from(&p[at..at + 4]).unwrap());
+            Some((p[9], ihl, a(12), a(16)))
+        }
+        6 if p.len() >= 40 => {
+            let a = |at: usize| IpAddr::from(<[u8; 16]>::try_from(&p[at..at + 16]).unwrap());
+            Some((p[6], 40, a(8), a(24)))
+        }
+        _ => None,
+    }
+}
 
 /// A bad wire in a router namespace: every packet the router forwards goes
 /// through a TUN device (`imp0`, by policy routing on the two incoming
@@ -133,23 +152,25 @@ impl Impairer {
         rates: Rates,
         pick: Pick,
     ) -> Impairer {
-        let IpAddr::V4(a_outer) = a_outer else {
-            panic!("the impairer handles IPv4 only");
-        };
-        let a_outer = a_outer.octets();
         // Packets that come in on either link are routed into imp0; what the
         // thread writes back comes in on imp0 and takes the main table out.
         let tun = in_ns(nr, || {
             palisade_dataplane::Tun::open("imp0").expect("a TUN in the router")
         });
+        let fam = if a_outer.is_ipv4() { "-4" } else { "-6" };
         let rule =
-            |link: &str, pref: &str| format!("ip rule add iif {link} lookup 100 pref {pref}");
+            |link: &str, pref: &str| format!("ip {fam} rule add iif {link} lookup 100 pref {pref}");
         for cmd in [
             "ip link set imp0 up".to_string(),
-            "ip route add default dev imp0 table 100".to_string(),
+            format!("ip {fam} route add default dev imp0 table 100"),
             rule(links[0], "100"),
             rule(links[1], "101"),
-            "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.imp0.rp_filter=0".to_string(),
+            if a_outer.is_ipv4() {
+                "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.imp0.rp_filter=0"
+            } else {
+                "sysctl -qw net.ipv6.conf.all.forwarding=1"
+            }
+            .to_string(),
         ] {
             let mut args = vec!["ip", "netns", "exec", nr];
             args.extend(cmd.split(' '));
@@ -180,14 +201,14 @@ impl Impairer {
                 }
                 while let Ok(n) = tun.recv(&mut buf) {
                     let p = &mut buf[..n];
-                    let ihl = usize::from(p[0] & 15) * 4;
-                    let picked = if p[0] >> 4 == 4 && n >= ihl + 8 && !clean2.load(Ordering::SeqCst)
-                    {
-                        pick(p, ihl)
-                    } else {
-                        None
+                    let parts = ip_parts(p).filter(|&(_, l4, _, _)| n >= l4 + 8);
+                    let picked = match parts {
+                        Some((proto, l4, _, _)) if !clean2.load(Ordering::SeqCst) => {
+                            pick(p, proto, l4)
+                        }
+                        _ => None,
                     };
-                    let to = usize::from(p[16..20] == a_outer);
+                    let to = usize::from(parts.is_some_and(|(_, _, _, dst)| dst == a_outer));
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
@@ -212,8 +233,13 @@ impl Impairer {
                         seen[to].corrupted += 1;
                         let at = start + (rng >> 8) as usize % (n - start);
                         p[at] ^= 0x5a;
-                        if p[9] == 17 {
-                            p[ihl + 6..ihl + 8].fill(0);
+                        // A new UDP checksum, or the receiver's kernel
+                        // would catch it before the protocol's own check.
+                        if let Some((17, l4, src, dst)) = parts {
+                            if let Ok(mut u) = palisade_wire::udp::Packet::new_checked(&mut p[l4..])
+                            {
+                                u.fill_checksum(&src, &dst);
+                            }
                         }
                         let _ = tun.send(p);
                     } else {
