@@ -1313,6 +1313,11 @@ fn scapy_or_skip() -> bool {
 /// Drop counters by reason of the inbound ESP SA `e2e` of `side`, from
 /// `palisade status --json`.
 fn inbound_drops(side: &Side) -> std::collections::BTreeMap<String, u64> {
+    inbound_drops_of(side, "esp")
+}
+
+/// [`inbound_drops`] of the inbound SA of `protocol` ("esp" or "ah").
+fn inbound_drops_of(side: &Side, protocol: &str) -> std::collections::BTreeMap<String, u64> {
     let out = Command::new(EXE)
         .arg("--socket")
         .arg(&side.sock)
@@ -1329,10 +1334,10 @@ fn inbound_drops(side: &Side) -> std::collections::BTreeMap<String, u64> {
         .as_array()
         .and_then(|rows| {
             rows.iter()
-                .find(|r| r["name"] == "e2e" && r["direction"] == "in" && r["protocol"] == "esp")
+                .find(|r| r["name"] == "e2e" && r["direction"] == "in" && r["protocol"] == protocol)
                 .cloned()
         })
-        .unwrap_or_else(|| panic!("no inbound ESP SA in status: {v}"));
+        .unwrap_or_else(|| panic!("no inbound {protocol} SA in status: {v}"));
     row["drops"]
         .as_object()
         .map(|m| {
@@ -2297,19 +2302,20 @@ fn path_mtu_learned_beyond_the_first_hop_v6() {
 /// ICV failures, nothing else is dropped (a packet overtaken by the next
 /// one is inside the anti-replay window), and once the wire is clean again
 /// traffic flows as before: no state was lost on the way.
-fn impaired_wire(wire: Wire, v6: bool, tag: &str) {
+fn impaired_wire(s: Scenario, tag: &str) {
     if !root_or_skip() {
         return;
     }
-    let s = Scenario {
-        name: "impaired_wire",
-        router: true,
-        wire,
-        v6,
-        ..BASE
-    };
+    let s = Scenario { router: true, ..s };
     let (lab, a, b, _) = setup(&s, tag);
-    let fam = if v6 { " over IPv6" } else { "" };
+    let name = s.name;
+    // AH is checked first on the way in (RFC 4301 5.2): its SA counts what
+    // the wire did, and ESP inside it sees only good packets.
+    let (outer, inner) = match s.wire {
+        Wire::Ah => ("ah", None),
+        Wire::AhEsp => ("ah", Some("esp")),
+        _ => ("esp", None),
+    };
     // 1 % lost, 2 % duplicated, 3 % overtaken by the next packet, 1 %
     // corrupted past the SPI and sequence number: only the ICV can tell.
     let rates = Rates {
@@ -2325,41 +2331,49 @@ fn impaired_wire(wire: Wire, v6: bool, tag: &str) {
         rates,
         |p, proto, l4| match proto {
             50 => Some(Some(l4 + 8)),
+            51 => Some(Some(l4 + 12)),
             17 if p[l4 + 2..l4 + 4] == 4500u16.to_be_bytes() && p.len() > l4 + 16 => {
                 Some(Some(l4 + 16))
             }
             _ => None,
         },
     );
-    let before = [inbound_drops(&b), inbound_drops(&a)];
+    let drops = |side: &Side| {
+        (
+            inbound_drops_of(side, outer),
+            inner.map(|p| inbound_drops_of(side, p)),
+        )
+    };
+    let before = [drops(&b), drops(&a)];
     tcp_transfer(&a, &b, 2 << 20).unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
     imp.clean();
     exchange(&a, &b, 5).unwrap_or_else(|e| panic!("after the bad wire: {e}\n{}", logs(&lab)));
     let seen = imp.finish();
-    let after = [inbound_drops(&b), inbound_drops(&a)];
+    let after = [drops(&b), drops(&a)];
     for (k, side) in ["B", "A"].iter().enumerate() {
-        let delta = |r: &str| {
-            after[k].get(r).copied().unwrap_or(0) - before[k].get(r).copied().unwrap_or(0)
-        };
-        let what = format!(
-            "{wire:?}{fam}, {side}: wire {:?}, drops {:?}",
-            seen[k], after[k]
+        assert_eq!(
+            after[k].1, before[k].1,
+            "{name}, {side}: ESP inside AH dropped something"
         );
+        let (before, after) = (&before[k].0, &after[k].0);
+        let delta =
+            |r: &str| after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
+        let what = format!("{name}, {side}: wire {:?}, drops {after:?}", seen[k]);
         assert!(
             seen[k].duplicated > 0 && seen[k].corrupted > 0 && seen[k].reordered > 0,
             "the wire was not bad enough to test anything: {what}"
         );
         assert_eq!(delta("replay"), seen[k].duplicated, "{what}");
         assert_eq!(delta("icv_failure"), seen[k].corrupted, "{what}");
-        for reason in after[k]
+        for reason in after
             .keys()
             .filter(|r| *r != "replay" && *r != "icv_failure")
         {
             assert_eq!(delta(reason), 0, "`{reason}` moved: {what}");
         }
         println!(
-            "{wire:?}{fam}: impaired wire toward {side}: {:?}; drops counted {:?}",
-            seen[k], after[k]
+            "{name}: impaired wire toward {side}: {:?}; drops counted ({outer}) {after:?}",
+            seen[k]
         );
     }
     drop(lab);
@@ -2367,15 +2381,61 @@ fn impaired_wire(wire: Wire, v6: bool, tag: &str) {
 
 #[test]
 fn tcp_survives_a_bad_wire_raw_esp() {
-    impaired_wire(Wire::Esp, false, "pdpi1");
+    impaired_wire(
+        Scenario {
+            name: "bad_wire_esp",
+            ..BASE
+        },
+        "pdpi1",
+    );
 }
 
 #[test]
 fn tcp_survives_a_bad_wire_esp_in_udp() {
-    impaired_wire(Wire::EspUdp, false, "pdpi2");
+    impaired_wire(
+        Scenario {
+            name: "bad_wire_esp_in_udp",
+            wire: Wire::EspUdp,
+            ..BASE
+        },
+        "pdpi2",
+    );
 }
 
 #[test]
 fn tcp_survives_a_bad_wire_ipv6() {
-    impaired_wire(Wire::Esp, true, "pdpi3");
+    impaired_wire(
+        Scenario {
+            name: "bad_wire_esp_v6",
+            v6: true,
+            ..BASE
+        },
+        "pdpi3",
+    );
+}
+
+#[test]
+fn tcp_survives_a_bad_wire_ah_esp() {
+    impaired_wire(
+        Scenario {
+            name: "bad_wire_ah_esp",
+            wire: Wire::AhEsp,
+            ..BASE
+        },
+        "pdpi4",
+    );
+}
+
+#[test]
+fn tcp_survives_a_bad_wire_transport_v6_cbc() {
+    impaired_wire(
+        Scenario {
+            name: "bad_wire_transport_v6_cbc",
+            tunnel: false,
+            v6: true,
+            esp: "aes256-sha256",
+            ..BASE
+        },
+        "pdpi5",
+    );
 }
