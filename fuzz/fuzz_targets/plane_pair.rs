@@ -20,7 +20,9 @@
 //!   B must deliver each one whose SA it still has (and whose source its
 //!   selectors allow) and count the others as unknown SPIs.
 //!
-//! Each 7 input bytes make one step. Byte 0 picks IPv4 or IPv6, the
+//! An input's first byte picks how A's packets cross: ESP in UDP 4500
+//! (into B's `inbound_udp`), raw ESP, or ESP inside AH (into `inbound`).
+//! Each 7 bytes after it make one step. Byte 0 picks IPv4 or IPv6, the
 //! protocol (TCP, UDP, ICMP, GRE), a source inside or outside B's selectors,
 //! a destination inside or outside A's, a non-first fragment (no ports;
 //! over IPv6 behind a Fragment header), whether the flow hint is dropped
@@ -51,7 +53,29 @@ fn ip(s: &str) -> IpAddr {
 fn keys(byte: u8) -> DirKeys {
     DirKeys {
         enc: Some(Secret::new(vec![byte; 36])),
+        ah_auth: Some(Secret::new(vec![byte ^ 0x55; 32])),
         ..DirKeys::default()
+    }
+}
+
+/// How A's packets cross to B, chosen by an input's first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carry {
+    /// ESP in UDP 4500, into B's `inbound_udp`.
+    EspUdp,
+    /// Raw ESP (IP protocol 50), into B's `inbound`.
+    Esp,
+    /// ESP inside AH (RFC 4301 4.3), raw.
+    AhEsp,
+}
+
+impl Carry {
+    /// The SPI of generation 0 of the outermost SA from A to B.
+    fn outer_spi(self) -> u32 {
+        match self {
+            Carry::AhEsp => 0x4000,
+            _ => 0x2000,
+        }
     }
 }
 
@@ -63,24 +87,38 @@ fn gateway(
     remote: [(&str, u8); 2],
     a: bool,
     generation: u8,
+    carry: Carry,
 ) -> ManualSpec {
     let (spi_in, spi_out) = if a {
         (0x1000, 0x2000)
     } else {
         (0x2000, 0x1000)
     };
+    let (ah_in, ah_out) = if a {
+        (0x3000, 0x4000)
+    } else {
+        (0x4000, 0x3000)
+    };
     let g = u32::from(generation);
     // Each generation has keys of its own: a packet opened with another
     // generation's SA fails its ICV.
     let (kin, kout) = if a { (0xb0, 0xa0) } else { (0xa0, 0xb0) };
     let (kin, kout) = (kin ^ generation, kout ^ generation);
-    let wire = Wire::EspUdp {
-        local_port: 4500,
-        remote_port: 4500,
+    let wire = match carry {
+        Carry::EspUdp => Wire::EspUdp {
+            local_port: 4500,
+            remote_port: 4500,
+        },
+        Carry::Esp => Wire::Esp,
+        Carry::AhEsp => Wire::AhEsp,
     };
     ManualSpec {
         spi_in: spi_in + g,
         spi_out: spi_out + g,
+        ah_spi_in: ah_in + g,
+        ah_spi_out: ah_out + g,
+        // AUTH_HMAC_SHA2_256_128, used only by AH+ESP.
+        ah_integ: (carry == Carry::AhEsp).then_some(12),
         // ENCR_AES_GCM_16, 256-bit key.
         encr: Some((20, Some(256))),
         keys_in: keys(kin),
@@ -171,11 +209,17 @@ struct InFlight {
     due: usize,
     n: usize,
     wire: Vec<u8>,
+    /// The outermost SPI.
+    spi: u32,
     original: Vec<u8>,
     src_in: bool,
 }
 
 fuzz_target!(|data: &[u8]| {
+    let Some((&first, data)) = data.split_first() else {
+        return;
+    };
+    let carry = [Carry::EspUdp, Carry::Esp, Carry::AhEsp][usize::from(first % 3)];
     let a_spec = |generation: u8| {
         gateway(
             "192.0.2.1",
@@ -184,6 +228,7 @@ fuzz_target!(|data: &[u8]| {
             [("10.2.0.0", 16), ("fd00:2::", 32)],
             true,
             generation,
+            carry,
         )
     };
     let b_spec = |narrow: bool, generation: u8| {
@@ -194,6 +239,7 @@ fuzz_target!(|data: &[u8]| {
             [("10.1.0.0", if narrow { 24 } else { 16 }), ("fd00:1::", 32)],
             false,
             generation,
+            carry,
         )
     };
     let (mut a, mut b) = (Plane::new(), Plane::new());
@@ -264,40 +310,59 @@ fuzz_target!(|data: &[u8]| {
             last_key = Some(key);
             let mut storage = vec![0u8; 2048];
             let mut buf = PacketBuf::with_packet(&mut storage, 128, &original).expect("room");
-            match a.outbound_in_flow(now, &mut buf, &mut hint) {
-                OutVerdict::Send(Transmit::Udp { offset, dst, .. }) => {
-                    assert!(dst_in, "packet {n} to outside 10.2/16 was sealed");
+            // What goes on the wire, and where its outermost SPI is.
+            let sealed = match a.outbound_in_flow(now, &mut buf, &mut hint) {
+                OutVerdict::Send(Transmit::Udp { offset, dst, .. }) if carry == Carry::EspUdp => {
                     assert_eq!(dst, local);
-                    let esp = &buf.data()[offset..];
-                    let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
-                    assert_eq!(
-                        spi,
-                        0x2000 + u32::from(newest(&a_pairs)),
-                        "packet {n} not sealed with A's newest SA"
-                    );
-                    sent += 1;
-                    wire.push(InFlight {
-                        due: n + usize::from(control >> 3 & 7),
-                        n,
-                        wire: esp.to_vec(),
-                        original,
-                        src_in,
-                    });
+                    Some((buf.data()[offset..].to_vec(), 0))
                 }
-                other => assert!(!dst_in, "packet {n} for 10.2/16 not sent: {other:?}"),
+                OutVerdict::Send(Transmit::Raw { dst, proto }) if carry != Carry::EspUdp => {
+                    assert_eq!(dst, local.ip());
+                    assert_eq!(proto, if carry == Carry::AhEsp { 51 } else { 50 });
+                    // Behind the outer IPv4 header (and AH's first 4 bytes).
+                    Some((buf.data().to_vec(), if proto == 51 { 24 } else { 20 }))
+                }
+                OutVerdict::Send(t) => panic!("packet {n}: {t:?} for {carry:?}"),
+                other => {
+                    assert!(!dst_in, "packet {n} for 10.2/16 not sent: {other:?}");
+                    None
+                }
+            };
+            if let Some((bytes, spi_at)) = sealed {
+                assert!(dst_in, "packet {n} to outside 10.2/16 was sealed");
+                let spi = u32::from_be_bytes(bytes[spi_at..spi_at + 4].try_into().expect("4"));
+                assert_eq!(
+                    spi,
+                    carry.outer_spi() + u32::from(newest(&a_pairs)),
+                    "packet {n} not sealed with A's newest SA"
+                );
+                sent += 1;
+                wire.push(InFlight {
+                    due: n + usize::from(control >> 3 & 7),
+                    n,
+                    wire: bytes,
+                    spi,
+                    original,
+                    src_in,
+                });
             }
         }
         // Deliver what is due, in the order it falls due.
         wire.sort_by_key(|p| p.due);
         let ready = wire.partition_point(|p| p.due <= n || n >= steps + 7);
         for p in wire.drain(..ready) {
-            let spi = u32::from_be_bytes([p.wire[0], p.wire[1], p.wire[2], p.wire[3]]);
-            let known = b_pairs.iter().any(|(g, _)| 0x2000 + u32::from(*g) == spi);
+            let known = b_pairs
+                .iter()
+                .any(|(g, _)| carry.outer_spi() + u32::from(*g) == p.spi);
             let src_in = p.src_in && !(narrow && p.original[0] >> 4 == 4 && p.original[14] != 0);
             let sent_as = p.n;
             let mut storage = vec![0u8; 2048];
             let mut buf = PacketBuf::with_packet(&mut storage, 128, &p.wire).expect("room");
-            match b.inbound_udp(now, &mut buf, &from, &local, 0) {
+            let verdict = match carry {
+                Carry::EspUdp => b.inbound_udp(now, &mut buf, &from, &local, 0),
+                _ => b.inbound(now, &mut buf),
+            };
+            match verdict {
                 InVerdict::Deliver => {
                     assert!(known, "packet {sent_as} delivered by a deleted SA");
                     assert!(
