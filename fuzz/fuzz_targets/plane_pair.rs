@@ -4,8 +4,8 @@
 //! SPD's answer, the SAD remembering the last inbound SA, the SA
 //! remembering the last flow that passed its selector check) against what
 //! the policies say, packet by packet:
-//! * A protects any source to 10.2.0.0/16 and fd00:2::/32 (ESP-in-UDP,
-//!   AES-256-GCM), so it seals exactly the packets for those and sends
+//! * A protects any source to 10.2.0.0/16 and fd00:2::/32 (AES-256-GCM,
+//!   HMAC-SHA-256 in AH), so it seals exactly the packets for those and sends
 //!   nothing else;
 //! * B's inbound SA allows only 10.1.0.0/16 -> 10.2.0.0/16 and fd00:1::/32
 //!   -> fd00:2::/32 (RFC 4301 5.2 step 4), so of what A seals it delivers
