@@ -793,6 +793,25 @@ collide_settled() {
     grep -Eq "^ +in +${out_spi}," <<<"$sas" && grep -Eq "^ +out +${in_spi}," <<<"$sas"
 }
 
+# wait_settled TRIES GAP: collide_settled within TRIES snapshots GAP seconds
+# apart; otherwise say so with the last states seen and both sides' SAs.
+wait_settled() {
+    local tries=$1 gap=$2 seen="" i
+    for i in $(seq "$tries"); do
+        if collide_settled; then
+            echo "  ok: one IKE SA and one installed CHILD_SA on each side, SPIs mirrored ($COLLIDE_STATE)"
+            return 0
+        fi
+        seen="$seen    $(date +%T.%N | cut -c1-12) $COLLIDE_STATE"$'\n'
+        sleep "$gap"
+    done
+    echo "  never one IKE SA and one CHILD_SA on each side with SPIs mirrored in $tries tries $gap s apart:"
+    printf '%s' "$seen" | tail -n 6
+    pald status
+    ss_list_sas
+    return 1
+}
+
 # Both sides rekey the CHILD_SA every 3 s and the IKE SA every 5 s, no
 # jitter, so their rekeys start at nearly the same moment and collide
 # (RFC 7296 2.8.1, 2.8.2), while a ping runs through the daemon for 15 s.
@@ -844,16 +863,7 @@ for t,n in re.findall(r"\[([0-9.]+)\] no answer yet for icmp_seq=(\d+)", open(sy
     [ "$ss_ike" -ge 1 ] && [ "$pal_ike" -ge 1 ] || { echo "  an IKE SA rekey is missing"; return 1; }
     [ "$pal_child" -ge 4 ] || { echo "  palisade installed only $pal_child CHILD_SAs in 15 s (rekey 3 s)"; return 1; }
     # A snapshot may fall into a rekey: a few tries over ~3 s.
-    local seen="" settled=0
-    for i in $(seq 12); do
-        if collide_settled; then settled=1; break; fi
-        seen="$seen    $(date +%T.%N | cut -c1-12) $COLLIDE_STATE"$'\n'
-        sleep 0.1
-    done
-    [ "$settled" = 1 ] || {
-        echo "  never one IKE SA and one CHILD_SA on each side with SPIs mirrored in 12 tries:"
-        printf '%s' "$seen"; pald status; ss_list_sas; return 1; }
-    echo "  ok: one IKE SA and one installed CHILD_SA on each side, SPIs mirrored ($COLLIDE_STATE)"
+    wait_settled 12 0.1
 }
 
 # lossy_router on|off: in the NAT router, lose and repeat 20 % of the IKE
@@ -927,16 +937,7 @@ retransmit_tries = 10'
     fi
     echo "  ok: $lost of $sent pings lost; strongSwan made $(grep -c 'CHILD_SA net{[0-9]*} established' "$SS_DIR/charon.log") CHILD_SAs and $(grep -c 'IKE_SA pal\[[0-9]*\] rekeyed' "$SS_DIR/charon.log") IKE SA rekeys"
     # Exchanges cut short by the losses finish by retransmission.
-    local seen="" settled=0
-    for i in $(seq 60); do
-        if collide_settled; then settled=1; break; fi
-        seen="$seen    $(date +%T.%N | cut -c1-12) $COLLIDE_STATE"$'\n'
-        sleep 0.2
-    done
-    [ "$settled" = 1 ] || {
-        echo "  never one IKE SA and one CHILD_SA on each side with SPIs mirrored in 12 s:"
-        printf '%s' "$seen" | tail -n 5; pald status; ss_list_sas; return 1; }
-    echo "  ok: one IKE SA and one installed CHILD_SA on each side, SPIs mirrored ($COLLIDE_STATE)"
+    wait_settled 60 0.2
 }
 
 # The [[connection]] configs the daemon would run for these cases must pass
