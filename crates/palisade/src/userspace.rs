@@ -545,7 +545,9 @@ impl Dataplane for Userspace {
             out.insert("too_big_sent".to_string(), too_big);
             // What the data plane holds, whoever put it there (manual SAs,
             // CHILD_SAs, traps): after rekeys and deletes these must come
-            // back to what the live SAs and policies need.
+            // back to what the live SAs and policies need. The plane's SPD
+            // is outbound only (inbound traffic is checked against the
+            // selectors of the SA that opened it).
             out.insert("sad_entries".to_string(), sas as u64);
             out.insert("spd_entries".to_string(), policies as u64);
         }

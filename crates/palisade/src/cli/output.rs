@@ -54,7 +54,7 @@ pub fn status(st: &Status) -> String {
         let n = |k: &str| st.data_plane.get(k).copied().unwrap_or(0);
         let _ = writeln!(
             o,
-            "\nData plane: TUN MTU {} ({}); TUN {} in, {} out; wire {} in, {} out; holds {} SAs, {} policies",
+            "\nData plane: TUN MTU {} ({}); TUN {} in, {} out; wire {} in, {} out; SAD {} entries, SPD {} (outbound)",
             n("tun_mtu"),
             if n("tun_offload") == 1 {
                 "TCP offload"
