@@ -1089,10 +1089,11 @@ fn ikev2_child_sa_sets_the_tun_mtu() {
 /// IKE messages each (and of the ESP, 2 % of which it also corrupts), with
 /// CHILD_SAs rekeyed every 30 packets under traffic, so rekeys run into
 /// one another (RFC 7296 2.8.1) and their messages cross, go missing and
-/// come twice: the connection comes up by retransmission, and once the wire
-/// is clean again both sides settle on one IKE SA and the same CHILD_SAs
-/// (A's inbound SPIs are B's outbound ones and the reverse), with no SA
-/// left half-installed, and traffic flows.
+/// come twice, and A probes the peer every second (DPD): the connection
+/// comes up by retransmission and is never taken for dead, and once the
+/// wire is clean again both sides settle on one IKE SA and the same
+/// CHILD_SAs (A's inbound SPIs are B's outbound ones and the reverse), the
+/// data planes hold just those, and traffic flows.
 #[test]
 fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
     if !root_or_skip() {
@@ -1107,11 +1108,12 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
             a_start: "none",
             daemon:
                 "retransmit_timeout = \"200ms\"\nretransmit_limit = \"1s\"\nretransmit_tries = 12\n",
+            // DPD every second must not take the losses for a dead peer.
             // A rekeys the IKE SA after 2 s too, so the CHILD_SAs move to
             // its successor while they rekey themselves (in most runs: B
             // turns the rekey down with TEMPORARY_FAILURE when a CHILD_SA
             // rekey is under way, and A tries again only 10-15 s later).
-            a_conn: "rekey_time = \"2s\"\nover_time = \"60s\"\n",
+            a_conn: "rekey_time = \"2s\"\nover_time = \"60s\"\ndpd_delay = \"1s\"\n",
             child: "  rekey_packets = 30\n  life_packets = 100000\n",
             ..Opts::default()
         },
