@@ -1167,11 +1167,60 @@ fn run_scenario(s: Scenario, tag: &str) {
         s.name,
         logs(&lab)
     );
+    // 6. The keys appear nowhere the daemons write: logs (at debug level)
+    //    and every status view.
+    assert_keys_hidden(&lab, [&a, &b], &keys, s.name);
     println!(
-        "{}: {} protected frames, counters agree, no cleartext on the wire; 2 MiB of TCP each way intact ({up:#x}, {down:#x}); a ping's TOS 0xba reached {marked} protected frame(s)",
+        "{}: {} protected frames, counters agree, no cleartext on the wire; 2 MiB of TCP each way intact ({up:#x}, {down:#x}); a ping's TOS 0xba reached {marked} protected frame(s); no key in logs or status",
         s.name, protected
     );
     drop(lab);
+}
+
+/// No key of `keys` is in the daemons' logs or in any status view (`status`,
+/// `status --json`, `sa list`, `policy list --json`), neither as hex (in
+/// either case) nor as Rust's list of bytes (decimal or hex).
+fn assert_keys_hidden(lab: &Lab, sides: [&Side; 2], keys: &Keys, what: &str) {
+    let mut text = logs(lab);
+    for side in sides {
+        for args in [
+            &["status"][..],
+            &["status", "--json"],
+            &["sa", "list"],
+            &["policy", "list", "--json"],
+        ] {
+            let out = Command::new(EXE)
+                .arg("--socket")
+                .arg(&side.sock)
+                .args(args)
+                .output()
+                .unwrap();
+            text += &String::from_utf8_lossy(&out.stdout);
+        }
+    }
+    let lower = text.to_lowercase();
+    let all = [
+        &keys.enc_ab,
+        &keys.enc_ba,
+        &keys.auth_ab,
+        &keys.auth_ba,
+        &keys.ah_ab,
+        &keys.ah_ba,
+    ];
+    for k in all.into_iter().filter(|k| k.len() >= 12) {
+        let as_hex = hex(&k[..12]);
+        assert!(
+            !lower.contains(&as_hex),
+            "{what}: a key ({as_hex}...) is in the logs or status:\n{text}"
+        );
+        for as_list in [format!("{:?}", &k[..6]), format!("{:02x?}", &k[..6])] {
+            let as_list = as_list.trim_start_matches('[').trim_end_matches(']');
+            assert!(
+                !lower.contains(as_list),
+                "{what}: a key ([{as_list}, ...]) is in the logs or status:\n{text}"
+            );
+        }
+    }
 }
 
 /// Ping B from A with TOS / traffic class `tos` (DSCP EF and ECT(0) for

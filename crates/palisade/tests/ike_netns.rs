@@ -1243,6 +1243,17 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
         ping(&l.a.ns, V4.a_inner, V4.b_inner, 5),
         "no traffic on the settled SAs: A: {sa}\nB: {sb}"
     );
+    // The PSK is nowhere in what the daemons wrote or show.
+    let psk = PSK.trim_start_matches("0x");
+    for (side, text) in [
+        ("A", format!("{}{}", l.a.log(), l.a.status())),
+        ("B", format!("{}{}", l.b.log(), l.b.status())),
+    ] {
+        assert!(
+            !text.to_lowercase().contains(&psk[..24]),
+            "{side}: the PSK is in the log or status:\n{text}"
+        );
+    }
     let count = |log: String, what: &str| log.lines().filter(|l| l.contains(what)).count();
     let ike_rekeys = count(l.a.log(), "rekeyed, now");
     println!(
