@@ -1085,6 +1085,87 @@ fn ikev2_child_sa_sets_the_tun_mtu() {
     println!("TUN MTU with a CHILD_SA over a 1420 link: ESP {esp}, ESP-in-UDP {udp}; 1400 without");
 }
 
+/// IKE retransmission for a lossy wire: resends after 0.2, 0.6, 1.6 s and
+/// then every second, twelve sends in all.
+const LOSSY_RETRANSMIT: &str =
+    "retransmit_timeout = \"200ms\"\nretransmit_limit = \"1s\"\nretransmit_tries = 12\n";
+
+/// CHILD_SAs rekeyed every 30 packets (300 pings 10 ms apart rekey them
+/// about ten times), never expiring by volume first.
+const REKEY_EVERY_30_PACKETS: &str = "  rekey_packets = 30\n  life_packets = 100000\n";
+
+/// The CHILD_SAs of every IKE SA in `status --json`, as (in-SPI, out-SPI),
+/// the out-SPI marked `*` for one already replaced by a rekey.
+fn child_spis(st: &serde_json::Value) -> Vec<(String, String)> {
+    st["ike_sas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["children"].as_array().unwrap().clone())
+        .map(|c| {
+            let c = c.as_str().unwrap().to_string();
+            let spis = c.split(' ').nth(1).unwrap_or_default();
+            let (i, o) = spis.split_once('/').unwrap_or_default();
+            (
+                i.to_string(),
+                o.to_string() + if c.contains("rekeyed") { "*" } else { "" },
+            )
+        })
+        .collect()
+}
+
+/// What the data plane of a daemon holds: (SAD entries, SPD entries).
+fn plane_sizes(st: &serde_json::Value) -> (Option<u64>, Option<u64>) {
+    let dp = &st["data_plane"];
+    (dp["sad_entries"].as_u64(), dp["spd_entries"].as_u64())
+}
+
+/// Wait (20 s at most, pinging A -> B to keep the SAs' traffic going) until
+/// both sides have one IKE SA and the same CHILD_SAs (A's inbound SPIs are
+/// B's outbound ones and the reverse), none of them replaced; returns both
+/// statuses. `what` is said if they never do.
+fn wait_mirrored(l: &Lab, what: &str) -> (serde_json::Value, serde_json::Value) {
+    let t0 = Instant::now();
+    loop {
+        let _ = ping(&l.a.ns, V4.a_inner, V4.b_inner, 1);
+        let (sa, sb) = (l.a.status(), l.b.status());
+        let (mut ca, cb) = (child_spis(&sa), child_spis(&sb));
+        let mut mirrored: Vec<(String, String)> =
+            cb.iter().map(|(i, o)| (o.clone(), i.clone())).collect();
+        ca.sort();
+        mirrored.sort();
+        let settled = sa["ike_sas"].as_array().unwrap().len() == 1
+            && sb["ike_sas"].as_array().unwrap().len() == 1
+            && !ca.is_empty()
+            && ca.iter().chain(&cb).all(|(_, o)| !o.ends_with('*'))
+            && ca == mirrored;
+        if settled {
+            return (sa, sb);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the sides did not settle on the same SAs after {what}:\nA: {sa}\nB: {sb}\nA log:\n{}\nB log:\n{}",
+            l.a.log(),
+            l.b.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The PSK is nowhere in what the daemons wrote or show.
+fn assert_psk_hidden(l: &Lab) {
+    let psk = PSK.trim_start_matches("0x");
+    for (side, text) in [
+        ("A", format!("{}{}", l.a.log(), l.a.status())),
+        ("B", format!("{}{}", l.b.log(), l.b.status())),
+    ] {
+        assert!(
+            !text.to_lowercase().contains(&psk[..24]),
+            "{side}: the PSK is in the log or status:\n{text}"
+        );
+    }
+}
+
 /// IKEv2 across a wire that loses, duplicates and reorders a tenth of the
 /// IKE messages each (and of the ESP, 2 % of which it also corrupts), with
 /// CHILD_SAs rekeyed every 30 packets under traffic, so rekeys run into
@@ -1106,15 +1187,14 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
         "bw",
         Opts {
             a_start: "none",
-            daemon:
-                "retransmit_timeout = \"200ms\"\nretransmit_limit = \"1s\"\nretransmit_tries = 12\n",
+            daemon: LOSSY_RETRANSMIT,
             // DPD every second must not take the losses for a dead peer.
             // A rekeys the IKE SA after 2 s too, so the CHILD_SAs move to
             // its successor while they rekey themselves (in most runs: B
             // turns the rekey down with TEMPORARY_FAILURE when a CHILD_SA
             // rekey is under way, and A tries again only 10-15 s later).
             a_conn: "rekey_time = \"2s\"\nover_time = \"60s\"\ndpd_delay = \"1s\"\n",
-            child: "  rekey_packets = 30\n  life_packets = 100000\n",
+            child: REKEY_EVERY_30_PACKETS,
             ..Opts::default()
         },
     );
@@ -1153,11 +1233,7 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
     );
     let first = l.a.status()["ike_sas"][0]["children"].clone();
     // What the data planes hold for one CHILD_SA, to hold them to after.
-    let held = |st: &serde_json::Value| {
-        let dp = &st["data_plane"];
-        (dp["sad_entries"].as_u64(), dp["spd_entries"].as_u64())
-    };
-    let one_child = (held(&l.a.status()), held(&l.b.status()));
+    let one_child = (plane_sizes(&l.a.status()), plane_sizes(&l.b.status()));
     assert!(
         one_child.0 .0.is_some_and(|n| n >= 2),
         "no SAD size in status: {}",
@@ -1171,60 +1247,10 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
     ]);
     imp.clean();
     let seen = imp.finish();
-    // Settle: one IKE SA each, mirrored CHILD_SAs, none of them replaced.
-    let children = |st: &serde_json::Value| -> Vec<(String, String)> {
-        st["ike_sas"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|i| i["children"].as_array().unwrap().clone())
-            .map(|c| {
-                let c = c.as_str().unwrap().to_string();
-                let spis = c.split(' ').nth(1).unwrap_or_default();
-                let (i, o) = spis.split_once('/').unwrap_or_default();
-                (
-                    i.to_string(),
-                    o.to_string() + if c.contains("rekeyed") { "*" } else { "" },
-                )
-            })
-            .collect()
-    };
-    let t0 = Instant::now();
-    let (mut sa, mut sb);
-    loop {
-        // A ping keeps the SAs' traffic going while the last exchanges
-        // finish.
-        let _ = ping(&l.a.ns, V4.a_inner, V4.b_inner, 1);
-        sa = l.a.status();
-        sb = l.b.status();
-        let (ca, cb) = (children(&sa), children(&sb));
-        let mirrored: Vec<(String, String)> =
-            cb.iter().map(|(i, o)| (o.clone(), i.clone())).collect();
-        let settled = sa["ike_sas"].as_array().unwrap().len() == 1
-            && sb["ike_sas"].as_array().unwrap().len() == 1
-            && !ca.is_empty()
-            && ca.iter().all(|(_, o)| !o.ends_with('*'))
-            && cb.iter().all(|(_, o)| !o.ends_with('*'))
-            && {
-                let (mut x, mut y) = (ca.clone(), mirrored);
-                x.sort();
-                y.sort();
-                x == y
-            };
-        if settled {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the sides did not settle on the same SAs after the wire ({seen:?}) was clean:\nA: {sa}\nB: {sb}\nA log:\n{}\nB log:\n{}",
-            l.a.log(),
-            l.b.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (sa, sb) = wait_mirrored(&l, &format!("the wire ({seen:?}) was clean"));
     assert_eq!(sa["ike_sas"][0]["state"], "established", "{sa}");
     assert_eq!(
-        (held(&sa), held(&sb)),
+        (plane_sizes(&sa), plane_sizes(&sb)),
         one_child,
         "the data planes hold more (or less) than one CHILD_SA needs after the rekeys: A: {sa}\nB: {sb}"
     );
@@ -1243,17 +1269,7 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
         ping(&l.a.ns, V4.a_inner, V4.b_inner, 5),
         "no traffic on the settled SAs: A: {sa}\nB: {sb}"
     );
-    // The PSK is nowhere in what the daemons wrote or show.
-    let psk = PSK.trim_start_matches("0x");
-    for (side, text) in [
-        ("A", format!("{}{}", l.a.log(), l.a.status())),
-        ("B", format!("{}{}", l.b.log(), l.b.status())),
-    ] {
-        assert!(
-            !text.to_lowercase().contains(&psk[..24]),
-            "{side}: the PSK is in the log or status:\n{text}"
-        );
-    }
+    assert_psk_hidden(&l);
     let count = |log: String, what: &str| log.lines().filter(|l| l.contains(what)).count();
     let ike_rekeys = count(l.a.log(), "rekeyed, now");
     println!(
@@ -1262,6 +1278,114 @@ fn ikev2_survives_a_bad_wire_and_rekeys_across_it() {
         seen[1],
         count(l.a.log(), "installed, SPIs"),
         count(l.b.log(), "installed, SPIs"),
-        children(&sa)
+        child_spis(&sa)
+    );
+}
+
+/// A behind the MASQUERADE router, with nftables there losing and repeating
+/// a fifth of the IKE messages each way (UDP 500, and 4500 with the non-ESP
+/// marker; the repeats made after the NAT): IKE floats to 4500 through the
+/// losses, B (the responder, which sees A at the NAT's mapped port) answers
+/// repeats from its cache, the CHILD_SAs rekey every 30 packets under
+/// traffic with DPD every second, and once the router is clean both sides
+/// settle on one IKE SA with mirrored CHILD_SAs and data planes that hold
+/// just those.
+#[test]
+fn ikev2_through_a_lossy_nat() {
+    if !root_or_skip() {
+        return;
+    }
+    let l = tunnel_pair(
+        "ln",
+        &V4,
+        Path::Nat,
+        "ln",
+        Opts {
+            a_start: "none",
+            daemon: LOSSY_RETRANSMIT,
+            a_conn: "dpd_delay = \"1s\"\n",
+            child: REKEY_EVERY_30_PACKETS,
+            ..Opts::default()
+        },
+    );
+    let p = netns_prefix("pik");
+    let (nr, ra, rb) = (format!("{p}lnr"), format!("{p}lnra"), format!("{p}lnrb"));
+    let ike_to = |dir: &str, port: &str| {
+        [
+            format!("{dir} {port} 500 numgen random mod 100 < 20 counter"),
+            format!("{dir} {port} 4500 @th,64,32 0 numgen random mod 100 < 20 counter"),
+        ]
+    };
+    let mut rules = String::from(
+        "table ip piklossy {\n chain lose {\n  type filter hook forward priority filter;\n",
+    );
+    for r in ike_to(&format!("iifname \"{ra}\" udp"), "dport")
+        .iter()
+        .chain(&ike_to(&format!("iifname \"{rb}\" udp"), "sport"))
+    {
+        rules += &format!("  {r} drop\n");
+    }
+    rules += " }\n chain repeat {\n  type filter hook postrouting priority 200;\n";
+    for r in ike_to(&format!("oifname \"{rb}\" udp"), "dport") {
+        rules += &format!("  {r} dup to 203.0.113.2 device \"{rb}\"\n");
+    }
+    for r in ike_to(&format!("oifname \"{ra}\" udp"), "sport") {
+        rules += &format!("  {r} dup to 198.51.100.10 device \"{ra}\"\n");
+    }
+    rules += " }\n}\n";
+    let file = l.a.dir.join("lossy.nft");
+    std::fs::write(&file, &rules).unwrap();
+    ns_sh(&nr, &["nft", "-f", &file.display().to_string()]);
+    let up = l.a.cli(&["up", "ln"]);
+    assert!(
+        up.status.success(),
+        "up through the lossy NAT: {}\nA:\n{}\nB:\n{}",
+        String::from_utf8_lossy(&up.stderr),
+        l.a.log(),
+        l.b.log()
+    );
+    let one_child = (plane_sizes(&l.a.status()), plane_sizes(&l.b.status()));
+    run(&[
+        "ip", "netns", "exec", &l.a.ns, "ping", "-q", "-c", "300", "-i", "0.01", "-W", "1", "-I",
+        V4.a_inner, V4.b_inner,
+    ]);
+    let counts = run(&[
+        "ip", "netns", "exec", &nr, "nft", "list", "table", "ip", "piklossy",
+    ]);
+    let counts = String::from_utf8_lossy(&counts.stdout).to_string();
+    ns_sh(&nr, &["nft", "delete", "table", "ip", "piklossy"]);
+    let (sa, sb) = wait_mirrored(&l, "the NAT stopped losing IKE messages");
+    assert_eq!(sb["ike_sas"][0]["nat"], true, "{sb}");
+    assert_eq!(
+        (plane_sizes(&sa), plane_sizes(&sb)),
+        one_child,
+        "the data planes hold more (or less) than one CHILD_SA needs: A: {sa}\nB: {sb}"
+    );
+    let packets = |chain: &str| -> u64 {
+        counts
+            .split("chain ")
+            .find(|c| c.starts_with(chain))
+            .map(|c| {
+                c.split("packets ")
+                    .skip(1)
+                    .filter_map(|x| x.split(' ').next()?.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let (lost, repeated) = (packets("lose"), packets("repeat"));
+    assert!(
+        lost > 0 && repeated > 0,
+        "the NAT was not lossy enough to test anything:\n{counts}"
+    );
+    assert!(
+        ping(&l.a.ns, V4.a_inner, V4.b_inner, 3),
+        "no traffic on the settled SAs: A: {sa}\nB: {sb}"
+    );
+    assert_psk_hidden(&l);
+    println!(
+        "lossy NAT: {lost} IKE messages lost, {repeated} repeated; IKE stats A {}, B {}; settled on {:?}",
+        sa["ike_stats"], sb["ike_stats"],
+        child_spis(&sa)
     );
 }
