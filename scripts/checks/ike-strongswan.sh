@@ -867,39 +867,21 @@ for t,n in re.findall(r"\[([0-9.]+)\] no answer yet for icmp_seq=(\d+)", open(sy
 }
 
 # lossy_router on|off: in the NAT router, lose and repeat 20 % of the IKE
-# messages each way (nftables numgen random; UDP 500, and UDP 4500 with the
-# non-ESP marker; ESP is left alone). Repeats are made after the NAT, so
-# they carry the mapped address. `off` removes the rules and sets LOSSY to
-# what they did.
+# messages each way (scripts/checks/lossy-ike.nft; ESP is left alone).
+# `off` removes the rules and sets LOSSY to what they did.
 lossy_router() {
-    local r=${SS_NS}R ra=${SS_NS}Ra rb=${SS_NS}Rb chain
+    local r=${SS_NS}R chain
     if [ "$1" = on ]; then
-        ip netns exec "$r" nft -f - <<NFT
-table ip pislossy {
-  chain lose {
-    type filter hook forward priority filter; policy accept;
-    iifname "$ra" udp dport 500 numgen random mod 100 < 20 counter drop
-    iifname "$ra" udp dport 4500 @th,64,32 0 numgen random mod 100 < 20 counter drop
-    iifname "$rb" udp sport 500 numgen random mod 100 < 20 counter drop
-    iifname "$rb" udp sport 4500 @th,64,32 0 numgen random mod 100 < 20 counter drop
-  }
-  chain repeat {
-    type filter hook postrouting priority 200; policy accept;
-    oifname "$rb" udp dport 500 numgen random mod 100 < 20 counter dup to 203.0.113.2 device "$rb"
-    oifname "$rb" udp dport 4500 @th,64,32 0 numgen random mod 100 < 20 counter dup to 203.0.113.2 device "$rb"
-    oifname "$ra" udp sport 500 numgen random mod 100 < 20 counter dup to 198.51.100.10 device "$ra"
-    oifname "$ra" udp sport 4500 @th,64,32 0 numgen random mod 100 < 20 counter dup to 198.51.100.10 device "$ra"
-  }
-}
-NFT
+        ip netns exec "$r" nft -D ra="${SS_NS}Ra" -D rb="${SS_NS}Rb" -D a=198.51.100.10 \
+            -D b=203.0.113.2 -D pct=20 -f "$PWD/scripts/checks/lossy-ike.nft"
         return
     fi
     LOSSY=""
     for chain in lose repeat; do
-        LOSSY="$LOSSY $chain $(ip netns exec "$r" nft list chain ip pislossy "$chain" |
+        LOSSY="$LOSSY $chain $(ip netns exec "$r" nft list chain ip lossy_ike "$chain" |
             grep -o 'packets [0-9]*' | awk '{n += $2} END {print n + 0}')"
     done
-    ip netns exec "$r" nft delete table ip pislossy
+    ip netns exec "$r" nft delete table ip lossy_ike
 }
 
 # The daemon behind the NAT router against strongSwan, which rekeys the

@@ -1310,32 +1310,29 @@ fn ikev2_through_a_lossy_nat() {
     );
     let p = netns_prefix("pik");
     let (nr, ra, rb) = (format!("{p}lnr"), format!("{p}lnra"), format!("{p}lnrb"));
-    let ike_to = |dir: &str, port: &str| {
-        [
-            format!("{dir} {port} 500 numgen random mod 100 < 20 counter"),
-            format!("{dir} {port} 4500 @th,64,32 0 numgen random mod 100 < 20 counter"),
-        ]
-    };
-    let mut rules = String::from(
-        "table ip piklossy {\n chain lose {\n  type filter hook forward priority filter;\n",
+    // The same lossy router as the strongSwan check's daemon-lossy case.
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/checks/lossy-ike.nft"
     );
-    for r in ike_to(&format!("iifname \"{ra}\" udp"), "dport")
-        .iter()
-        .chain(&ike_to(&format!("iifname \"{rb}\" udp"), "sport"))
-    {
-        rules += &format!("  {r} drop\n");
-    }
-    rules += " }\n chain repeat {\n  type filter hook postrouting priority 200;\n";
-    for r in ike_to(&format!("oifname \"{rb}\" udp"), "dport") {
-        rules += &format!("  {r} dup to 203.0.113.2 device \"{rb}\"\n");
-    }
-    for r in ike_to(&format!("oifname \"{ra}\" udp"), "sport") {
-        rules += &format!("  {r} dup to 198.51.100.10 device \"{ra}\"\n");
-    }
-    rules += " }\n}\n";
-    let file = l.a.dir.join("lossy.nft");
-    std::fs::write(&file, &rules).unwrap();
-    ns_sh(&nr, &["nft", "-f", &file.display().to_string()]);
+    ns_sh(
+        &nr,
+        &[
+            "nft",
+            "-D",
+            &format!("ra={ra}"),
+            "-D",
+            &format!("rb={rb}"),
+            "-D",
+            "a=198.51.100.10",
+            "-D",
+            "b=203.0.113.2",
+            "-D",
+            "pct=20",
+            "-f",
+            rules,
+        ],
+    );
     let up = l.a.cli(&["up", "ln"]);
     assert!(
         up.status.success(),
@@ -1350,10 +1347,18 @@ fn ikev2_through_a_lossy_nat() {
         V4.a_inner, V4.b_inner,
     ]);
     let counts = run(&[
-        "ip", "netns", "exec", &nr, "nft", "list", "table", "ip", "piklossy",
+        "ip",
+        "netns",
+        "exec",
+        &nr,
+        "nft",
+        "list",
+        "table",
+        "ip",
+        "lossy_ike",
     ]);
     let counts = String::from_utf8_lossy(&counts.stdout).to_string();
-    ns_sh(&nr, &["nft", "delete", "table", "ip", "piklossy"]);
+    ns_sh(&nr, &["nft", "delete", "table", "ip", "lossy_ike"]);
     let (sa, sb) = wait_mirrored(&l, "the NAT stopped losing IKE messages");
     assert_eq!(sb["ike_sas"][0]["nat"], true, "{sb}");
     assert_eq!(
